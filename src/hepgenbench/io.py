@@ -1,0 +1,187 @@
+"""Atomic file output and the HDF5 event container shared by every stage.
+
+Snakemake deletes the outputs of a failed job, but a job killed by SIGKILL or a node
+failure never gets that chance. Every writer here therefore writes to a temporary file in
+the destination directory and renames it into place, so that a file that exists is a
+finished file.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import h5py
+import numpy as np
+
+from hepgenbench.errors import InputError
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | os.PathLike, suffix: str | None = None) -> Iterator[Path]:
+    """Yield a temporary path next to ``path``; rename it onto ``path`` only on success."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    suffix = path.suffix if suffix is None else suffix
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=f".tmp{suffix}", dir=path.parent)
+    os.close(fd)
+    tmp_path = Path(tmp)
+    try:
+        yield tmp_path
+        os.replace(tmp_path, path)
+    finally:
+        if tmp_path.exists():
+            tmp_path.unlink()
+
+
+def write_json(path: str | os.PathLike, obj: Any) -> None:
+    """Write ``obj`` as indented JSON, atomically. NaN/inf are written as null-safe strings."""
+    with atomic_path(path) as tmp:
+        tmp.write_text(json.dumps(obj, indent=2, sort_keys=False, default=_json_default) + "\n")
+
+
+def read_json(path: str | os.PathLike) -> Any:
+    return json.loads(Path(path).read_text())
+
+
+def _json_default(obj: Any) -> Any:
+    if isinstance(obj, np.generic):
+        return obj.item()
+    if isinstance(obj, np.ndarray):
+        return obj.tolist()
+    if isinstance(obj, Path):
+        return str(obj)
+    raise TypeError(f"cannot serialise {type(obj).__name__} to JSON")
+
+
+@dataclass
+class EventSet:
+    """A flat table of events in physical units, as every stage after ingestion sees it.
+
+    Attributes:
+        features: ``(N, D)`` array that the generators learn, in physical units.
+        feature_names: the ``D`` column names (unique).
+        kind: which derived observables and sanity checks apply: ``"zmumu"``,
+            ``"phasespace"``, ``"calo"`` or ``"generic"``.
+        transforms: one preprocessing spec per feature (see :mod:`hepgenbench.preprocess`).
+        condition: optional ``(N, C)`` array every model is conditioned on (the incident
+            energy for showers).
+        condition_names: the ``C`` condition names.
+        log_density: optional ``(N,)`` true log-density of each event in feature space, for
+            datasets whose density is known (``phasespace``).
+        units: optional unit string per feature, for axis labels.
+        meta: free-form provenance (source, generator settings, counts).
+    """
+
+    features: np.ndarray
+    feature_names: list[str]
+    kind: str = "generic"
+    transforms: list[dict] = field(default_factory=list)
+    condition: np.ndarray | None = None
+    condition_names: list[str] = field(default_factory=list)
+    log_density: np.ndarray | None = None
+    units: list[str] = field(default_factory=list)
+    meta: dict = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.features = np.asarray(self.features, dtype=np.float64)
+        if self.features.ndim != 2:
+            raise InputError(f"features must be a 2-D (events, features) array, got shape {self.features.shape}")
+        n, d = self.features.shape
+        if len(self.feature_names) != d:
+            raise InputError(f"{d} feature columns but {len(self.feature_names)} feature names")
+        dupes = sorted({f for f in self.feature_names if self.feature_names.count(f) > 1})
+        if dupes:
+            raise InputError(f"duplicated feature names {dupes}: every feature needs a unique name")
+        if not self.transforms:
+            self.transforms = [{"type": "standard"} for _ in range(d)]
+        if len(self.transforms) != d:
+            raise InputError(f"{d} features but {len(self.transforms)} transform specs")
+        if not self.units:
+            self.units = [""] * d
+        if self.condition is not None:
+            self.condition = np.asarray(self.condition, dtype=np.float64).reshape(n, -1)
+            if len(self.condition_names) != self.condition.shape[1]:
+                raise InputError("condition columns and condition_names differ in length")
+        if self.log_density is not None:
+            self.log_density = np.asarray(self.log_density, dtype=np.float64).reshape(n)
+
+    def __len__(self) -> int:
+        return self.features.shape[0]
+
+    @property
+    def n_features(self) -> int:
+        return self.features.shape[1]
+
+    @property
+    def n_conditions(self) -> int:
+        return 0 if self.condition is None else self.condition.shape[1]
+
+    def subset(self, index: np.ndarray) -> "EventSet":
+        """The events at ``index`` (an integer array or boolean mask), sharing metadata."""
+        return EventSet(
+            features=self.features[index],
+            feature_names=list(self.feature_names),
+            kind=self.kind,
+            transforms=[dict(t) for t in self.transforms],
+            condition=None if self.condition is None else self.condition[index],
+            condition_names=list(self.condition_names),
+            log_density=None if self.log_density is None else self.log_density[index],
+            units=list(self.units),
+            meta=dict(self.meta),
+        )
+
+
+def write_events(path: str | os.PathLike, events: EventSet, extra: dict[str, np.ndarray] | None = None) -> None:
+    """Write an :class:`EventSet` (plus optional extra arrays) to HDF5, atomically."""
+    with atomic_path(path) as tmp, h5py.File(tmp, "w") as f:
+        f.create_dataset("features", data=events.features, compression="gzip", compression_opts=1)
+        if events.condition is not None:
+            f.create_dataset("condition", data=events.condition)
+        if events.log_density is not None:
+            f.create_dataset("log_density", data=events.log_density)
+        for key, value in (extra or {}).items():
+            f.create_dataset(key, data=value)
+        f.attrs["feature_names"] = json.dumps(events.feature_names)
+        f.attrs["condition_names"] = json.dumps(events.condition_names)
+        f.attrs["kind"] = events.kind
+        f.attrs["transforms"] = json.dumps(events.transforms)
+        f.attrs["units"] = json.dumps(events.units)
+        f.attrs["meta"] = json.dumps(events.meta, default=_json_default)
+
+
+def read_events(path: str | os.PathLike) -> EventSet:
+    """Read an :class:`EventSet` written by :func:`write_events`."""
+    path = Path(path)
+    if not path.exists():
+        raise InputError(f"{path}: file does not exist")
+    try:
+        f = h5py.File(path, "r")
+    except OSError as err:
+        raise InputError(f"{path}: not a readable HDF5 file ({err})") from None
+    with f:
+        if "features" not in f:
+            raise InputError(f"{path}: no 'features' dataset; expected a file written by hepgenbench")
+        return EventSet(
+            features=f["features"][()],
+            feature_names=json.loads(f.attrs["feature_names"]),
+            kind=str(f.attrs.get("kind", "generic")),
+            transforms=json.loads(f.attrs.get("transforms", "[]")),
+            condition=f["condition"][()] if "condition" in f else None,
+            condition_names=json.loads(f.attrs.get("condition_names", "[]")),
+            log_density=f["log_density"][()] if "log_density" in f else None,
+            units=json.loads(f.attrs.get("units", "[]")),
+            meta=json.loads(f.attrs.get("meta", "{}")),
+        )
+
+
+def read_extra(path: str | os.PathLike, key: str) -> np.ndarray | None:
+    """Read an extra array stored beside the events, or ``None`` when it is absent."""
+    with h5py.File(path, "r") as f:
+        return f[key][()] if key in f else None

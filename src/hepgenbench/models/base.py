@@ -1,0 +1,154 @@
+"""The one interface every generator family implements, and the registry that names them.
+
+A model works in *network space*: the preprocessed, standardised coordinates produced by
+:mod:`hepgenbench.preprocess`. The workflow stages move data in and out of physical units,
+so a model never needs to know about GeV or radians.
+
+Families register themselves with :func:`register` so that the config can list them by
+name and the workflow can build them with :func:`build`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any, ClassVar
+
+import torch
+from torch import Tensor, nn
+
+from hepgenbench.errors import InputError
+
+
+@dataclass
+class TrainSettings:
+    """What the shared training loop needs to know; the config's ``training`` block."""
+
+    max_epochs: int = 100
+    batch_size: int = 512
+    learning_rate: float = 1e-3
+    weight_decay: float = 0.0
+    # Early stopping: stop after this many epochs without a better validation loss.
+    patience: int = 15
+    # Wall-clock budget in seconds; None trains for max_epochs (or until early stopping).
+    time_budget_s: float | None = None
+    seed: int = 0
+    threads: int = 1
+    device: str = "auto"  # "auto" picks CUDA when present, "cpu", or "cuda"
+    # Density-trained models (iaf): Monte-Carlo batch per step and steps per "epoch".
+    density_batch_size: int = 2048
+    density_steps_per_epoch: int = 100
+
+
+@dataclass
+class EpochRecord:
+    epoch: int
+    train_loss: float
+    val_loss: float
+    learning_rate: float
+    time_s: float  # wall time since the start of training
+
+
+@dataclass
+class TrainingLog:
+    """The record of one training run; saved in ``model.pt`` and as CSV."""
+
+    epochs: list[EpochRecord] = field(default_factory=list)
+    best_epoch: int = -1
+    best_val_loss: float = float("inf")
+    # "max_epochs" | "early_stopping" | "time_budget" | "diverged"
+    stopped_because: str = ""
+    diverged: bool = False
+    divergence_reason: str = ""
+    wall_time_s: float = 0.0
+    time_to_best_s: float = 0.0
+    n_parameters: int = 0
+    device: str = "cpu"
+    budget: str = ""  # which budget bounded the run: "epochs" or "wall-clock"
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "TrainingLog":
+        d = dict(d)
+        d["epochs"] = [EpochRecord(**e) for e in d.get("epochs", [])]
+        return cls(**d)
+
+
+class Generator(nn.Module):
+    """Base class of every family.
+
+    Subclasses set the class attributes, build their networks in ``__init__`` from
+    ``n_features``, ``n_conditions`` and keyword hyperparameters, and implement
+    :meth:`sample` and, where a density exists, :meth:`log_prob`. How a batch turns into
+    a loss is the subclass's business (:meth:`training_step`), so that GANs, which need
+    two optimisers, share the one training loop in :mod:`hepgenbench.train`.
+    """
+
+    family: ClassVar[str] = ""
+    #: ``log_prob`` is available (exact for flows, a bound for the VAE).
+    has_likelihood: ClassVar[bool] = False
+    #: ``log_prob`` is a lower bound (ELBO / IWAE), not the exact density.
+    likelihood_is_bound: ClassVar[bool] = False
+    #: Trained on an explicit target density rather than on data (``iaf``).
+    trains_on_density: ClassVar[bool] = False
+    #: Takes a condition vector.
+    supports_condition: ClassVar[bool] = True
+
+    def __init__(self, n_features: int, n_conditions: int = 0, **hparams: Any) -> None:
+        super().__init__()
+        if n_conditions and not self.supports_condition:
+            raise InputError(
+                f"model family '{self.family}' cannot take a condition, but the dataset has "
+                f"{n_conditions} condition column(s); remove the model or the condition"
+            )
+        self.n_features = n_features
+        self.n_conditions = n_conditions
+        self.hparams = dict(hparams)
+
+    def n_parameters(self) -> int:
+        return sum(p.numel() for p in self.parameters() if p.requires_grad)
+
+    def sample(self, n: int, cond: Tensor | None = None, generator: torch.Generator | None = None) -> Tensor:
+        """Draw ``n`` events in network space; ``cond`` is ``(n, C)`` when conditional."""
+        raise NotImplementedError
+
+    def log_prob(self, x: Tensor, cond: Tensor | None = None) -> Tensor:
+        """Log-density of ``x`` in network space (a bound when ``likelihood_is_bound``)."""
+        raise InputError(f"model family '{self.family}' has no likelihood")
+
+
+REGISTRY: dict[str, type[Generator]] = {}
+
+
+def register(name: str):
+    """Class decorator: make a family buildable by its config name."""
+
+    def wrap(cls: type[Generator]) -> type[Generator]:
+        if name in REGISTRY:
+            raise ValueError(f"model family '{name}' registered twice")
+        cls.family = name
+        REGISTRY[name] = cls
+        return cls
+
+    return wrap
+
+
+def build(name: str, n_features: int, n_conditions: int = 0, **hparams: Any) -> Generator:
+    """Build a registered family; unknown names list what exists."""
+    if name not in REGISTRY:
+        raise InputError(f"unknown model family '{name}'; known families: {sorted(REGISTRY)}")
+    return REGISTRY[name](n_features, n_conditions, **hparams)
+
+
+def select_device(requested: str = "auto") -> torch.device:
+    """CUDA when present and asked for; a requested but absent GPU falls back with a warning."""
+    import warnings
+
+    if requested == "cpu":
+        return torch.device("cpu")
+    if torch.cuda.is_available():
+        return torch.device("cuda")
+    if requested.startswith("cuda"):
+        warnings.warn(f"device '{requested}' was requested but no CUDA device is present; using the CPU", stacklevel=2)
+    return torch.device("cpu")
