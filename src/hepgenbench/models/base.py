@@ -117,6 +117,111 @@ class Generator(nn.Module):
         """Log-density of ``x`` in network space (a bound when ``likelihood_is_bound``)."""
         raise InputError(f"model family '{self.family}' has no likelihood")
 
+    # ------------------------------------------------------------------------------------
+    # Hooks used by the shared loop in :mod:`hepgenbench.train`. The defaults fit every
+    # family that minimises one scalar loss with one optimiser; GANs override them.
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.parameters()).device
+
+    def loss(self, x: Tensor, cond: Tensor | None = None) -> Tensor:
+        """Per-batch scalar training objective (mean over events); lower is better."""
+        raise NotImplementedError
+
+    def configure_optimizers(self, settings: TrainSettings) -> list[torch.optim.Optimizer]:
+        """The optimisers the loop steps and checkpoints; one Adam by default."""
+        return [
+            torch.optim.Adam(self.parameters(), lr=settings.learning_rate, weight_decay=settings.weight_decay)
+        ]
+
+    def training_step(self, x: Tensor, cond: Tensor | None, optimizers: list[torch.optim.Optimizer]) -> dict[str, float]:
+        """One update on one batch; returns at least ``{"loss": ...}`` (floats, for the log).
+
+        The model, not the loop, owns the update so that adversarial families can alternate
+        their two optimisers inside the same loop.
+        """
+        (optimizer,) = optimizers
+        optimizer.zero_grad(set_to_none=True)
+        loss = self.loss(x, cond)
+        if torch.isfinite(loss):  # a non-finite loss is reported, never applied
+            loss.backward()
+            optimizer.step()
+        return {"loss": float(loss.detach())}
+
+    @torch.no_grad()
+    def validation_loss(self, x: Tensor, cond: Tensor | None = None, batch_size: int = 4096) -> float:
+        """Early-stopping criterion on the validation set; the training loss by default."""
+        total = 0.0
+        for start in range(0, len(x), batch_size):
+            xb = x[start : start + batch_size]
+            cb = None if cond is None else cond[start : start + batch_size]
+            total += float(self.loss(xb, cb)) * len(xb)
+        return total / max(len(x), 1)
+
+    def check_divergence(self, history: list[dict[str, float]]) -> str:
+        """A reason to stop (e.g. a discriminator that wins outright), or ``""``.
+
+        ``history`` holds the per-epoch means of what :meth:`training_step` returned.
+        """
+        return ""
+
+    # ------------------------------------------------------------------------------------
+    # Persistence: everything needed to rebuild the model without the config.
+
+    def export(self) -> dict[str, Any]:
+        """Family, shapes, hyperparameters and weights: what :func:`from_export` needs."""
+        return {
+            "family": self.family,
+            "n_features": self.n_features,
+            "n_conditions": self.n_conditions,
+            "hparams": dict(self.hparams),
+            "state_dict": {k: v.detach().cpu() for k, v in self.state_dict().items()},
+        }
+
+    def _check_cond(self, cond: Tensor | None, n: int) -> Tensor | None:
+        """Validate a condition batch against the model; returns it on the model's device."""
+        if self.n_conditions == 0:
+            if cond is not None:
+                raise InputError(f"model family '{self.family}' was built without conditions but got cond")
+            return None
+        if cond is None:
+            raise InputError(
+                f"model family '{self.family}' is conditional ({self.n_conditions} condition column(s)); "
+                "pass cond of shape (n, C)"
+            )
+        cond = torch.as_tensor(cond, dtype=torch.get_default_dtype(), device=self.device)
+        if cond.shape != (n, self.n_conditions):
+            raise InputError(
+                f"cond has shape {tuple(cond.shape)}; expected ({n}, {self.n_conditions}) for this model"
+            )
+        return cond
+
+
+def standard_normal(shape: tuple[int, ...], generator: torch.Generator | None, device: torch.device) -> Tensor:
+    """N(0, 1) noise drawn on the generator's device, then moved.
+
+    Drawing where the generator lives means one CPU seed gives the same noise whether the
+    model runs on the CPU or on CUDA.
+    """
+    gen_device = generator.device if generator is not None else torch.device("cpu")
+    return torch.randn(shape, generator=generator, device=gen_device).to(device)
+
+
+def mlp(n_in: int, n_out: int, hidden: tuple[int, ...] | list[int], activation: type[nn.Module] = nn.SiLU) -> nn.Sequential:
+    """A plain fully connected network: Linear, activation, ..., Linear."""
+    layers: list[nn.Module] = []
+    for width in hidden:
+        layers += [nn.Linear(n_in, width), activation()]
+        n_in = width
+    layers.append(nn.Linear(n_in, n_out))
+    return nn.Sequential(*layers)
+
+
+def cat_cond(x: Tensor, cond: Tensor | None) -> Tensor:
+    """Append the condition columns to the input, the usual way to condition an MLP."""
+    return x if cond is None else torch.cat([x, cond], dim=-1)
+
 
 REGISTRY: dict[str, type[Generator]] = {}
 
@@ -139,6 +244,13 @@ def build(name: str, n_features: int, n_conditions: int = 0, **hparams: Any) -> 
     if name not in REGISTRY:
         raise InputError(f"unknown model family '{name}'; known families: {sorted(REGISTRY)}")
     return REGISTRY[name](n_features, n_conditions, **hparams)
+
+
+def from_export(exported: dict[str, Any]) -> Generator:
+    """Rebuild a model written by :meth:`Generator.export`."""
+    model = build(exported["family"], exported["n_features"], exported["n_conditions"], **exported["hparams"])
+    model.load_state_dict(exported["state_dict"])
+    return model
 
 
 def select_device(requested: str = "auto") -> torch.device:

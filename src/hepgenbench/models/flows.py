@@ -1,0 +1,187 @@
+"""Normalising flows built from zuko: MAF, RealNVP, NSF (coupling splines) and IAF.
+
+All four share one wrapper, :class:`FlowGenerator`: the loss is the negative
+log-likelihood, and sampling pushes N(0, 1) noise drawn from the caller's
+``torch.Generator`` through the inverse transform, so samples are seeded without touching
+the global RNG. Each family only says which zuko flow it builds.
+
+Speed is part of what the benchmark measures, so the families keep their natural costs:
+MAF needs one network pass per feature to sample and IAF one pass per feature to evaluate
+the density of an arbitrary point; the coupling flows are fast both ways.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import torch
+import zuko
+from torch import Tensor
+
+from hepgenbench.errors import InputError
+from hepgenbench.models.base import Generator, register, standard_normal
+
+DensityFn = Callable[[Tensor], Tensor]
+
+
+class FlowGenerator(Generator):
+    """A zuko flow behind the :class:`Generator` interface (subclasses set :meth:`build_flow`).
+
+    Hyperparameters: ``transforms`` (number of bijective layers), ``hidden`` (widths of the
+    conditioner MLPs).
+    """
+
+    has_likelihood = True
+    defaults: dict[str, Any] = {"transforms": 5, "hidden": (128, 128)}
+
+    def __init__(self, n_features: int, n_conditions: int = 0, **hparams: Any) -> None:
+        unknown = set(hparams) - set(self.defaults)
+        if unknown:
+            raise InputError(
+                f"unknown hyperparameter(s) {sorted(unknown)} for model family '{type(self).__name__}'; "
+                f"known: {sorted(self.defaults)}"
+            )
+        merged = {**self.defaults, **hparams}
+        merged["hidden"] = tuple(int(h) for h in merged["hidden"])
+        super().__init__(n_features, n_conditions, **merged)
+        self.flow = self.build_flow(n_features, n_conditions, **merged)
+
+    def build_flow(self, n_features: int, n_conditions: int, **hparams: Any) -> zuko.flows.Flow:
+        raise NotImplementedError
+
+    def _dist(self, cond: Tensor | None):
+        return self.flow(cond)
+
+    def log_prob(self, x: Tensor, cond: Tensor | None = None) -> Tensor:
+        cond = self._check_cond(cond, len(x))
+        return self._dist(cond).log_prob(x)
+
+    def loss(self, x: Tensor, cond: Tensor | None = None) -> Tensor:
+        return -self.log_prob(x, cond).mean()
+
+    def sample(self, n: int, cond: Tensor | None = None, generator: torch.Generator | None = None) -> Tensor:
+        cond = self._check_cond(cond, n)
+        # zuko's base is a fixed standard normal, so drawing z ourselves keeps the seed in
+        # the caller's generator rather than in the global RNG.
+        z = standard_normal((n, self.n_features), generator, self.device)
+        return self._dist(cond).transform.inv(z)
+
+    # ------------------------------------------------------------------------------------
+    # Training against an explicit density (used by ``iaf``; any flow can do it).
+
+    def sample_and_log_prob(self, n: int, generator: torch.Generator | None = None) -> tuple[Tensor, Tensor]:
+        """Samples and their log q in one pass in the sampling direction."""
+        z = standard_normal((n, self.n_features), generator, self.device)
+        dist = self._dist(None)
+        x, ladj = dist.transform.inv.call_and_ladj(z)
+        return x, dist.base.log_prob(z) - ladj
+
+    def density_step(self, log_density: DensityFn, batch_size: int, optimizers: list[torch.optim.Optimizer]) -> dict[str, float]:
+        """One step of importance-weighted forward KL, KL(p‖q) (MadNIS, arXiv:2212.06172).
+
+        Events are drawn from q without gradient, weighted by w = p/q (self-normalised, so
+        p needs no normalisation), and log q is maximised at those fixed points. Reverse
+        KL, E_q[log q − log p], is not used: the target is −inf outside the physical
+        region, so a single sample there makes the loss infinite; here such events just get
+        weight 0. The cost is one density evaluation of q at given points per step, which
+        for an IAF is the slow (one pass per feature) direction.
+        """
+        (optimizer,) = optimizers
+        with torch.no_grad():
+            x, log_q = self.sample_and_log_prob(batch_size)
+            log_w = log_density(x) - log_q
+            if not torch.isfinite(log_w).any():
+                return {"loss": float("nan")}
+            weights = torch.softmax(log_w, dim=0)
+        optimizer.zero_grad(set_to_none=True)
+        loss = -(weights * self.log_prob(x)).sum()
+        loss.backward()
+        optimizer.step()
+        return {"loss": kl_estimate(log_w)}
+
+    @torch.no_grad()
+    def density_validation(self, log_density: DensityFn, z: Tensor) -> float:
+        """KL(p‖q) estimated on fixed base draws ``z`` (same noise every epoch)."""
+        dist = self._dist(None)
+        x, ladj = dist.transform.inv.call_and_ladj(z.to(self.device))
+        log_w = log_density(x) - (dist.base.log_prob(z.to(self.device)) - ladj)
+        return kl_estimate(log_w)
+
+
+def kl_estimate(log_w: Tensor) -> float:
+    """Self-normalised importance estimate of KL(p‖q) from log weights log p − log q of q-samples.
+
+    With normalised weights w̃ = w / Σw, KL ≈ Σ w̃ log(n w̃); it is 0 when q = p (up to p's
+    normalisation) and grows as q misses regions where p lives.
+    """
+    if not torch.isfinite(log_w).any():
+        return float("nan")
+    w = torch.softmax(log_w, dim=0)
+    n = len(log_w)
+    mask = w > 0
+    return float((w[mask] * torch.log(n * w[mask])).sum())
+
+
+@register("maf")
+class MAF(FlowGenerator):
+    """Masked autoregressive flow (Papamakarios et al., arXiv:1705.07057), ``zuko.flows.MAF``.
+
+    Affine MADE layers with alternating feature order. Density evaluation is one pass;
+    sampling is one pass per feature, kept on purpose: that cost is a benchmark result.
+    """
+
+    def build_flow(self, n_features: int, n_conditions: int, transforms: int, hidden: tuple[int, ...]) -> zuko.flows.Flow:
+        return zuko.flows.MAF(n_features, n_conditions, transforms=transforms, hidden_features=hidden)
+
+
+@register("realnvp")
+class RealNVP(FlowGenerator):
+    """Affine coupling flow (Dinh et al., arXiv:1605.08803), ``zuko.flows.RealNVP``.
+
+    zuko 1.6 ships RealNVP as affine coupling layers whose masks alternate between the two
+    halves of the features; fast in both directions.
+    """
+
+    def build_flow(self, n_features: int, n_conditions: int, transforms: int, hidden: tuple[int, ...]) -> zuko.flows.Flow:
+        if n_features < 2:
+            raise InputError("model family 'realnvp' needs at least 2 features to split into coupling halves")
+        return zuko.flows.RealNVP(n_features, n_conditions, transforms=transforms, hidden_features=hidden)
+
+
+@register("nsf")
+class NSF(FlowGenerator):
+    """Rational-quadratic spline coupling flow (Durkan et al., arXiv:1906.04032).
+
+    ``zuko.flows.NSF`` with ``passes=2`` (coupling, not autoregressive). The splines cover
+    [-5, 5] and are the identity outside, which is why the inputs must be standardised.
+    Extra hyperparameter: ``bins`` (spline knots, default 8).
+    """
+
+    defaults = {**FlowGenerator.defaults, "bins": 8}
+
+    def build_flow(
+        self, n_features: int, n_conditions: int, transforms: int, hidden: tuple[int, ...], bins: int
+    ) -> zuko.flows.Flow:
+        if n_features < 2:
+            raise InputError("model family 'nsf' is a coupling flow and needs at least 2 features")
+        return zuko.flows.NSF(
+            n_features, n_conditions, bins=int(bins), transforms=transforms, passes=2, hidden_features=hidden
+        )
+
+
+@register("iaf")
+class IAF(FlowGenerator):
+    """Inverse autoregressive flow (Kingma et al., arXiv:1606.04934): the inverse of a MAF.
+
+    Sampling and the density of its own samples take one pass; the density of an arbitrary
+    point takes one pass per feature. It is trained without data, against an explicit
+    target density, by :func:`hepgenbench.train.fit_density` (see :meth:`density_step`),
+    the use it has in phase-space integration. Unconditional.
+    """
+
+    trains_on_density = True
+    supports_condition = False
+
+    def build_flow(self, n_features: int, n_conditions: int, transforms: int, hidden: tuple[int, ...]) -> zuko.flows.Flow:
+        maf = zuko.flows.MAF(n_features, n_conditions, transforms=transforms, hidden_features=hidden)
+        return zuko.flows.Flow(maf.transform.inv, maf.base)
