@@ -1,0 +1,81 @@
+"""``hepgenbench <stage>``: the one entry point the Snakemake rules call.
+
+Every stage takes named files (``--in NAME=PATH``, ``--out NAME=PATH``, repeatable; a
+name given twice becomes a list), a JSON slice of the config (``--params``) and the
+rule's ``--threads``. Errors in user input are printed as one clear line, without a
+traceback, and exit with status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from collections import defaultdict
+
+from hepgenbench.errors import InputError
+
+STAGES = ("source", "merge", "ingest", "split", "preprocess", "train", "sample", "evaluate", "plots", "report")
+
+
+def _named_paths(pairs: list[str]) -> dict[str, str | list[str]]:
+    grouped: dict[str, list[str]] = defaultdict(list)
+    for pair in pairs:
+        name, sep, path = pair.partition("=")
+        if not sep:
+            raise SystemExit(f"expected NAME=PATH, got '{pair}'")
+        grouped[name].append(path)
+    return {k: v[0] if len(v) == 1 else v for k, v in grouped.items()}
+
+
+def _list(value: str | list[str]) -> list[str]:
+    return [value] if isinstance(value, str) else value
+
+
+def run(stage: str, inputs: dict, outputs: dict, params: dict, threads: int) -> None:
+    # torch and numpy read these at import: set them before either is imported.
+    for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+        os.environ[var] = str(threads)
+    from hepgenbench import stages
+
+    if stage == "source":
+        stages.source(outputs["data"], params)
+    elif stage == "merge":
+        stages.merge(_list(inputs["chunks"]), outputs["data"])
+    elif stage == "ingest":
+        stages.ingest(_list(inputs["files"]), outputs["events"], params)
+    elif stage == "split":
+        stages.split(inputs["events"], outputs["split"], params)
+    elif stage == "preprocess":
+        stages.preprocess(inputs["events"], inputs["split"], outputs["transform"])
+    elif stage == "train":
+        stages.train(inputs, outputs, params, threads)
+    elif stage == "sample":
+        stages.sample(inputs, outputs["sample"], params, threads)
+    elif stage == "evaluate":
+        stages.evaluate(inputs, outputs["metrics"], params, threads)
+    elif stage == "plots":
+        stages.plots(inputs, outputs["plots"], params)
+    elif stage == "report":
+        stages.report(inputs, outputs, params)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="hepgenbench", description=__doc__.splitlines()[0])
+    parser.add_argument("stage", choices=STAGES)
+    parser.add_argument("--in", dest="inputs", action="append", default=[], metavar="NAME=PATH")
+    parser.add_argument("--out", dest="outputs", action="append", default=[], metavar="NAME=PATH")
+    parser.add_argument("--params", default="{}", help="JSON slice of the config")
+    parser.add_argument("--threads", type=int, default=1)
+    args = parser.parse_args(argv)
+    try:
+        run(args.stage, _named_paths(args.inputs), _named_paths(args.outputs), json.loads(args.params), args.threads)
+    except InputError as err:
+        print(f"hepgenbench {args.stage}: error: {err}", file=sys.stderr, flush=True)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

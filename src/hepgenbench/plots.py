@@ -1,0 +1,725 @@
+"""The comparison plots of one dataset: truth against every model, in physical units.
+
+One call, :func:`make_dataset_plots`, draws every figure a dataset has and returns a
+:class:`PlotRecord` per figure (PNG for the report, PDF beside it for papers). Every
+figure kind reads the same inputs the metrics read, so a number in the report's table can
+be looked at as a picture:
+
+- ``observable`` / ``feature``: normalised histograms with a model/truth ratio panel and
+  the truth's Poisson band, derived observables first (the Z peak in m_μμ);
+- ``correlation``: Pearson matrices of truth, a model, and their difference;
+- ``training``: training and validation loss per epoch;
+- ``calo``: the average shower per layer, mean layer energy against the incident energy
+  and per-incident-energy scores (the CaloChallenge-2022 views, arXiv:2410.21611);
+- ``classifier``: the distribution of the C2ST classifier weights w = p/(1−p), the
+  reweighting view of arXiv:2305.16774 (Das et al., "How to understand limitations of
+  generative networks");
+- ``cost``: quality against training time and sampling rate with the Pareto front;
+- ``dalitz``: m²₁₂ against m²₂₃ for the three-body decay.
+
+File names are deterministic (``{outdir}/{kind}/{name}.png``) and every file is written
+atomically, so a re-run overwrites and a killed run leaves no half-written PNG.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import re
+import warnings
+from collections.abc import Callable, Mapping
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")  # before pyplot: plots are written on headless nodes
+
+import hist  # noqa: E402
+import matplotlib.pyplot as plt  # noqa: E402
+import mplhep  # noqa: E402
+import numpy as np  # noqa: E402
+from matplotlib.figure import Figure  # noqa: E402
+
+from hepgenbench.errors import InputError  # noqa: E402
+from hepgenbench.io import EventSet, atomic_path, read_events, read_json, write_json  # noqa: E402
+
+#: A derived-observable function, as :func:`hepgenbench.data.observables.derived_observables`.
+ObservableFn = Callable[[EventSet], tuple[np.ndarray, list[str]]]
+
+#: Above this many features the per-feature histograms and correlation matrices use the
+#: derived observables only: 368 voxel histograms say less than a dozen shower shapes.
+MAX_FEATURE_PLOTS = 40
+#: PNG resolution for the report; the PDF beside it is vector.
+DPI = 72
+TRUTH_COLOR = "black"
+
+# CaloChallenge-2022 dataset 1, photons (binning_dataset_1_photons.xml): the layers that
+# have voxels, their radial bin edges in mm and number of angular bins. Voxels are stored
+# layer by layer, angular bin major and radial bin minor: 8 + 160 + 190 + 5 + 5 = 368.
+CALO_DS1_PHOTON_LAYERS: tuple[tuple[int, tuple[float, ...], int], ...] = (
+    (0, (0, 5, 10, 30, 50, 100, 200, 400, 600), 1),
+    (1, (0, 2, 4, 6, 8, 10, 12, 15, 20, 30, 40, 50, 70, 90, 120, 150, 200), 10),
+    (2, (0, 2, 5, 10, 15, 20, 25, 30, 40, 50, 60, 80, 100, 130, 160, 200, 250, 300, 350, 400), 10),
+    (3, (0, 50, 100, 200, 400, 600), 1),
+    (12, (0, 100, 200, 400, 1000, 2000), 1),
+)
+
+
+@dataclass
+class PlotRecord:
+    """One written figure, as the report and the manifest list it."""
+
+    path_png: str
+    path_pdf: str
+    kind: str
+    title: str
+    caption: str
+
+
+@dataclass(frozen=True)
+class CaloLayer:
+    """One calorimeter layer: its id, radial edges (mm), angular bins and voxel slice."""
+
+    layer_id: int
+    r_edges: np.ndarray
+    n_alpha: int
+    start: int
+
+    @property
+    def n_r(self) -> int:
+        return len(self.r_edges) - 1
+
+    @property
+    def n_voxels(self) -> int:
+        return self.n_r * self.n_alpha
+
+    def energies(self, voxels: np.ndarray) -> np.ndarray:
+        """``(N, n_alpha, n_r)`` voxel energies of this layer."""
+        return voxels[:, self.start : self.start + self.n_voxels].reshape(-1, self.n_alpha, self.n_r)
+
+
+def calo_layers(events: EventSet) -> list[CaloLayer]:
+    """The layer geometry of a calorimeter :class:`EventSet`.
+
+    Taken from ``events.meta["calo_layers"]`` (a list of ``{"id", "r_edges", "n_alpha"}``)
+    when the source wrote it, else the CaloChallenge dataset-1-photon geometry when the
+    event has its 368 voxels.
+    """
+    spec = events.meta.get("calo_layers")
+    if spec is None:
+        spec = [{"id": i, "r_edges": r, "n_alpha": a} for i, r, a in CALO_DS1_PHOTON_LAYERS]
+    layers, start = [], 0
+    for entry in spec:
+        layer = CaloLayer(int(entry["id"]), np.asarray(entry["r_edges"], float), int(entry["n_alpha"]), start)
+        layers.append(layer)
+        start += layer.n_voxels
+    if start != events.n_features:
+        raise InputError(
+            f"calo events have {events.n_features} voxel features but the layer geometry has {start} voxels; "
+            "expected CaloChallenge dataset-1-photon voxels (368) or meta['calo_layers'] describing the layers"
+        )
+    return layers
+
+
+def make_dataset_plots(
+    dataset: str,
+    truth: EventSet,
+    samples: Mapping[str, EventSet],
+    metrics: Mapping[str, dict],
+    training_csvs: Mapping[str, str],
+    outdir: str,
+    observables: ObservableFn | None = None,
+) -> list[PlotRecord]:
+    """Draw every figure of one dataset under ``outdir`` and return their records.
+
+    Args:
+        dataset: the dataset name, for titles.
+        truth: truth holdout A in physical units.
+        samples: generated events per model, same columns as ``truth``.
+        metrics: the metrics JSON per model (and optionally ``"truth"``).
+        training_csvs: per model, the path of its ``training.csv``.
+        outdir: the dataset's plot directory.
+        observables: the derived-observable function; by default
+            :func:`hepgenbench.data.observables.derived_observables`.
+    """
+    if observables is None:
+        from hepgenbench.data.observables import derived_observables as observables
+    for model, events in samples.items():
+        if events.feature_names != truth.feature_names:
+            raise InputError(
+                f"samples of model '{model}' have columns {events.feature_names[:5]}..., "
+                f"expected the truth's {truth.feature_names[:5]}..."
+            )
+    models = list(samples)
+    colors = model_colors(models)
+    out = Path(outdir)
+    truth_obs, obs_names = observables(truth)
+    sample_obs = {m: observables(ev)[0] for m, ev in samples.items()}
+
+    records: list[PlotRecord] = []
+    with plt.style.context(mplhep.style.CMS):
+        plt.rcParams["figure.max_open_warning"] = 0
+        records += _observable_histograms(
+            dataset, "observable", truth_obs, obs_names, [""] * len(obs_names), sample_obs, colors, out
+        )
+        if truth.n_features <= MAX_FEATURE_PLOTS:
+            sample_feats = {m: ev.features for m, ev in samples.items()}
+            records += _observable_histograms(
+                dataset, "feature", truth.features, truth.feature_names, truth.units, sample_feats, colors, out
+            )
+        corr_truth, corr_names = _correlation_columns(truth, truth_obs, obs_names)
+        for model in models:
+            corr_model, _ = _correlation_columns(samples[model], sample_obs[model], obs_names)
+            records.append(_correlation_plot(dataset, model, corr_truth, corr_model, corr_names, out))
+        if training_csvs:
+            records.append(_training_plot(dataset, training_csvs, colors, out))
+        if truth.kind == "calo":
+            records += _calo_plots(dataset, truth, samples, metrics, colors, out)
+        if truth.kind == "phasespace":
+            records += _dalitz_plot(dataset, truth, truth_obs, obs_names, samples, sample_obs, out)
+        weights = _classifier_weight_plot(dataset, metrics, models, colors, out)
+        if weights is not None:
+            records.append(weights)
+        cost = _cost_plot(dataset, metrics, models, colors, out)
+        if cost is not None:
+            records.append(cost)
+    return records
+
+
+def model_colors(models: list[str]) -> dict[str, str]:
+    """One colour per model, stable for a given model order (colour-blind-safe cycle)."""
+    # Petroff 10-colour cycle (arXiv:2107.02270), adopted by CMS for colour-blind readers.
+    palette = ["#3f90da", "#ffa90e", "#bd1f01", "#94a4a2", "#832db6", "#a96b59", "#e76300", "#b9ac70",
+               "#717581", "#92dadd"]  # fmt: skip
+    return {m: palette[i % len(palette)] for i, m in enumerate(models)}
+
+
+def safe_name(name: str) -> str:
+    """A file-name-safe version of a column name (``p_T [GeV]`` → ``p_T_GeV``)."""
+    return re.sub(r"_+", "_", re.sub(r"[^A-Za-z0-9.-]+", "_", name)).strip("_") or "unnamed"
+
+
+def save_figure(fig: Figure, png_path: Path) -> tuple[str, str]:
+    """Write ``fig`` as PNG and PDF beside it, each atomically, and close it."""
+    pdf_path = png_path.with_suffix(".pdf")
+    with atomic_path(png_path) as tmp:
+        fig.savefig(tmp, format="png", dpi=DPI)
+    with atomic_path(pdf_path) as tmp:
+        fig.savefig(tmp, format="pdf")
+    plt.close(fig)
+    return str(png_path), str(pdf_path)
+
+
+def histogram_edges(truth: np.ndarray, n_bins: int = 50) -> np.ndarray:
+    """Bin edges covering the truth's 0.1–99.9 % quantiles, or its integer values."""
+    x = truth[np.isfinite(truth)]
+    if x.size == 0:
+        raise InputError("a truth column has no finite values to histogram")
+    values = np.unique(x)
+    if values.size <= n_bins and np.allclose(values, np.round(values)):
+        # Multiplicities and charges: one bin per integer.
+        return np.arange(values.min() - 0.5, values.max() + 1.5)
+    lo, hi = np.quantile(x, [0.001, 0.999])
+    if hi <= lo:
+        lo, hi = lo - 0.5, hi + 0.5
+    pad = 0.02 * (hi - lo)
+    return np.linspace(lo - pad, hi + pad, n_bins + 1)
+
+
+def _observable_histograms(
+    dataset: str,
+    kind: str,
+    truth: np.ndarray,
+    names: list[str],
+    units: list[str],
+    samples: Mapping[str, np.ndarray],
+    colors: Mapping[str, str],
+    out: Path,
+) -> list[PlotRecord]:
+    records, used = [], set()
+    for j, name in enumerate(names):
+        label = f"{name} [{units[j]}]" if units[j] else name
+        fig = _ratio_histogram(truth[:, j], {m: s[:, j] for m, s in samples.items()}, label, colors)
+        fname = _unique(safe_name(name), used)
+        png, pdf = save_figure(fig, out / f"{kind}s" / f"{fname}.png")
+        what = "derived observable" if kind == "observable" else "feature"
+        records.append(
+            PlotRecord(
+                png, pdf, kind, f"{dataset}: {label}",
+                f"Normalised distribution of the {what} {label}: truth (black, with its Poisson "
+                "uncertainty as a grey band) against every model; the lower panel shows model/truth.",
+            )  # fmt: skip
+        )
+    return records
+
+
+def _ratio_histogram(
+    truth: np.ndarray, samples: Mapping[str, np.ndarray], label: str, colors: Mapping[str, str]
+) -> Figure:
+    edges = histogram_edges(truth)
+    axis = hist.axis.Variable(edges, name="x", label=label)
+    fig, (ax, rax) = plt.subplots(2, 1, figsize=(8, 7), sharex=True, gridspec_kw={"height_ratios": [3, 1], "hspace": 0.05})
+    h_truth = hist.Hist(axis).fill(truth[np.isfinite(truth)])
+    t_counts = h_truth.values()
+    widths = np.diff(edges)
+    t_norm = t_counts.sum() * widths
+    t_density = t_counts / t_norm
+    t_rel = np.divide(np.sqrt(t_counts), t_counts, out=np.zeros_like(t_counts), where=t_counts > 0)
+    mplhep.histplot(t_density, edges, ax=ax, color=TRUTH_COLOR, label="truth", lw=2)
+    ax.stairs(t_density * (1 + t_rel), edges, baseline=t_density * (1 - t_rel), fill=True, color="grey", alpha=0.35)
+    rax.stairs(1 + t_rel, edges, baseline=1 - t_rel, fill=True, color="grey", alpha=0.35)
+    rax.axhline(1.0, color=TRUTH_COLOR, lw=1)
+    for model, values in samples.items():
+        h = hist.Hist(axis).fill(values[np.isfinite(values)])
+        counts = h.values()
+        density = counts / max(counts.sum(), 1) / widths
+        mplhep.histplot(density, edges, ax=ax, color=colors[model], label=model, lw=1.5)
+        ratio = np.divide(density, t_density, out=np.full_like(density, np.nan), where=t_density > 0)
+        rax.stairs(ratio, edges, color=colors[model], lw=1.5)
+    ax.set_ylabel("normalised")
+    ax.set_xlabel("")
+    ax.legend(fontsize="x-small", ncols=2)
+    rax.set_ylim(0.5, 1.5)
+    rax.set_ylabel("model/truth", fontsize="small")
+    rax.set_xlabel(label)
+    return fig
+
+
+def _unique(name: str, used: set[str]) -> str:
+    candidate, k = name, 1
+    while candidate in used:
+        k += 1
+        candidate = f"{name}_{k}"
+    used.add(candidate)
+    return candidate
+
+
+def _correlation_columns(events: EventSet, obs: np.ndarray, obs_names: list[str]) -> tuple[np.ndarray, list[str]]:
+    """The columns whose correlations are drawn: features (when few) and derived observables."""
+    if events.n_features <= MAX_FEATURE_PLOTS:
+        return np.hstack([events.features, obs]), list(events.feature_names) + list(obs_names)
+    return obs, list(obs_names)
+
+
+def correlation_matrix(x: np.ndarray) -> np.ndarray:
+    """Pearson correlations of the columns of ``x`` over its finite rows; constant columns give 0."""
+    x = x[np.all(np.isfinite(x), axis=1)]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        c = np.corrcoef(x, rowvar=False) if len(x) > 1 else np.full((x.shape[1], x.shape[1]), np.nan)
+    return np.nan_to_num(np.atleast_2d(c), nan=0.0)
+
+
+def _correlation_plot(
+    dataset: str, model: str, truth: np.ndarray, generated: np.ndarray, names: list[str], out: Path
+) -> PlotRecord:
+    c_truth, c_model = correlation_matrix(truth), correlation_matrix(generated)
+    diff = c_model - c_truth
+    size = max(6.0, 0.35 * len(names) + 3)
+    fig, axes = plt.subplots(1, 3, figsize=(3 * size, size), constrained_layout=True)
+    panels = [(c_truth, "truth", "RdBu_r", 1.0), (c_model, model, "RdBu_r", 1.0)]
+    panels.append((diff, f"{model} − truth", "PuOr_r", max(0.05, float(np.abs(diff).max()))))
+    for ax, (mat, title, cmap, vmax) in zip(axes, panels):
+        im = ax.imshow(mat, cmap=cmap, vmin=-vmax, vmax=vmax)
+        ax.set_title(title, fontsize="medium")
+        ticks = np.arange(len(names))
+        ax.set_xticks(ticks, names, rotation=90, fontsize="xx-small")
+        ax.set_yticks(ticks, names, fontsize="xx-small")
+        ax.minorticks_off()
+        fig.colorbar(im, ax=ax, shrink=0.8)
+    png, pdf = save_figure(fig, out / "correlations" / f"{safe_name(model)}.png")
+    return PlotRecord(
+        png, pdf, "correlation", f"{dataset}: correlations, {model}",
+        f"Pearson correlation matrices of truth and {model}, and their difference "
+        f"(largest |Δρ| = {np.abs(diff).max():.3f}).",
+    )  # fmt: skip
+
+
+def read_training_csv(path: str) -> dict[str, np.ndarray]:
+    """The columns of a ``training.csv`` (epoch, train_loss, val_loss, learning_rate, time_s)."""
+    required = ("epoch", "train_loss", "val_loss")
+    if not Path(path).exists():
+        raise InputError(f"{path}: training log does not exist")
+    with open(path, newline="") as f:
+        rows = list(csv.DictReader(f))
+        fields = [] if not rows else list(rows[0])
+    missing = [c for c in required if rows and c not in fields]
+    if missing:
+        raise InputError(f"{path}: training log lacks columns {missing}; expected {list(required)}")
+    return {c: np.array([float(r[c]) if r[c] not in ("", None) else np.nan for r in rows]) for c in required}
+
+
+def _training_plot(
+    dataset: str, training_csvs: Mapping[str, str], colors: Mapping[str, str], out: Path
+) -> PlotRecord:
+    # One panel per model: the losses of different families (NLL, ELBO, adversarial) share no scale.
+    models = list(training_csvs)
+    ncols = min(4, len(models))
+    nrows = -(-len(models) // ncols)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(5 * ncols, 4 * nrows), squeeze=False, constrained_layout=True)
+    for ax, model in zip(axes.flat, models):
+        log = read_training_csv(training_csvs[model])
+        ax.set_title(model, fontsize="small", color=colors.get(model, "black"))
+        if log["epoch"].size == 0:
+            ax.text(0.5, 0.5, "no completed epoch", ha="center", transform=ax.transAxes)
+            continue
+        ax.plot(log["epoch"], log["train_loss"], color=colors.get(model, "C0"), label="train")
+        ax.plot(log["epoch"], log["val_loss"], color=colors.get(model, "C0"), ls="--", label="validation")
+        if np.isfinite(log["val_loss"]).any():
+            best = int(np.nanargmin(log["val_loss"]))
+            ax.axvline(log["epoch"][best], color="grey", lw=1, ls=":")
+        ax.set_xlabel("epoch", fontsize="small")
+        ax.set_ylabel("loss", fontsize="small")
+        ax.tick_params(labelsize="x-small")
+        ax.legend(fontsize="xx-small")
+    for ax in list(axes.flat)[len(models) :]:
+        ax.set_axis_off()
+    png, pdf = save_figure(fig, out / "training" / "losses.png")
+    return PlotRecord(
+        png, pdf, "training", f"{dataset}: training curves",
+        "Training (solid) and validation (dashed) loss per epoch; the dotted line marks the epoch "
+        "with the lowest validation loss, whose weights are kept.",
+    )  # fmt: skip
+
+
+def _calo_plots(
+    dataset: str,
+    truth: EventSet,
+    samples: Mapping[str, EventSet],
+    metrics: Mapping[str, dict],
+    colors: Mapping[str, str],
+    out: Path,
+) -> list[PlotRecord]:
+    layers = calo_layers(truth)
+    records = [_calo_radial_profiles(dataset, layers, truth, samples, colors, out)]
+    records.append(_calo_polar_average(dataset, layers, truth, samples, out))
+    if truth.condition is None:
+        raise InputError("calo truth has no condition: expected the incident energy E_inc (MeV) as condition")
+    records.append(_calo_layer_energy_vs_einc(dataset, layers, truth, samples, colors, out))
+    per_bin = _calo_per_energy_bin(dataset, metrics, list(samples), colors, out)
+    if per_bin is not None:
+        records.append(per_bin)
+    return records
+
+
+def _calo_radial_profiles(dataset, layers, truth, samples, colors, out) -> PlotRecord:
+    fig, axes = plt.subplots(1, len(layers), figsize=(4.5 * len(layers), 4.5), constrained_layout=True)
+    sets = {"truth": truth.features, **{m: s.features for m, s in samples.items()}}
+    for ax, layer in zip(np.atleast_1d(axes), layers):
+        centres = 0.5 * (layer.r_edges[1:] + layer.r_edges[:-1])
+        for name, voxels in sets.items():
+            profile = np.nanmean(layer.energies(voxels).sum(axis=1), axis=0)
+            style = {"color": TRUTH_COLOR, "lw": 2} if name == "truth" else {"color": colors[name], "lw": 1.2}
+            ax.step(centres, profile, where="mid", label=name, **style)
+        ax.set_yscale("log")
+        ax.set_title(f"layer {layer.layer_id}", fontsize="small")
+        ax.set_xlabel("r [mm]", fontsize="small")
+        ax.tick_params(labelsize="x-small")
+    np.atleast_1d(axes)[0].set_ylabel("mean energy [MeV]", fontsize="small")
+    np.atleast_1d(axes)[-1].legend(fontsize="xx-small")
+    png, pdf = save_figure(fig, out / "calo" / "radial_profiles.png")
+    return PlotRecord(
+        png, pdf, "calo", f"{dataset}: average radial shower profile",
+        "Mean energy per radial bin (summed over angle) in each layer, truth against every model.",
+    )  # fmt: skip
+
+
+def _calo_polar_average(dataset, layers, truth, samples, out) -> PlotRecord:
+    # Only layers binned in angle have an (α, r) image; the others are in the radial profiles.
+    shown = [layer for layer in layers if layer.n_alpha > 1] or layers[:1]
+    sets = {"truth": truth.features, **{m: s.features for m, s in samples.items()}}
+    means = {(name, l.layer_id): np.nanmean(l.energies(v), axis=0) for name, v in sets.items() for l in shown}
+    fig, axes = plt.subplots(
+        len(shown), len(sets), figsize=(3.2 * len(sets), 3.4 * len(shown)),
+        subplot_kw={"projection": "polar"}, squeeze=False, constrained_layout=True,
+    )  # fmt: skip
+    for row, layer in enumerate(shown):
+        positive = np.concatenate([means[(n, layer.layer_id)].ravel() for n in sets])
+        positive = positive[positive > 0]
+        vmin, vmax = (positive.min(), positive.max()) if positive.size else (1e-3, 1.0)
+        norm = matplotlib.colors.LogNorm(vmin=max(vmin, vmax * 1e-6), vmax=vmax)
+        alpha_edges = np.linspace(0, 2 * np.pi, layer.n_alpha + 1)
+        # Radii on a log(1+r) scale so the dense core is visible next to the wide tail.
+        r_plot = np.log1p(layer.r_edges)
+        for col, name in enumerate(sets):
+            ax = axes[row, col]
+            image = np.ma.masked_less_equal(means[(name, layer.layer_id)], 0)
+            mesh = ax.pcolormesh(alpha_edges, r_plot, image.T, norm=norm, cmap="viridis")
+            ax.set_xticks([])
+            ax.set_yticks([])
+            ax.set_title(f"{name}, layer {layer.layer_id}", fontsize="x-small")
+        fig.colorbar(mesh, ax=axes[row, :].tolist(), shrink=0.8, label="mean energy [MeV]")
+    png, pdf = save_figure(fig, out / "calo" / "average_shower.png")
+    return PlotRecord(
+        png, pdf, "calo", f"{dataset}: average shower in (α, r)",
+        "Mean voxel energy of the angularly binned layers, drawn in the (α, r) plane with radius on a "
+        "log(1 + r/mm) scale; one column per sample, same colour scale per row.",
+    )  # fmt: skip
+
+
+def energy_bins(e_inc: np.ndarray, max_bins: int = 16) -> tuple[np.ndarray, np.ndarray]:
+    """Group events by incident energy: ``(bin index per event, bin centres)``.
+
+    The CaloChallenge energies are discrete powers of two, so a few distinct values are used
+    as they are; a continuous spectrum is cut into logarithmic bins.
+    """
+    values = np.unique(e_inc)
+    if values.size <= max_bins:
+        return np.searchsorted(values, e_inc), values
+    edges = np.geomspace(e_inc.min(), e_inc.max() * (1 + 1e-9), max_bins + 1)
+    idx = np.clip(np.searchsorted(edges, e_inc, side="right") - 1, 0, max_bins - 1)
+    return idx, np.sqrt(edges[1:] * edges[:-1])
+
+
+def _calo_layer_energy_vs_einc(dataset, layers, truth, samples, colors, out) -> PlotRecord:
+    fig, axes = plt.subplots(1, len(layers), figsize=(4.5 * len(layers), 4.5), constrained_layout=True)
+    sets = {"truth": truth, **samples}
+    for name, events in sets.items():
+        if events.condition is None:
+            raise InputError(f"calo samples of '{name}' have no condition: expected E_inc per event")
+        idx, centres = energy_bins(events.condition[:, 0])
+        counts = np.bincount(idx, minlength=len(centres))
+        for ax, layer in zip(np.atleast_1d(axes), layers):
+            e_layer = np.nan_to_num(layer.energies(events.features).sum(axis=(1, 2)))
+            mean = np.bincount(idx, weights=e_layer, minlength=len(centres)) / np.maximum(counts, 1)
+            style = {"color": TRUTH_COLOR, "lw": 2, "marker": "o"} if name == "truth" else {"color": colors[name], "marker": "."}
+            ax.plot(centres[counts > 0], mean[counts > 0], label=name, **style)
+    for ax, layer in zip(np.atleast_1d(axes), layers):
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.set_title(f"layer {layer.layer_id}", fontsize="small")
+        ax.set_xlabel("$E_{inc}$ [MeV]", fontsize="small")
+        ax.tick_params(labelsize="x-small")
+    np.atleast_1d(axes)[0].set_ylabel("mean layer energy [MeV]", fontsize="small")
+    np.atleast_1d(axes)[-1].legend(fontsize="xx-small")
+    png, pdf = save_figure(fig, out / "calo" / "layer_energy_vs_einc.png")
+    return PlotRecord(
+        png, pdf, "calo", f"{dataset}: mean layer energy vs incident energy",
+        "Mean energy deposited in each layer as a function of the incident energy.",
+    )  # fmt: skip
+
+
+def _find_per_energy_bin(metrics: dict) -> dict | None:
+    """``per_energy_bin`` at the top of ``metrics`` or inside any metric's details."""
+    block = metrics.get("metrics", {})
+    if isinstance(block.get("per_energy_bin"), dict):
+        return block["per_energy_bin"]
+    for entry in block.values():
+        if isinstance(entry, dict) and isinstance(entry.get("per_energy_bin"), dict):
+            return entry["per_energy_bin"]
+    return None
+
+
+def _calo_per_energy_bin(dataset, metrics, models, colors, out) -> PlotRecord | None:
+    found = {m: _find_per_energy_bin(metrics[m]) for m in ["truth", *models] if m in metrics}
+    found = {m: v for m, v in found.items() if v and "e_inc" in v}
+    scores = [k for k in ("w1", "auc") if any(k in v for v in found.values())]
+    if not scores:
+        return None
+    fig, axes = plt.subplots(1, len(scores), figsize=(6 * len(scores), 5), squeeze=False, constrained_layout=True)
+    for ax, key in zip(axes[0], scores):
+        for model, block in found.items():
+            if key not in block:
+                continue
+            style = {"color": TRUTH_COLOR, "ls": "--"} if model == "truth" else {"color": colors[model]}
+            ax.plot(block["e_inc"], np.asarray(block[key], dtype=float), marker="o", label=model, **style)
+        ax.set_xscale("log")
+        ax.set_xlabel("$E_{inc}$ [MeV]", fontsize="small")
+        ax.set_ylabel({"w1": "W1/σ (mean)", "auc": "C2ST AUC"}[key], fontsize="small")
+        if key == "auc":
+            ax.axhline(0.5, color="grey", lw=1)
+        ax.legend(fontsize="xx-small")
+    png, pdf = save_figure(fig, out / "calo" / "per_energy_bin.png")
+    return PlotRecord(
+        png, pdf, "calo", f"{dataset}: scores per incident energy",
+        "Metrics computed separately in each incident-energy bin; truth's own value (dashed) is the "
+        "noise floor at that bin's sample size.",
+    )  # fmt: skip
+
+
+def _dalitz_columns(names: list[str]) -> tuple[int, int] | None:
+    """Indices of m²₁₂ and m²₂₃ among ``names`` (``m2_12``, ``m12_sq``, ``s12``, ...), if present."""
+
+    def find(pair: str) -> int | None:
+        pattern = re.compile(rf"^(m2_?{pair}|m_?{pair}_?sq|m_?{pair}\^?2|s_?{pair})(\b|_|\s|\[|$)", re.I)
+        return next((i for i, n in enumerate(names) if pattern.match(n)), None)
+
+    i, j = find("12"), find("23")
+    return None if i is None or j is None else (i, j)
+
+
+def _dalitz_plot(dataset, truth, truth_obs, obs_names, samples, sample_obs, out) -> list[PlotRecord]:
+    names = list(truth.feature_names) + list(obs_names)
+    cols = _dalitz_columns(names)
+    if cols is None:
+        warnings.warn(f"{dataset}: no m2_12/m2_23 among columns {names}; the Dalitz plot is not drawn", stacklevel=2)
+        return []
+    i, j = cols
+    sets = {"truth": np.hstack([truth.features, truth_obs])}
+    sets.update({m: np.hstack([s.features, sample_obs[m]]) for m, s in samples.items()})
+    x_edges, y_edges = histogram_edges(sets["truth"][:, i], 60), histogram_edges(sets["truth"][:, j], 60)
+    ncols = min(4, len(sets))
+    nrows = -(-len(sets) // ncols)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(4.5 * ncols, 4.2 * nrows), squeeze=False, constrained_layout=True)
+    h_truth = np.histogram2d(sets["truth"][:, i], sets["truth"][:, j], [x_edges, y_edges], density=True)[0]
+    vmax = h_truth.max()
+    for ax, (name, values) in zip(axes.flat, sets.items()):
+        finite = np.all(np.isfinite(values[:, [i, j]]), axis=1)
+        h = np.histogram2d(values[finite, i], values[finite, j], [x_edges, y_edges], density=True)[0]
+        mesh = ax.pcolormesh(x_edges, y_edges, np.ma.masked_equal(h, 0).T, vmin=0, vmax=vmax, cmap="viridis")
+        ax.set_title(name, fontsize="small")
+        ax.set_xlabel(names[i], fontsize="small")
+        ax.set_ylabel(names[j], fontsize="small")
+        ax.tick_params(labelsize="x-small")
+    for ax in list(axes.flat)[len(sets) :]:
+        ax.set_axis_off()
+    fig.colorbar(mesh, ax=axes.ravel().tolist(), shrink=0.8, label="density")
+    png, pdf = save_figure(fig, out / "phasespace" / "dalitz.png")
+    return [
+        PlotRecord(
+            png, pdf, "dalitz", f"{dataset}: Dalitz plot",
+            f"Dalitz plot ({names[i]} vs {names[j]}) of truth and every model, on truth's colour scale: "
+            "events outside the kinematic boundary are unphysical.",
+        )  # fmt: skip
+    ]
+
+
+def _classifier_weight_plot(dataset, metrics, models, colors, out) -> PlotRecord | None:
+    hists = {}
+    for model in models:
+        details = metrics.get(model, {}).get("metrics", {}).get("c2st_auc") or {}
+        if isinstance(details.get("log_w_hist"), dict):
+            hists[model] = details["log_w_hist"]
+    if not hists:
+        return None
+    ncols = min(4, len(hists))
+    nrows = -(-len(hists) // ncols)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(5 * ncols, 4 * nrows), squeeze=False, constrained_layout=True)
+    for ax, (model, h) in zip(axes.flat, hists.items()):
+        edges = np.asarray(h["edges"], dtype=float)
+        ax.stairs(np.asarray(h["truth"], dtype=float), edges, color=TRUTH_COLOR, lw=2, label="truth")
+        ax.stairs(np.asarray(h["generated"], dtype=float), edges, color=colors[model], lw=1.5, label="generated")
+        ax.axvline(0.0, color="grey", lw=1, ls=":")
+        ax.set_yscale("log")
+        ax.set_title(model, fontsize="small")
+        ax.set_xlabel(r"$\log w = \log\,p/(1-p)$", fontsize="small")
+        ax.tick_params(labelsize="x-small")
+        ax.legend(fontsize="xx-small")
+    for ax in list(axes.flat)[len(hists) :]:
+        ax.set_axis_off()
+    png, pdf = save_figure(fig, out / "classifier" / "log_weights.png")
+    return PlotRecord(
+        png, pdf, "classifier", f"{dataset}: classifier weights",
+        "Distribution of the C2ST classifier's log-weight log w = log p/(1−p) on truth and generated "
+        "events; a perfect generator puts both in a narrow peak at 0 (arXiv:2305.16774).",
+    )  # fmt: skip
+
+
+def _metric_value(entry: dict, key: str) -> float:
+    value = (entry.get("metrics", {}).get(key) or {}).get("value")
+    return np.nan if value is None else float(value)
+
+
+def pareto_front(cost: np.ndarray, badness: np.ndarray) -> np.ndarray:
+    """Mask of the points no other point beats in both ``cost`` and ``badness`` (both minimised)."""
+    cost, badness = np.asarray(cost, float), np.asarray(badness, float)
+    ok = np.isfinite(cost) & np.isfinite(badness)
+    front = np.zeros(cost.shape, dtype=bool)
+    for k in np.flatnonzero(ok):
+        dominated = ok & (cost <= cost[k]) & (badness <= badness[k]) & ((cost < cost[k]) | (badness < badness[k]))
+        front[k] = not dominated.any()
+    return front
+
+
+def _cost_plot(dataset, metrics, models, colors, out) -> PlotRecord | None:
+    rows = [m for m in models if metrics.get(m, {}).get("cost")]
+    qualities = [(k, lab) for k, lab in (("c2st_auc", "C2ST AUC"), ("fpd", "FPD")) if any(np.isfinite(_metric_value(metrics[m], k)) for m in rows)]
+    if not rows or not qualities:
+        return None
+    train_time = np.array([metrics[m]["cost"].get("train_time_s", np.nan) or np.nan for m in rows], float)
+    rate = np.array([(metrics[m]["cost"].get("sample_rate") or {}).get("100000", np.nan) or np.nan for m in rows], float)
+    # Both axes as costs to minimise: seconds of training and seconds per 10^5 events.
+    costs = [("training time [s]", train_time, train_time), ("sampling rate at $10^5$ [events/s]", rate, 1.0 / rate)]
+    fig, axes = plt.subplots(len(qualities), 2, figsize=(12, 5 * len(qualities)), squeeze=False, constrained_layout=True)
+    for r, (key, label) in enumerate(qualities):
+        quality = np.array([_metric_value(metrics[m], key) for m in rows])
+        badness = np.abs(quality - 0.5) if key == "c2st_auc" else quality
+        truth_value = _metric_value(metrics.get("truth", {}), key)
+        for c, (xlabel, x, x_cost) in enumerate(costs):
+            ax = axes[r, c]
+            for k, model in enumerate(rows):
+                if np.isfinite(x[k]) and np.isfinite(quality[k]):
+                    ax.scatter(x[k], quality[k], color=colors[model], s=60, label=model, zorder=3)
+            front = pareto_front(x_cost, badness)
+            order = np.argsort(x[front])
+            ax.plot(x[front][order], quality[front][order], color="grey", ls="--", lw=1, zorder=2, label="Pareto front")
+            if np.isfinite(truth_value):
+                ax.axhline(truth_value, color=TRUTH_COLOR, ls=":", lw=1, label="truth vs truth")
+            ax.set_xscale("log")
+            ax.set_xlabel(xlabel, fontsize="small")
+            ax.set_ylabel(label, fontsize="small")
+            ax.tick_params(labelsize="x-small")
+        axes[r, 0].legend(fontsize="xx-small")
+    png, pdf = save_figure(fig, out / "cost" / "quality_vs_cost.png")
+    return PlotRecord(
+        png, pdf, "cost", f"{dataset}: quality vs cost",
+        "Sample quality (C2ST AUC, ideal 0.5; FPD, ideal 0) against training time and against the "
+        "sampling rate for batches of 10^5 events; the dashed line joins the Pareto-optimal models and "
+        "the dotted line is truth's own value.",
+    )  # fmt: skip
+
+
+def write_plot_manifest(path: str, records: list[PlotRecord], dataset: str = "") -> None:
+    """Write the list of a dataset's figures as JSON, atomically, for :func:`build_report`."""
+    write_json(path, {"dataset": dataset, "plots": [asdict(r) for r in records]})
+
+
+def read_plot_manifest(path: str) -> tuple[str, list[PlotRecord]]:
+    """``(dataset, records)`` of a manifest written by :func:`write_plot_manifest`."""
+    if not Path(path).exists():
+        raise InputError(f"{path}: plot manifest does not exist")
+    data = read_json(path)
+    if not isinstance(data, dict) or not isinstance(data.get("plots"), list):
+        raise InputError(f"{path}: expected a plot manifest with a 'plots' list")
+    try:
+        records = [PlotRecord(**entry) for entry in data["plots"]]
+    except TypeError as err:
+        raise InputError(f"{path}: a plot entry is not a PlotRecord ({err})") from None
+    return str(data.get("dataset", "")), records
+
+
+def plots_from_files(
+    dataset: str,
+    truth_path: str,
+    sample_paths: Mapping[str, str],
+    metrics_paths: Mapping[str, str],
+    training_csvs: Mapping[str, str],
+    outdir: str,
+    manifest_path: str,
+) -> list[PlotRecord]:
+    """Read a dataset's outputs from disk, draw its figures and write the manifest (the rule's one call)."""
+    truth = read_events(truth_path)
+    samples = {m: read_events(p) for m, p in sample_paths.items()}
+    metrics = {m: read_json(p) for m, p in metrics_paths.items()}
+    records = make_dataset_plots(dataset, truth, samples, metrics, training_csvs, outdir)
+    write_plot_manifest(manifest_path, records, dataset)
+    return records
+
+
+__all__ = [
+    "CALO_DS1_PHOTON_LAYERS",
+    "CaloLayer",
+    "PlotRecord",
+    "calo_layers",
+    "correlation_matrix",
+    "energy_bins",
+    "histogram_edges",
+    "make_dataset_plots",
+    "model_colors",
+    "pareto_front",
+    "plots_from_files",
+    "read_plot_manifest",
+    "read_training_csv",
+    "safe_name",
+    "write_plot_manifest",
+]

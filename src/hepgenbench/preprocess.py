@@ -1,0 +1,205 @@
+"""Invertible per-feature preprocessing, fitted on the training split only.
+
+Each feature carries a spec (set by the data source or the user's config):
+
+``{"type": "standard"}``
+    standardisation only.
+``{"type": "log", "offset": c}``
+    ``log(x + c)`` then standardisation: for pT, masses and energies, whose spectra fall
+    steeply and which must stay positive.
+``{"type": "bounded", "low": a, "high": b}``
+    ``logit((x − a)/(b − a))`` then standardisation: for variables with hard limits
+    (φ, cos θ, Dalitz invariants), so that every generated value lands inside them.
+``{"type": "fraction_logit", "alpha": α}``
+    for calorimeter cells: the energy fraction ``x / E_inc`` (the first condition
+    column), regularised as ``α + (1 − 2α)·f`` and passed through a logit, as in
+    CaloFlow (arXiv:2106.05285). Zero cells map to a finite value, and the inverse
+    never produces a negative energy.
+
+After the elementwise map every feature is standardised with the training mean and
+standard deviation. Conditions are standardised, after a log when they are positive (the
+incident energy spans four decades).
+
+The maps work on numpy arrays and on torch tensors alike, so that a flow trained on an
+explicit density can pull the target back through them, and :meth:`Preprocessor.log_abs_det_jacobian`
+turns a density in network space into one in physical units.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+
+from hepgenbench.errors import InputError
+from hepgenbench.io import EventSet
+
+Array = Any  # numpy.ndarray or torch.Tensor
+_EPS = 1e-6  # keeps bounded values strictly inside (low, high) before the logit
+KNOWN_TYPES = ("standard", "log", "bounded", "fraction_logit")
+
+
+def _ns(x: Array):
+    return torch if isinstance(x, torch.Tensor) else np
+
+
+def _logit(p: Array) -> Array:
+    xp = _ns(p)
+    return xp.log(p) - xp.log1p(-p)
+
+
+def _sigmoid(y: Array) -> Array:
+    if isinstance(y, torch.Tensor):
+        return torch.sigmoid(y)
+    out = np.empty_like(y)
+    pos = y >= 0
+    out[pos] = 1.0 / (1.0 + np.exp(-y[pos]))
+    e = np.exp(y[~pos])
+    out[~pos] = e / (1.0 + e)
+    return out
+
+
+@dataclass
+class FeatureTransform:
+    """The fitted transform of one feature."""
+
+    name: str
+    type: str = "standard"
+    params: dict[str, float] = field(default_factory=dict)
+    mean: float = 0.0
+    std: float = 1.0
+
+    def elementwise(self, x: Array, scale: Array | None) -> Array:
+        """Physical value → pre-standardisation value."""
+        xp = _ns(x)
+        if self.type == "standard":
+            return x
+        if self.type == "log":
+            return xp.log(xp.clip(x + self.params.get("offset", 0.0), 1e-30, None))
+        if self.type == "bounded":
+            lo, hi = self.params["low"], self.params["high"]
+            return _logit(xp.clip((x - lo) / (hi - lo), _EPS, 1 - _EPS))
+        if self.type == "fraction_logit":
+            alpha = self.params.get("alpha", 1e-6)
+            frac = xp.clip(x / scale, 0.0, 1.0)
+            return _logit(alpha + (1 - 2 * alpha) * frac)
+        raise InputError(f"feature '{self.name}': unknown transform type '{self.type}'; known: {KNOWN_TYPES}")
+
+    def inverse_elementwise(self, y: Array, scale: Array | None) -> Array:
+        xp = _ns(y)
+        if self.type == "standard":
+            return y
+        if self.type == "log":
+            return xp.exp(y) - self.params.get("offset", 0.0)
+        if self.type == "bounded":
+            lo, hi = self.params["low"], self.params["high"]
+            return lo + (hi - lo) * _sigmoid(y)
+        if self.type == "fraction_logit":
+            alpha = self.params.get("alpha", 1e-6)
+            frac = xp.clip((_sigmoid(y) - alpha) / (1 - 2 * alpha), 0.0, None)
+            return frac * scale
+        raise InputError(f"feature '{self.name}': unknown transform type '{self.type}'")
+
+    def log_derivative(self, x: Array, scale: Array | None) -> Array:
+        """log |du/dx| of the full map (elementwise then standardisation)."""
+        xp = _ns(x)
+        if self.type == "standard":
+            d = xp.zeros_like(x)
+        elif self.type == "log":
+            d = -xp.log(xp.clip(x + self.params.get("offset", 0.0), 1e-30, None))
+        elif self.type == "bounded":
+            lo, hi = self.params["low"], self.params["high"]
+            s = xp.clip((x - lo) / (hi - lo), _EPS, 1 - _EPS)
+            d = -(xp.log(s) + xp.log1p(-s) + math.log(hi - lo))
+        elif self.type == "fraction_logit":
+            alpha = self.params.get("alpha", 1e-6)
+            s = alpha + (1 - 2 * alpha) * xp.clip(x / scale, 0.0, 1.0)
+            d = math.log(1 - 2 * alpha) - xp.log(scale) - xp.log(s) - xp.log1p(-s)
+        else:
+            raise InputError(f"feature '{self.name}': unknown transform type '{self.type}'")
+        return d - math.log(self.std)
+
+
+@dataclass
+class Preprocessor:
+    """Fitted feature and condition transforms of one dataset; JSON-serialisable."""
+
+    features: list[FeatureTransform]
+    conditions: list[FeatureTransform] = field(default_factory=list)
+
+    @classmethod
+    def fit(cls, train: EventSet) -> "Preprocessor":
+        if len(train) < 2:
+            raise InputError(f"cannot fit preprocessing on {len(train)} training event(s); need at least 2")
+        scale = None if train.condition is None else train.condition[:, 0]
+        feats = []
+        for j, (name, spec) in enumerate(zip(train.feature_names, train.transforms)):
+            spec = dict(spec)
+            kind = spec.pop("type", "standard")
+            if kind not in KNOWN_TYPES:
+                raise InputError(f"feature '{name}': unknown transform type '{kind}'; known: {KNOWN_TYPES}")
+            if kind == "fraction_logit" and scale is None:
+                raise InputError(f"feature '{name}': 'fraction_logit' needs a condition column (the incident energy)")
+            if kind == "bounded" and not spec.get("high", 0) > spec.get("low", 0):
+                raise InputError(f"feature '{name}': 'bounded' needs numeric low < high, got {spec}")
+            ft = FeatureTransform(name, kind, {k: float(v) for k, v in spec.items()})
+            y = ft.elementwise(train.features[:, j], scale)
+            ft.mean, ft.std = _mean_std(name, y)
+            feats.append(ft)
+        conds = []
+        if train.condition is not None:
+            for j, name in enumerate(train.condition_names):
+                c = train.condition[:, j]
+                ft = FeatureTransform(name, "log" if np.all(c > 0) else "standard")
+                ft.mean, ft.std = _mean_std(name, ft.elementwise(c, None))
+                conds.append(ft)
+        return cls(feats, conds)
+
+    def _scale(self, cond: Array | None) -> Array | None:
+        return None if cond is None else cond[:, 0]
+
+    def forward(self, x: Array, cond: Array | None = None) -> Array:
+        """Physical units → network space."""
+        s = self._scale(cond)
+        cols = [(f.elementwise(x[:, j], s) - f.mean) / f.std for j, f in enumerate(self.features)]
+        return _ns(x).stack(cols, 1) if isinstance(x, torch.Tensor) else np.stack(cols, 1)
+
+    def inverse(self, u: Array, cond: Array | None = None) -> Array:
+        """Network space → physical units; ``cond`` is in physical units."""
+        s = self._scale(cond)
+        cols = [f.inverse_elementwise(u[:, j] * f.std + f.mean, s) for j, f in enumerate(self.features)]
+        return torch.stack(cols, 1) if isinstance(u, torch.Tensor) else np.stack(cols, 1)
+
+    def log_abs_det_jacobian(self, x: Array, cond: Array | None = None) -> Array:
+        """Σ_j log |du_j/dx_j| per event: log q_physical(x) = log q_network(u) + this."""
+        s = self._scale(cond)
+        return sum(f.log_derivative(x[:, j], s) for j, f in enumerate(self.features))
+
+    def forward_condition(self, cond: Array | None) -> Array | None:
+        if cond is None or not self.conditions:
+            return None
+        cols = [(f.elementwise(cond[:, j], None) - f.mean) / f.std for j, f in enumerate(self.conditions)]
+        return torch.stack(cols, 1) if isinstance(cond, torch.Tensor) else np.stack(cols, 1)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"features": [asdict(f) for f in self.features], "conditions": [asdict(f) for f in self.conditions]}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "Preprocessor":
+        return cls([FeatureTransform(**f) for f in d["features"]], [FeatureTransform(**f) for f in d.get("conditions", [])])
+
+
+def _mean_std(name: str, y: np.ndarray) -> tuple[float, float]:
+    mean, std = float(np.mean(y)), float(np.std(y))
+    if not (math.isfinite(mean) and math.isfinite(std)):
+        raise InputError(f"feature '{name}': non-finite values after its transform; check its transform spec")
+    if std < 1e-12:
+        # A constant feature carries no information to learn; keep it (the inverse restores
+        # the constant) rather than divide by zero, and say so.
+        warnings.warn(f"feature '{name}' is constant in the training split; it is passed through unscaled", stacklevel=2)
+        std = 1.0
+    return mean, std

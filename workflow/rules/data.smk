@@ -1,0 +1,112 @@
+# source -> (merge) -> ingest -> split: from generated or user files to a flat event table.
+
+
+def source_files(wildcards):
+    ds = config["datasets"][wildcards.dataset]
+    if ds["source"] == "pythia":
+        return ["results/{dataset}/source/events.root"]
+    if ds["source"] in ("phasespace", "calo"):
+        return ["results/{dataset}/source/events.h5"]
+    return user_files(wildcards.dataset)
+
+
+def pythia_chunks(wildcards):
+    n = config["datasets"][wildcards.dataset].get("chunks", 1)
+    return expand("results/{{dataset}}/source/chunks/{chunk}.root", chunk=range(n))
+
+
+def source_params(wildcards, chunk=0):
+    ds = config["datasets"][wildcards.dataset]
+    n_chunks = ds.get("chunks", 1) if ds["source"] == "pythia" else 1
+    # Chunks share the events evenly; the first takes the remainder.
+    n = ds["n_events"] // n_chunks + (ds["n_events"] % n_chunks if int(chunk) == 0 else 0)
+    seed = derive_seed(config["seed"], wildcards.dataset, "source", chunk)
+    return as_json({**ds, "n_events": n, "seed": seed})
+
+
+rule generate_pythia_chunk:
+    output:
+        data="results/{dataset}/source/chunks/{chunk}.root",
+    params:
+        io=io_args,
+        spec=lambda w: source_params(w, w.chunk),
+    log:
+        "logs/{dataset}/source/chunk{chunk}.log",
+    benchmark:
+        "benchmarks/runs/{dataset}/source_chunk{chunk}.tsv"
+    threads: 1
+    resources:
+        mem_mb=1500,
+        runtime=120,
+    shell:
+        "hepgenbench source {params.io} --params {params.spec:q} --threads {threads} > {log} 2>&1"
+
+
+rule merge_pythia:
+    input:
+        chunks=pythia_chunks,
+    output:
+        data="results/{dataset}/source/events.root",
+    params:
+        io=io_args,
+    log:
+        "logs/{dataset}/source/merge.log",
+    shell:
+        "hepgenbench merge {params.io} > {log} 2>&1"
+
+
+rule generate_events:
+    output:
+        data="results/{dataset}/source/events.h5",
+    params:
+        io=io_args,
+        spec=lambda w: source_params(w),
+    log:
+        "logs/{dataset}/source/generate.log",
+    benchmark:
+        "benchmarks/runs/{dataset}/source.tsv"
+    threads: 1
+    resources:
+        mem_mb=3000,
+        runtime=60,
+    shell:
+        "hepgenbench source {params.io} --params {params.spec:q} --threads {threads} > {log} 2>&1"
+
+
+rule ingest:
+    input:
+        files=source_files,
+    output:
+        events="results/{dataset}/data/events.h5",
+    params:
+        io=io_args,
+        spec=lambda w: as_json({**config["datasets"][w.dataset], "name": w.dataset}),
+    log:
+        "logs/{dataset}/ingest.log",
+    benchmark:
+        "benchmarks/runs/{dataset}/ingest.tsv"
+    threads: 1
+    resources:
+        mem_mb=4000,
+        runtime=60,
+    shell:
+        "hepgenbench ingest {params.io} --params {params.spec:q} > {log} 2>&1"
+
+
+rule split:
+    input:
+        events="results/{dataset}/data/events.h5",
+    output:
+        split="results/{dataset}/data/split.h5",
+    params:
+        io=io_args,
+        spec=lambda w: as_json(
+            {"split": config["datasets"][w.dataset].get("split", {}), "seed": derive_seed(config["seed"], w.dataset, "split")}
+        ),
+    log:
+        "logs/{dataset}/split.log",
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    shell:
+        "hepgenbench split {params.io} --params {params.spec:q} > {log} 2>&1"

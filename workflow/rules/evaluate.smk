@@ -1,0 +1,58 @@
+# evaluate: one metrics file per dataset x model, plus the truth-vs-truth noise floor.
+
+
+def evaluate_params(wildcards):
+    # Every row of a dataset uses the same metric seed: common random numbers make the
+    # rows comparable, and the truth row is the exact same computation on truth B.
+    return as_json(
+        {
+            "dataset": wildcards.dataset,
+            "model": wildcards.get("model", "truth"),
+            "evaluation": config.get("evaluation", {}),
+            "seed": derive_seed(config["seed"], wildcards.dataset, "evaluate"),
+        }
+    )
+
+
+rule evaluate:
+    input:
+        sample="results/{dataset}/samples/{model}.h5",
+        model="results/{dataset}/models/{model}/model.pt",
+        events="results/{dataset}/data/events.h5",
+        split="results/{dataset}/data/split.h5",
+    output:
+        metrics="results/{dataset}/metrics/{model}.json",
+    params:
+        io=io_args,
+        spec=evaluate_params,
+    log:
+        "logs/{dataset}/evaluate/{model}.log",
+    benchmark:
+        "benchmarks/runs/{dataset}/evaluate_{model}.tsv"
+    threads: 1
+    resources:
+        mem_mb=6000,
+        runtime=30,
+    shell:
+        "hepgenbench evaluate {params.io} --params {params.spec:q} --threads {threads} > {log} 2>&1"
+
+
+rule evaluate_truth:
+    input:
+        events="results/{dataset}/data/events.h5",
+        split="results/{dataset}/data/split.h5",
+    output:
+        metrics="results/{dataset}/metrics/truth.json",
+    params:
+        io=io_args,
+        spec=evaluate_params,
+    log:
+        "logs/{dataset}/evaluate/truth.log",
+    benchmark:
+        "benchmarks/runs/{dataset}/evaluate_truth.tsv"
+    threads: 1
+    resources:
+        mem_mb=6000,
+        runtime=30,
+    shell:
+        "hepgenbench evaluate {params.io} --params {params.spec:q} --threads {threads} > {log} 2>&1"

@@ -1,0 +1,54 @@
+# plots (per dataset) -> report (one page for the whole benchmark).
+
+
+rule plots:
+    input:
+        events="results/{dataset}/data/events.h5",
+        split="results/{dataset}/data/split.h5",
+        samples=lambda w: expand("results/{dataset}/samples/{model}.h5", dataset=w.dataset, model=instances_for(w.dataset)),
+        metrics=lambda w: expand(
+            "results/{dataset}/metrics/{model}.json", dataset=w.dataset, model=instances_for(w.dataset) + ["truth"]
+        ),
+        training_csvs=lambda w: expand(
+            "results/{dataset}/models/{model}/training.csv", dataset=w.dataset, model=instances_for(w.dataset)
+        ),
+    output:
+        plots=report(
+            directory("results/{dataset}/plots"),
+            patterns=["{group}/{name}.png"],
+            caption="../report/plots.rst",
+            category="{dataset}",
+            subcategory="{group}",
+            labels={"dataset": "{dataset}", "figure": "{name}"},
+        ),
+    params:
+        io=io_args,
+        spec=lambda w: as_json({"dataset": w.dataset, "models": instances_for(w.dataset)}),
+    log:
+        "logs/{dataset}/plots.log",
+    benchmark:
+        "benchmarks/runs/{dataset}/plots.tsv"
+    threads: 1
+    resources:
+        mem_mb=4000,
+        runtime=20,
+    shell:
+        "hepgenbench plots {params.io} --params {params.spec:q} > {log} 2>&1"
+
+
+rule report:
+    input:
+        metrics=[f"results/{d}/metrics/{m}.json" for d in DATASETS for m in instances_for(d) + ["truth"]],
+        manifests=[f"results/{d}/plots" for d in DATASETS],
+    output:
+        html=report("results/report/index.html", caption="../report/index.rst", category="Summary"),
+        markdown="results/report/report.md",
+        csv=report("results/report/metrics.csv", caption="../report/metrics.rst", category="Summary"),
+    params:
+        io=io_args,
+        spec=as_json({"config": config}),
+    log:
+        "logs/report.log",
+    shell:
+        "hepgenbench report {params.io} --params {params.spec:q} > {log} 2>&1 && "
+        "echo 'hepgenbench: report written to '$(realpath {output.html})"

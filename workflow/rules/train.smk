@@ -1,0 +1,69 @@
+# train -> sample: one job per dataset x model (x replica), all independent, so they run in
+# parallel locally and spread over nodes on a cluster.
+
+TRAIN_RESOURCES = config.get("resources", {}).get("train", {})
+
+
+def train_params(wildcards):
+    name, replica = split_instance(wildcards.model)
+    return as_json(
+        {
+            "family": model_family(name),
+            "hparams": hyperparameters(name),
+            "training": training_options(wildcards.dataset, name),
+            "replica": replica,
+            "seed": derive_seed(config["seed"], wildcards.dataset, name, "train", replica),
+        }
+    )
+
+
+rule train:
+    input:
+        events="results/{dataset}/data/events.h5",
+        split="results/{dataset}/data/split.h5",
+        transform="results/{dataset}/preprocess/transform.json",
+    output:
+        model="results/{dataset}/models/{model}/model.pt",
+        log_csv="results/{dataset}/models/{model}/training.csv",
+    params:
+        io=io_args,
+        spec=train_params,
+    log:
+        "logs/{dataset}/train/{model}.log",
+    benchmark:
+        "benchmarks/runs/{dataset}/train_{model}.tsv"
+    # One thread per job: on small cores two torch threads beside another busy job ran
+    # a spline-flow epoch 3x slower than one (notes/verified-facts.md).
+    threads: lambda w: training_options(w.dataset, split_instance(w.model)[0]).get("threads", 1)
+    resources:
+        mem_mb=TRAIN_RESOURCES.get("mem_mb", 4000),
+        runtime=lambda w: TRAIN_RESOURCES.get("runtime", train_runtime(w.dataset, split_instance(w.model)[0])),
+        gpu=TRAIN_RESOURCES.get("gpu", 0),
+    shell:
+        "hepgenbench train {params.io} --params {params.spec:q} --threads {threads} > {log} 2>&1"
+
+
+rule sample:
+    input:
+        model="results/{dataset}/models/{model}/model.pt",
+        events="results/{dataset}/data/events.h5",
+        split="results/{dataset}/data/split.h5",
+        transform="results/{dataset}/preprocess/transform.json",
+    output:
+        sample="results/{dataset}/samples/{model}.h5",
+    params:
+        io=io_args,
+        spec=lambda w: as_json(
+            {**config.get("sampling", {}), "model": w.model, "seed": derive_seed(config["seed"], w.dataset, w.model, "sample")}
+        ),
+    log:
+        "logs/{dataset}/sample/{model}.log",
+    benchmark:
+        "benchmarks/runs/{dataset}/sample_{model}.tsv"
+    threads: 1
+    resources:
+        mem_mb=4000,
+        runtime=30,
+        gpu=TRAIN_RESOURCES.get("gpu", 0),
+    shell:
+        "hepgenbench sample {params.io} --params {params.spec:q} --threads {threads} > {log} 2>&1"
