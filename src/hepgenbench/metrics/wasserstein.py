@@ -226,20 +226,24 @@ def sliced_wasserstein(
     the mean and the error the standard error over those sets, i.e. the Monte-Carlo error
     of the projection integral (the sampling error of the data is read off the noise
     floor). Same definition as POT's ``ot.sliced_wasserstein_distance(p=1)``, which was
-    ~10x slower at 1e5 events here because it interpolates quantile functions; the
-    projections are few, so each 1-D W1 is evaluated exactly with :func:`w1_1d`.
+    ~10x slower at 1e5 events here. Two samples of equal size n have
+    W1 = mean |sorted(a) − sorted(b)|, so all projections are sorted in one vectorised
+    call; when the sizes differ the larger sample is subsampled (without replacement) to
+    the smaller size first.
     """
     truth, gen = as_sample_pair(truth, gen)
     truth, gen = finite_rows(truth), finite_rows(gen)
     mean, std = truth_scale(truth)
-    x, y = (truth - mean) / std, (gen - mean) / std
     generator = np.random.default_rng(rng)
+    n = min(len(truth), len(gen))
+    x = (truth[np.sort(generator.choice(len(truth), n, replace=False))] if len(truth) > n else truth) - mean
+    y = (gen[np.sort(generator.choice(len(gen), n, replace=False))] if len(gen) > n else gen) - mean
+    x, y = x / std, y / std
     values = np.empty(n_seeds)
     for s in range(n_seeds):
         directions = generator.normal(size=(x.shape[1], n_projections))
         directions /= np.linalg.norm(directions, axis=0)
-        px, py = x @ directions, y @ directions
-        values[s] = np.mean([w1_1d(px[:, k], py[:, k])[0] for k in range(n_projections)])
+        values[s] = np.abs(np.sort(x @ directions, axis=0) - np.sort(y @ directions, axis=0)).mean()
     error = float(values.std(ddof=1) / np.sqrt(n_seeds)) if n_seeds > 1 else float("nan")
     return MetricResult(
         float(values.mean()),
