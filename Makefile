@@ -37,4 +37,4 @@ report: install
 	$(BIN)/snakemake --cores 1 --configfile $(CONFIG) --report results/report/snakemake-report.html
 
 clean:
-	rm -rf results logs benchmarks/runs .snakemake
+	rm -rf results .snakemake

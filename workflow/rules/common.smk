@@ -97,7 +97,7 @@ def hyperparameters(name):
     return {k: v for k, v in config["models"][name].items() if k not in MODEL_KEYS}
 
 
-def io_args(input, output):
+def io_args(wildcards, input, output):
     """Named inputs and outputs as ``--in NAME=PATH`` / ``--out NAME=PATH`` for the CLI."""
     args = []
     for flag, files in (("--in", input), ("--out", output)):

@@ -31,9 +31,9 @@ rule generate_pythia_chunk:
         io=io_args,
         spec=lambda w: source_params(w, w.chunk),
     log:
-        "logs/{dataset}/source/chunk{chunk}.log",
+        "results/logs/{dataset}/source/chunk{chunk}.log",
     benchmark:
-        "benchmarks/runs/{dataset}/source_chunk{chunk}.tsv"
+        "results/benchmarks/{dataset}/source_chunk{chunk}.tsv"
     threads: 1
     resources:
         mem_mb=1500,
@@ -50,7 +50,7 @@ rule merge_pythia:
     params:
         io=io_args,
     log:
-        "logs/{dataset}/source/merge.log",
+        "results/logs/{dataset}/source/merge.log",
     shell:
         "hepgenbench merge {params.io} > {log} 2>&1"
 
@@ -62,9 +62,9 @@ rule generate_events:
         io=io_args,
         spec=lambda w: source_params(w),
     log:
-        "logs/{dataset}/source/generate.log",
+        "results/logs/{dataset}/source/generate.log",
     benchmark:
-        "benchmarks/runs/{dataset}/source.tsv"
+        "results/benchmarks/{dataset}/source.tsv"
     threads: 1
     resources:
         mem_mb=3000,
@@ -82,9 +82,9 @@ rule ingest:
         io=io_args,
         spec=lambda w: as_json({**config["datasets"][w.dataset], "name": w.dataset}),
     log:
-        "logs/{dataset}/ingest.log",
+        "results/logs/{dataset}/ingest.log",
     benchmark:
-        "benchmarks/runs/{dataset}/ingest.tsv"
+        "results/benchmarks/{dataset}/ingest.tsv"
     threads: 1
     resources:
         mem_mb=4000,
@@ -104,7 +104,7 @@ rule split:
             {"split": config["datasets"][w.dataset].get("split", {}), "seed": derive_seed(config["seed"], w.dataset, "split")}
         ),
     log:
-        "logs/{dataset}/split.log",
+        "results/logs/{dataset}/split.log",
     resources:
         mem_mb=2000,
         runtime=10,

@@ -26,9 +26,9 @@ rule evaluate:
         io=io_args,
         spec=evaluate_params,
     log:
-        "logs/{dataset}/evaluate/{model}.log",
+        "results/logs/{dataset}/evaluate/{model}.log",
     benchmark:
-        "benchmarks/runs/{dataset}/evaluate_{model}.tsv"
+        "results/benchmarks/{dataset}/evaluate_{model}.tsv"
     threads: 1
     resources:
         mem_mb=6000,
@@ -47,9 +47,9 @@ rule evaluate_truth:
         io=io_args,
         spec=evaluate_params,
     log:
-        "logs/{dataset}/evaluate/truth.log",
+        "results/logs/{dataset}/evaluate/truth.log",
     benchmark:
-        "benchmarks/runs/{dataset}/evaluate_truth.tsv"
+        "results/benchmarks/{dataset}/evaluate_truth.tsv"
     threads: 1
     resources:
         mem_mb=6000,

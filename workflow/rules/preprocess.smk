@@ -10,7 +10,7 @@ rule preprocess:
     params:
         io=io_args,
     log:
-        "logs/{dataset}/preprocess.log",
+        "results/logs/{dataset}/preprocess.log",
     resources:
         mem_mb=2000,
         runtime=10,

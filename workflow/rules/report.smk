@@ -25,9 +25,9 @@ rule plots:
         io=io_args,
         spec=lambda w: as_json({"dataset": w.dataset, "models": instances_for(w.dataset)}),
     log:
-        "logs/{dataset}/plots.log",
+        "results/logs/{dataset}/plots.log",
     benchmark:
-        "benchmarks/runs/{dataset}/plots.tsv"
+        "results/benchmarks/{dataset}/plots.tsv"
     threads: 1
     resources:
         mem_mb=4000,
@@ -48,7 +48,7 @@ rule report:
         io=io_args,
         spec=as_json({"config": config}),
     log:
-        "logs/report.log",
+        "results/logs/report.log",
     shell:
         "hepgenbench report {params.io} --params {params.spec:q} > {log} 2>&1 && "
         "echo 'hepgenbench: report written to '$(realpath {output.html})"

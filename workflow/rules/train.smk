@@ -29,9 +29,9 @@ rule train:
         io=io_args,
         spec=train_params,
     log:
-        "logs/{dataset}/train/{model}.log",
+        "results/logs/{dataset}/train/{model}.log",
     benchmark:
-        "benchmarks/runs/{dataset}/train_{model}.tsv"
+        "results/benchmarks/{dataset}/train_{model}.tsv"
     # One thread per job: on small cores two torch threads beside another busy job ran
     # a spline-flow epoch 3x slower than one (notes/verified-facts.md).
     threads: lambda w: training_options(w.dataset, split_instance(w.model)[0]).get("threads", 1)
@@ -57,9 +57,9 @@ rule sample:
             {**config.get("sampling", {}), "model": w.model, "seed": derive_seed(config["seed"], w.dataset, w.model, "sample")}
         ),
     log:
-        "logs/{dataset}/sample/{model}.log",
+        "results/logs/{dataset}/sample/{model}.log",
     benchmark:
-        "benchmarks/runs/{dataset}/sample_{model}.tsv"
+        "results/benchmarks/{dataset}/sample_{model}.tsv"
     threads: 1
     resources:
         mem_mb=4000,
