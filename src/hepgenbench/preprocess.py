@@ -100,7 +100,7 @@ class FeatureTransform:
             return lo + (hi - lo) * _sigmoid(y)
         if self.type == "fraction_logit":
             alpha = self.params.get("alpha", 1e-6)
-            frac = xp.clip((_sigmoid(y) - alpha) / (1 - 2 * alpha), 0.0, None)
+            frac = xp.clip((_sigmoid(y) - alpha) / (1 - 2 * alpha), 0.0, 1.0)
             return frac * scale
         raise InputError(f"feature '{self.name}': unknown transform type '{self.type}'")
 

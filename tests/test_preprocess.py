@@ -1,0 +1,114 @@
+"""Preprocessing: invertible, fitted on train only, with a correct Jacobian."""
+
+import numpy as np
+import pytest
+import torch
+
+from hepgenbench.errors import InputError
+from hepgenbench.io import EventSet
+from hepgenbench.preprocess import Preprocessor
+
+
+def _events(n=2000, seed=0) -> EventSet:
+    rng = np.random.default_rng(seed)
+    pt = rng.exponential(30, n) + 5
+    phi = rng.uniform(-np.pi, np.pi, n)
+    eta = rng.normal(0, 2, n)
+    e_inc = 2.0 ** rng.integers(8, 23, n)
+    cell = e_inc * rng.beta(0.5, 5, n) * (rng.random(n) > 0.3)  # many exact zeros, as in showers
+    return EventSet(
+        np.stack([pt, phi, eta, cell], 1),
+        ["pt", "phi", "eta", "cell"],
+        transforms=[
+            {"type": "log", "offset": 0.0},
+            {"type": "bounded", "low": -np.pi, "high": np.pi},
+            {"type": "standard"},
+            {"type": "fraction_logit", "alpha": 1e-6},
+        ],
+        condition=e_inc[:, None],
+        condition_names=["E_inc"],
+    )
+
+
+def test_round_trip_and_standardised():
+    ev = _events()
+    pre = Preprocessor.fit(ev)
+    u = pre.forward(ev.features, ev.condition)
+    np.testing.assert_allclose(u.mean(0), 0, atol=1e-9)
+    np.testing.assert_allclose(u.std(0), 1, atol=1e-9)
+    back = pre.inverse(u, ev.condition)
+    np.testing.assert_allclose(back[:, :3], ev.features[:, :3], rtol=1e-9)
+    # Cells: exact zeros come back as zeros (to the regulariser's precision, ~alpha * E_inc).
+    np.testing.assert_allclose(back[:, 3], ev.features[:, 3], atol=1e-9 * ev.condition.max(), rtol=1e-6)
+
+
+def test_inverse_stays_physical_for_any_network_output():
+    ev = _events()
+    pre = Preprocessor.fit(ev)
+    wild = np.random.default_rng(1).normal(0, 30, size=(1000, 4))  # far outside the training range
+    x = pre.inverse(wild, ev.condition[:1000])
+    assert (x[:, 0] > 0).all(), "log transform must give positive pT"
+    assert (np.abs(x[:, 1]) <= np.pi).all(), "bounded transform must stay inside its limits"
+    assert (x[:, 3] >= 0).all() and (x[:, 3] <= ev.condition[:1000, 0] + 1e-9).all()
+
+
+def test_jacobian_matches_finite_differences():
+    ev = _events(500)
+    ev.features[:, 3] = np.maximum(ev.features[:, 3], 1e-3 * ev.condition[:, 0])  # away from the clip at 0
+    pre = Preprocessor.fit(ev)
+    analytic = pre.log_abs_det_jacobian(ev.features, ev.condition)
+    numeric = np.zeros(len(ev))
+    for j in range(4):
+        h = 1e-6 * np.maximum(np.abs(ev.features[:, j]), 1e-3)
+        up, down = ev.features.copy(), ev.features.copy()
+        up[:, j] += h
+        down[:, j] -= h
+        deriv = (pre.forward(up, ev.condition)[:, j] - pre.forward(down, ev.condition)[:, j]) / (2 * h)
+        numeric += np.log(np.abs(deriv))
+    np.testing.assert_allclose(analytic, numeric, atol=1e-4)
+
+
+def test_torch_and_numpy_agree():
+    ev = _events(300)
+    pre = Preprocessor.fit(ev)
+    u_np = pre.forward(ev.features, ev.condition)
+    u_t = pre.forward(torch.tensor(ev.features), torch.tensor(ev.condition)).numpy()
+    np.testing.assert_allclose(u_np, u_t, rtol=1e-10, atol=1e-10)
+    x_t = pre.inverse(torch.tensor(u_np), torch.tensor(ev.condition)).numpy()
+    np.testing.assert_allclose(x_t, pre.inverse(u_np, ev.condition), rtol=1e-10, atol=1e-6)
+
+
+def test_fitted_on_the_events_it_is_given_only():
+    ev = _events(2000)
+    train = ev.subset(np.arange(1000))
+    pre = Preprocessor.fit(train)
+    assert pre.features[2].mean == pytest.approx(train.features[:, 2].mean())
+    assert pre.features[2].mean != pytest.approx(ev.features[:, 2].mean())
+
+
+def test_json_round_trip():
+    ev = _events(200)
+    pre = Preprocessor.fit(ev)
+    again = Preprocessor.from_dict(pre.to_dict())
+    np.testing.assert_array_equal(pre.forward(ev.features, ev.condition), again.forward(ev.features, ev.condition))
+
+
+def test_constant_feature_passes_through_with_a_warning():
+    ev = EventSet(np.c_[np.ones(100), np.arange(100.0)], ["const", "x"])
+    with pytest.warns(UserWarning, match="'const' is constant"):
+        pre = Preprocessor.fit(ev)
+    np.testing.assert_allclose(pre.inverse(pre.forward(ev.features))[:, 0], 1.0)
+
+
+@pytest.mark.parametrize(
+    "spec, message",
+    [
+        ({"type": "sqrt"}, "unknown transform type 'sqrt'"),
+        ({"type": "bounded", "low": 1, "high": 0}, "needs numeric low < high"),
+        ({"type": "fraction_logit"}, "needs a condition column"),
+    ],
+)
+def test_bad_transform_specs_name_the_feature(spec, message):
+    ev = EventSet(np.random.default_rng(0).random((50, 1)), ["x"], transforms=[spec])
+    with pytest.raises(InputError, match=f"feature 'x'.*{message}"):
+        Preprocessor.fit(ev)
