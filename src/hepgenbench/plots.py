@@ -279,6 +279,9 @@ def _ratio_histogram(
         rax.stairs(ratio, edges, color=colors[model], lw=1.5)
     ax.set_ylabel("normalised")
     ax.set_xlabel("")
+    ax.set_ylim(bottom=0)
+    fig.subplots_adjust(left=0.17, right=0.97, top=0.95, bottom=0.13)
+    fig.align_ylabels([ax, rax])
     ax.legend(fontsize="x-small", ncols=2)
     rax.set_ylim(0.5, 1.5)
     rax.set_ylabel("model/truth", fontsize="small")
@@ -650,12 +653,14 @@ def _cost_plot(dataset, metrics, models, colors, out) -> PlotRecord | None:
             for k, model in enumerate(rows):
                 if np.isfinite(x[k]) and np.isfinite(quality[k]):
                     ax.scatter(x[k], quality[k], color=colors[model], s=60, label=model, zorder=3)
+                    ax.annotate(model, (x[k], quality[k]), xytext=(4, 4), textcoords="offset points", fontsize="xx-small")
             front = pareto_front(x_cost, badness)
             order = np.argsort(x[front])
             ax.plot(x[front][order], quality[front][order], color="grey", ls="--", lw=1, zorder=2, label="Pareto front")
             if np.isfinite(truth_value):
                 ax.axhline(truth_value, color=TRUTH_COLOR, ls=":", lw=1, label="truth vs truth")
             ax.set_xscale("log")
+            ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
             ax.set_xlabel(xlabel, fontsize="small")
             ax.set_ylabel(label, fontsize="small")
             ax.tick_params(labelsize="x-small")

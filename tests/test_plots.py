@@ -1,0 +1,256 @@
+"""Plots: every figure kind is written for zmumu-, calo- and phasespace-like inputs.
+
+The derived observables are injected (the real module is another stage's), so these tests
+exercise only :mod:`hepgenbench.plots`.
+"""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from hepgenbench.errors import InputError
+from hepgenbench.io import EventSet
+from hepgenbench.plots import (
+    CALO_DS1_PHOTON_LAYERS,
+    PlotRecord,
+    calo_layers,
+    correlation_matrix,
+    energy_bins,
+    histogram_edges,
+    make_dataset_plots,
+    pareto_front,
+    read_plot_manifest,
+    read_training_csv,
+    safe_name,
+    write_plot_manifest,
+)
+
+N = 2000
+
+
+def _training_csv(path: Path, epochs: int = 5) -> str:
+    with open(path, "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["epoch", "train_loss", "val_loss", "learning_rate", "time_s"])
+        for e in range(epochs):
+            w.writerow([e, 2.0 / (e + 1), 2.1 / (e + 1), 1e-3, 0.1 * e])
+    return str(path)
+
+
+def _metrics(model: str, auc: float, fpd: float, train_time: float, rate: float) -> dict:
+    edges = np.linspace(-3, 3, 13).tolist()
+    return {
+        "dataset": "d", "model": model, "family": model, "status": "ok", "status_detail": "",
+        "metrics": {
+            "c2st_auc": {"value": auc, "error": 0.01, "log_w_hist": {"edges": edges, "truth": [1] * 12, "generated": [2] * 12}},
+            "fpd": {"value": fpd, "error": 0.1 * fpd},
+        },
+        "cost": {"n_parameters": 1000, "train_time_s": train_time, "sample_rate": {"100000": rate}},
+    }  # fmt: skip
+
+
+def _zmumu(rng: np.random.Generator, mass_shift: float = 0.0) -> EventSet:
+    pt1, pt2 = rng.normal(45 + mass_shift, 5, N), rng.normal(45, 5, N)
+    eta1, eta2 = rng.normal(0, 1.2, (2, N))
+    n_jets = rng.poisson(1.0, N).astype(float)
+    return EventSet(
+        np.column_stack([pt1, eta1, pt2, eta2, n_jets]),
+        ["mu1_pt", "mu1_eta", "mu2_pt", "mu2_eta", "n_jets"],
+        kind="zmumu",
+        units=["GeV", "", "GeV", "", ""],
+    )
+
+
+def _zmumu_observables(events: EventSet) -> tuple[np.ndarray, list[str]]:
+    pt1, eta1, pt2, eta2 = events.features[:, :4].T
+    # Massless muons back to back in φ: m² = 2 pT1 pT2 (cosh Δη + 1).
+    m = np.sqrt(2 * pt1 * pt2 * (np.cosh(eta1 - eta2) + 1))
+    return np.column_stack([m, pt1 - pt2]), ["m_mumu", "pt_balance"]
+
+
+def _assert_png_pdf(record: PlotRecord) -> None:
+    with Image.open(record.path_png) as im:
+        im.verify()
+        assert im.format == "PNG"
+    assert Path(record.path_pdf).read_bytes()[:4] == b"%PDF"
+    assert Path(record.path_pdf).with_suffix(".png") == Path(record.path_png)
+
+
+def test_zmumu_like_dataset_draws_every_kind(tmp_path):
+    rng = np.random.default_rng(1)
+    truth = _zmumu(rng)
+    samples = {"maf": _zmumu(rng), "gan": _zmumu(rng, mass_shift=5.0)}
+    metrics = {"truth": _metrics("truth", 0.5, 0.01, 0, 0), "maf": _metrics("maf", 0.52, 0.1, 100, 1e6),
+               "gan": _metrics("gan", 0.7, 1.0, 50, 1e7)}  # fmt: skip
+    csvs = {m: _training_csv(tmp_path / f"{m}.csv") for m in samples}
+    records = make_dataset_plots("zmumu", truth, samples, metrics, csvs, str(tmp_path / "plots"), _zmumu_observables)
+
+    for r in records:
+        _assert_png_pdf(r)
+    kinds = [r.kind for r in records]
+    # Derived observables come first, the Z peak leading.
+    assert kinds[:2] == ["observable", "observable"]
+    assert records[0].path_png == str(tmp_path / "plots" / "observables" / "m_mumu.png")
+    assert kinds.count("feature") == truth.n_features
+    assert kinds.count("correlation") == 2
+    assert {"training", "classifier", "cost"} <= set(kinds)
+    assert "calo" not in kinds and "dalitz" not in kinds
+    # Two samples of the same law: the correlation difference is only statistical noise.
+    captions = {Path(r.path_png).stem: r.caption for r in records if r.kind == "correlation"}
+    largest = {m: float(captions[m].split("= ")[1].rstrip(").")) for m in samples}
+    assert largest["maf"] < 0.1
+
+
+def test_file_names_are_deterministic(tmp_path):
+    rng = np.random.default_rng(2)
+    truth, samples = _zmumu(rng), {"vae": _zmumu(rng)}
+    a = make_dataset_plots("z", truth, samples, {}, {}, str(tmp_path), _zmumu_observables)
+    b = make_dataset_plots("z", truth, samples, {}, {}, str(tmp_path), _zmumu_observables)
+    assert [r.path_png for r in a] == [r.path_png for r in b]
+    # No temporary files are left beside the figures.
+    assert not [p for p in tmp_path.rglob("*") if ".tmp" in p.name]
+
+
+def _calo(rng: np.random.Generator, spread: float = 1.0) -> EventSet:
+    e_inc = 2.0 ** rng.integers(8, 23, N)  # 256 MeV ... 4 TeV, as in dataset 1
+    voxels = []
+    for _, r_edges, n_alpha in CALO_DS1_PHOTON_LAYERS:
+        r = 0.5 * (np.asarray(r_edges[1:]) + np.asarray(r_edges[:-1]))
+        profile = np.exp(-r / (20.0 * spread))
+        layer = profile[None, None, :] * rng.exponential(1.0, (N, n_alpha, len(r)))
+        voxels.append((layer * e_inc[:, None, None] * 1e-2).reshape(N, -1))
+    features = np.hstack(voxels)
+    return EventSet(features, [f"voxel_{i}" for i in range(368)], kind="calo",
+                    condition=e_inc[:, None], condition_names=["E_inc"])  # fmt: skip
+
+
+def _calo_observables(events: EventSet) -> tuple[np.ndarray, list[str]]:
+    layers = calo_layers(events)
+    e = np.column_stack([layer.energies(events.features).sum(axis=(1, 2)) for layer in layers])
+    return np.column_stack([e, e.sum(axis=1)]), [f"E_layer{layer.layer_id}" for layer in layers] + ["E_total"]
+
+
+def test_calo_like_dataset_plots_showers_not_voxels(tmp_path):
+    rng = np.random.default_rng(3)
+    truth = _calo(rng)
+    samples = {"cfm": _calo(rng), "vae": _calo(rng, spread=2.0)}
+    per_bin = {"e_inc": [256.0, 1024.0, 4096.0], "w1": [0.1, 0.2, 0.3], "auc": [0.55, 0.6, 0.7]}
+    metrics = {m: {"metrics": {"per_energy_bin": per_bin}} for m in ["truth", *samples]}
+    records = make_dataset_plots("calo", truth, samples, metrics, {}, str(tmp_path), _calo_observables)
+
+    for r in records:
+        _assert_png_pdf(r)
+    kinds = [r.kind for r in records]
+    assert "feature" not in kinds  # 368 voxel histograms are not drawn
+    assert kinds.count("observable") == 6
+    names = sorted(Path(r.path_png).name for r in records if r.kind == "calo")
+    assert names == ["average_shower.png", "layer_energy_vs_einc.png", "per_energy_bin.png", "radial_profiles.png"]
+
+
+def test_calo_plots_without_per_energy_scores_skip_only_that_figure(tmp_path):
+    rng = np.random.default_rng(4)
+    truth = _calo(rng)
+    records = make_dataset_plots("calo", truth, {"cfm": _calo(rng)}, {}, {}, str(tmp_path), _calo_observables)
+    names = sorted(Path(r.path_png).name for r in records if r.kind == "calo")
+    assert names == ["average_shower.png", "layer_energy_vs_einc.png", "radial_profiles.png"]
+
+
+def test_calo_geometry_mismatch_is_an_input_error():
+    events = EventSet(np.zeros((3, 10)), [f"v{i}" for i in range(10)], kind="calo")
+    with pytest.raises(InputError, match="368"):
+        calo_layers(events)
+
+
+def test_calo_layer_voxel_order_is_alpha_major():
+    events = EventSet(np.arange(368, dtype=float)[None, :], [f"v{i}" for i in range(368)], kind="calo")
+    layers = calo_layers(events)
+    assert [layer.n_voxels for layer in layers] == [8, 160, 190, 5, 5]
+    layer1 = layers[1].energies(events.features)[0]
+    assert layer1.shape == (10, 16)
+    assert layer1[0, 1] == 9 and layer1[1, 0] == 8 + 16  # r is the fast index
+
+
+def _phasespace(rng: np.random.Generator) -> EventSet:
+    # Uniform in the Dalitz plane of a 3-body decay (M=3, massless daughters): m12² + m23² ≤ M².
+    m12, m23 = rng.uniform(0, 9, (2, 4 * N))
+    keep = m12 + m23 <= 9
+    return EventSet(np.column_stack([m12[keep], m23[keep]]), ["m2_12", "m2_23"], kind="phasespace")
+
+
+def test_phasespace_like_dataset_has_a_dalitz_plot(tmp_path):
+    rng = np.random.default_rng(5)
+    truth = _phasespace(rng)
+    records = make_dataset_plots(
+        "ps", truth, {"nsf": _phasespace(rng)}, {}, {}, str(tmp_path), lambda ev: (np.empty((len(ev), 0)), [])
+    )
+    dalitz = [r for r in records if r.kind == "dalitz"]
+    assert len(dalitz) == 1 and dalitz[0].path_png.endswith("phasespace/dalitz.png")
+    _assert_png_pdf(dalitz[0])
+
+
+def test_samples_with_other_columns_are_rejected(tmp_path):
+    rng = np.random.default_rng(6)
+    truth = _zmumu(rng)
+    bad = EventSet(truth.features[:, :2], ["a", "b"])
+    with pytest.raises(InputError, match="'gan'"):
+        make_dataset_plots("z", truth, {"gan": bad}, {}, {}, str(tmp_path), _zmumu_observables)
+
+
+def test_pareto_front_on_a_handcrafted_set():
+    cost = np.array([1.0, 2.0, 3.0, 4.0, np.nan])
+    badness = np.array([0.5, 0.1, 0.2, 0.05, 0.0])
+    # (3, 0.2) is beaten by (2, 0.1); the NaN point is never on the front.
+    assert pareto_front(cost, badness).tolist() == [True, True, False, True, False]
+
+
+def test_correlation_matrix_recovers_an_analytic_correlation():
+    rng = np.random.default_rng(7)
+    rho = 0.8
+    x = rng.multivariate_normal([0, 0], [[1, rho], [rho, 1]], 200_000)
+    x = np.column_stack([x, np.ones(len(x))])  # a constant column has no correlation: 0, not NaN
+    c = correlation_matrix(x)
+    assert c[0, 1] == pytest.approx(rho, abs=0.005)
+    assert c[2, 0] == 0.0 and np.isfinite(c).all()
+
+
+def test_histogram_edges_use_integer_bins_for_counts():
+    edges = histogram_edges(np.array([0, 1, 1, 2, 5], dtype=float))
+    assert edges.tolist() == [-0.5, 0.5, 1.5, 2.5, 3.5, 4.5, 5.5]
+    continuous = histogram_edges(np.random.default_rng(0).normal(size=1000), n_bins=20)
+    assert len(continuous) == 21 and continuous[0] < -2.5 and continuous[-1] > 2.5
+
+
+def test_energy_bins_keep_discrete_energies():
+    e = np.array([256.0, 512.0, 256.0, 4096.0])
+    idx, centres = energy_bins(e)
+    assert centres.tolist() == [256.0, 512.0, 4096.0] and idx.tolist() == [0, 1, 0, 2]
+    idx, centres = energy_bins(np.geomspace(1, 1000, 500), max_bins=3)
+    assert set(np.bincount(idx).tolist()) <= {166, 167} and centres[0] == pytest.approx(np.sqrt(10), rel=1e-6)
+
+
+def test_training_csv_without_val_loss_is_an_input_error(tmp_path):
+    path = tmp_path / "training.csv"
+    path.write_text("epoch,train_loss\n0,1.0\n")
+    with pytest.raises(InputError, match="val_loss"):
+        read_training_csv(str(path))
+    log = read_training_csv(_training_csv(tmp_path / "ok.csv", epochs=3))
+    assert log["val_loss"].tolist() == pytest.approx([2.1, 1.05, 0.7])
+
+
+def test_manifest_round_trip(tmp_path):
+    records = [PlotRecord("a.png", "a.pdf", "feature", "t", "c")]
+    write_plot_manifest(str(tmp_path / "m.json"), records, dataset="zmumu")
+    assert read_plot_manifest(str(tmp_path / "m.json")) == ("zmumu", records)
+    (tmp_path / "bad.json").write_text('{"plots": [{"png": 1}]}')
+    with pytest.raises(InputError, match="bad.json"):
+        read_plot_manifest(str(tmp_path / "bad.json"))
+
+
+def test_safe_name():
+    assert safe_name("p_T [GeV]") == "p_T_GeV"
+    assert safe_name("m²/μμ") == "m"
