@@ -1,0 +1,449 @@
+"""Ingestion: user ROOT and HDF5 files, and the embedded sources, into an :class:`EventSet`.
+
+ROOT trees are read chunk by chunk with :func:`uproot.iterate`, so files larger than memory
+work; only the flat feature matrix of the selected events is kept. Jagged collections
+(NanoAOD-style ``Muon_pt``…) become fixed-width features of the ``n`` leading objects,
+named ``{Collection}{i}_{field}`` with i starting at 1 (``Muon1_pt``, ``Jet1_mass``).
+
+Every problem with the input raises :class:`~hepgenbench.errors.InputError` naming the file,
+tree, branch, key or option at fault.
+"""
+
+from __future__ import annotations
+
+import ast
+import glob
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import awkward as ak
+import h5py
+import numpy as np
+import uproot
+
+from hepgenbench.data.calo import N_VOXELS
+from hepgenbench.errors import InputError
+from hepgenbench.io import EventSet
+
+NAN_POLICIES = ("refuse", "drop")
+# A jet can be a single massless parton: log(m + 1 GeV) stays finite and invertible at m = 0,
+# and is close to log m for the tens-of-GeV masses of real jets.
+MASS_LOG_OFFSET = 1.0
+_PI_BOUND = 3.141593  # just above π, so that φ = ±π stays inside the logit's open interval
+
+
+def default_transform(name: str) -> dict:
+    """Preprocessing spec chosen from a feature's field name (the part after the last ``_``)."""
+    field_name = name.rsplit("_", 1)[-1].lower()
+    if field_name in ("pt", "energy", "e"):
+        return {"type": "log", "offset": 0.0}
+    if field_name in ("mass", "m"):
+        return {"type": "log", "offset": MASS_LOG_OFFSET}
+    if field_name == "phi":
+        return {"type": "bounded", "low": -_PI_BOUND, "high": _PI_BOUND}
+    return {"type": "standard"}
+
+
+def _unit(name: str) -> str:
+    field_name = name.rsplit("_", 1)[-1].lower()
+    return {"pt": "GeV", "mass": "GeV", "m": "GeV", "e": "GeV", "energy": "GeV", "phi": "rad"}.get(field_name, "")
+
+
+@dataclass
+class CollectionSpec:
+    """The ``n`` leading objects of a jagged collection, ordered by ``sort_by`` (descending)."""
+
+    n: int
+    sort_by: str = "pt"
+    fields: list[str] = field(default_factory=lambda: ["pt", "eta", "phi"])
+
+    @classmethod
+    def from_config(cls, name: str, d: dict) -> "CollectionSpec":
+        _check_keys(d, {"n", "sort_by", "fields"}, f"collections.{name}")
+        if not isinstance(d.get("n"), int) or d["n"] < 1:
+            raise InputError(f"collections.{name}.n: expected a positive integer, got {d.get('n')!r}")
+        return cls(n=d["n"], sort_by=d.get("sort_by", "pt"), fields=list(d.get("fields", ["pt", "eta", "phi"])))
+
+
+@dataclass
+class RootSpec:
+    """What to read from ROOT files.
+
+    Attributes:
+        files: paths or glob patterns.
+        tree: the TTree name.
+        branches: flat (one value per event) branches used as features.
+        collections: jagged collections, by branch prefix (``Muon`` for ``Muon_pt``…).
+        selection: an event-level cut expression on branches (uproot's ``cut=``), applied
+            before features are built, e.g. ``"(nMuon >= 2) & (MET_pt < 100)"``.
+        condition: flat branches the models are conditioned on.
+        transforms: preprocessing specs by feature name, overriding the defaults.
+        kind: which derived observables apply (``"zmumu"``, ``"generic"``…).
+        nan_policy: ``"refuse"`` (raise) or ``"drop"`` events with NaN/inf features.
+        step_size: entries (int) or memory (``"100 MB"``) per chunk.
+    """
+
+    files: list[str]
+    tree: str = "Events"
+    branches: list[str] = field(default_factory=list)
+    collections: dict[str, CollectionSpec] = field(default_factory=dict)
+    selection: str | None = None
+    condition: list[str] = field(default_factory=list)
+    transforms: dict[str, dict] = field(default_factory=dict)
+    kind: str = "generic"
+    nan_policy: str = "refuse"
+    step_size: str | int = "100 MB"
+
+    @classmethod
+    def from_config(cls, d: dict) -> "RootSpec":
+        """Build from a config mapping (``files`` may be a path, a glob or a list)."""
+        keys = {"files", "tree", "branches", "collections", "selection", "condition", "transforms", "kind",
+                "nan_policy", "step_size"}
+        _check_keys(d, keys, "root input")
+        if "files" not in d or "tree" not in d:
+            raise InputError("root input: 'files' and 'tree' are required")
+        collections = d.get("collections") or {}
+        if not isinstance(collections, dict):
+            raise InputError("root input: 'collections' must map a name to {n, sort_by, fields}")
+        return cls(
+            files=_as_list(d["files"]),
+            tree=str(d["tree"]),
+            branches=list(d.get("branches") or []),
+            collections={name: CollectionSpec.from_config(name, c) for name, c in collections.items()},
+            selection=d.get("selection"),
+            condition=list(d.get("condition") or []),
+            transforms=dict(d.get("transforms") or {}),
+            kind=d.get("kind", "generic"),
+            nan_policy=d.get("nan_policy", "refuse"),
+            step_size=d.get("step_size", "100 MB"),
+        )
+
+
+@dataclass
+class Hdf5Spec:
+    """Flat HDF5 datasets: each feature/condition key a (N,) or (N, 1) dataset."""
+
+    files: list[str]
+    features: list[str]
+    condition: list[str] = field(default_factory=list)
+    transforms: dict[str, dict] = field(default_factory=dict)
+    kind: str = "generic"
+    nan_policy: str = "refuse"
+
+    @classmethod
+    def from_config(cls, d: dict) -> "Hdf5Spec":
+        _check_keys(d, {"files", "features", "condition", "transforms", "kind", "nan_policy"}, "hdf5 input")
+        if "files" not in d or not d.get("features"):
+            raise InputError("hdf5 input: 'files' and 'features' (a list of dataset keys) are required")
+        return cls(
+            files=_as_list(d["files"]),
+            features=list(d["features"]),
+            condition=list(d.get("condition") or []),
+            transforms=dict(d.get("transforms") or {}),
+            kind=d.get("kind", "generic"),
+            nan_policy=d.get("nan_policy", "refuse"),
+        )
+
+
+def zmumu_spec(path: str | os.PathLike) -> RootSpec:
+    """The embedded Z→μμ dataset: two leading muons (pt, eta, phi) and the leading jet."""
+    return RootSpec(
+        files=[str(path)],
+        tree="Events",
+        collections={
+            "Muon": CollectionSpec(n=2, sort_by="pt", fields=["pt", "eta", "phi"]),
+            "Jet": CollectionSpec(n=1, sort_by="pt", fields=["pt", "eta", "phi", "mass"]),
+        },
+        kind="zmumu",
+    )
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def _check_keys(d: Any, allowed: set[str], where: str) -> None:
+    if not isinstance(d, dict):
+        raise InputError(f"{where}: expected a mapping, got {type(d).__name__}")
+    unknown = sorted(set(d) - allowed)
+    if unknown:
+        raise InputError(f"{where}: unknown option(s) {unknown}; allowed: {sorted(allowed)}")
+
+
+def _as_list(files: str | list[str]) -> list[str]:
+    return [str(files)] if isinstance(files, (str, os.PathLike)) else [str(f) for f in files]
+
+
+def _abbreviated(names, limit: int = 12) -> str:
+    names = sorted(names)
+    shown = ", ".join(names[:limit])
+    return f"{shown}, … ({len(names)} in total)" if len(names) > limit else shown
+
+
+def resolve_files(patterns: list[str]) -> list[str]:
+    """Expand globs; every pattern must match at least one existing file."""
+    if not patterns:
+        raise InputError("files: no input file given")
+    out = []
+    for pattern in patterns:
+        if glob.has_magic(pattern):
+            matches = sorted(glob.glob(pattern))
+            if not matches:
+                raise InputError(f"{pattern}: the glob pattern matches no file")
+            out += matches
+        elif not Path(pattern).is_file():
+            raise InputError(f"{pattern}: file does not exist")
+        else:
+            out.append(pattern)
+    return out
+
+
+def _open_tree(path: str, tree: str, needed: list[str]):
+    try:
+        f = uproot.open(path)
+    except Exception as err:  # uproot raises several types for non-ROOT content
+        raise InputError(f"{path}: not a readable ROOT file ({type(err).__name__}: {err})") from None
+    trees = [k.split(";")[0] for k, cls in f.classnames().items() if cls in ("TTree", "TNtuple")]
+    if tree not in f:
+        f.close()
+        raise InputError(f"{path}: no tree {tree!r}; trees in the file: {_abbreviated(set(trees)) or 'none'}")
+    t = f[tree]
+    missing = [b for b in needed if b not in t]
+    if missing:
+        f.close()
+        raise InputError(f"{path}: tree {tree!r} has no branch(es) {missing}; it has: {_abbreviated(t.keys())}")
+    return f, t
+
+
+def _selection_names(selection: str) -> set[str]:
+    try:
+        parsed = ast.parse(selection, mode="eval")
+    except SyntaxError as err:
+        raise InputError(f"selection {selection!r} is not a valid expression: {err.msg}") from None
+    called = {n.func.id for n in ast.walk(parsed) if isinstance(n, ast.Call) and isinstance(n.func, ast.Name)}
+    return {n.id for n in ast.walk(parsed) if isinstance(n, ast.Name)} - called
+
+
+def _nonfinite_counts(columns: np.ndarray) -> np.ndarray:
+    return (~np.isfinite(columns)).sum(axis=0)
+
+
+@dataclass
+class _Layout:
+    """Feature names and the branch each comes from."""
+
+    names: list[str]
+    branches: list[str]
+
+
+def _layout(spec: RootSpec) -> _Layout:
+    names, branches = [], []
+    for coll, cs in spec.collections.items():
+        for i in range(1, cs.n + 1):
+            for f in cs.fields:
+                names.append(f"{coll}{i}_{f}")
+                branches.append(f"{coll}_{f}")
+    names += spec.branches
+    branches += spec.branches
+    return _Layout(names, branches)
+
+
+def _chunk_features(arrays: ak.Array, spec: RootSpec) -> tuple[np.ndarray, np.ndarray, dict[str, int]]:
+    """Features and condition of one chunk; events lacking objects are dropped (counted)."""
+    keep = np.ones(len(arrays), dtype=bool)
+    dropped = {}
+    for coll, cs in spec.collections.items():
+        enough = ak.to_numpy(ak.num(arrays[f"{coll}_{cs.sort_by}"], axis=1)) >= cs.n
+        dropped[coll] = int((~enough).sum())
+        keep &= enough
+    # Filtering first means the (costlier) jagged sort runs on the kept events only.
+    kept = arrays[keep]
+    columns = []
+    for coll, cs in spec.collections.items():
+        order = ak.argsort(kept[f"{coll}_{cs.sort_by}"], axis=1, ascending=False, stable=True)[:, : cs.n]
+        leading = {f: ak.to_numpy(ak.to_regular(kept[f"{coll}_{f}"][order], axis=1)) for f in cs.fields}
+        for i in range(cs.n):
+            columns += [leading[f][:, i].astype(np.float64) for f in cs.fields]
+    columns += [ak.to_numpy(kept[b]).astype(np.float64) for b in spec.branches]
+    n = len(kept)
+    features = np.column_stack(columns) if columns else np.empty((n, 0))
+    cond = (np.column_stack([ak.to_numpy(kept[c]).astype(np.float64) for c in spec.condition])
+            if spec.condition else np.empty((n, 0)))
+    return features, cond, dropped
+
+
+def _apply_nan_policy(features: np.ndarray, cond: np.ndarray, policy: str, where: str, names: list[str],
+                      branches: list[str]) -> tuple[np.ndarray, np.ndarray, int]:
+    """Refuse or drop events with NaN/inf; returns the kept arrays and the dropped count."""
+    everything = np.column_stack([features, cond])
+    counts = _nonfinite_counts(everything)
+    if not counts.any():
+        return features, cond, 0
+    if policy == "refuse":
+        bad = [f"{branches[i]} ({names[i]}): {int(c)}" for i, c in enumerate(counts) if c]
+        raise InputError(f"{where}: non-finite (NaN/inf) values in {', '.join(bad)}; "
+                         f"set nan_policy: drop to drop those events")
+    ok = np.isfinite(everything).all(axis=1)
+    return features[ok], cond[ok], int((~ok).sum())
+
+
+# --------------------------------------------------------------------------- readers
+
+
+def read_root(spec: RootSpec) -> EventSet:
+    """Read a ROOT TTree into an :class:`EventSet`, chunk by chunk (see :class:`RootSpec`)."""
+    if spec.nan_policy not in NAN_POLICIES:
+        raise InputError(f"nan_policy {spec.nan_policy!r}: expected one of {list(NAN_POLICIES)}")
+    if not spec.collections and not spec.branches:
+        raise InputError(f"tree {spec.tree!r}: no features requested (give 'branches' and/or 'collections')")
+    files = resolve_files(spec.files)
+    needed = set(spec.branches) | set(spec.condition)
+    for coll, cs in spec.collections.items():
+        needed |= {f"{coll}_{f}" for f in [*cs.fields, cs.sort_by]}
+    if spec.selection:
+        needed_for_cut = _selection_names(spec.selection)
+    layout = _layout(spec)
+    for path in files:
+        f, t = _open_tree(path, spec.tree, sorted(needed))
+        if spec.selection:
+            missing = sorted(n for n in needed_for_cut if n not in t)
+            if missing:
+                f.close()
+                raise InputError(f"selection {spec.selection!r}: {path}:{spec.tree} has no branch(es) {missing}; "
+                                 f"it has: {_abbreviated(t.keys())}")
+        f.close()
+
+    feature_parts, cond_parts = [], []
+    meta_counts = {"n_read": 0, "n_after_selection": 0, "n_dropped_nonfinite": 0,
+                   "n_dropped_too_few": {c: 0 for c in spec.collections}}
+    iterator = uproot.iterate({p: spec.tree for p in files}, sorted(needed), cut=spec.selection,
+                              step_size=spec.step_size, report=True, library="ak")
+    try:
+        for arrays, report in iterator:
+            meta_counts["n_read"] += report.tree_entry_stop - report.tree_entry_start
+            meta_counts["n_after_selection"] += len(arrays)
+            features, cond, dropped = _chunk_features(arrays, spec)
+            for c, k in dropped.items():
+                meta_counts["n_dropped_too_few"][c] += k
+            features, cond, n_bad = _apply_nan_policy(
+                features, cond, spec.nan_policy, f"{report.file_path}:{spec.tree}",
+                layout.names + spec.condition, layout.branches + spec.condition)
+            meta_counts["n_dropped_nonfinite"] += n_bad
+            feature_parts.append(features)
+            cond_parts.append(cond)
+    except InputError:
+        raise
+    except Exception as err:
+        if spec.selection:
+            raise InputError(f"selection {spec.selection!r} on tree {spec.tree!r} failed: expected one boolean per "
+                             f"event ({type(err).__name__}: {err})") from None
+        raise
+    features = np.concatenate(feature_parts) if feature_parts else np.empty((0, len(layout.names)))
+    if spec.selection and meta_counts["n_after_selection"] == 0:
+        raise InputError(f"selection {spec.selection!r} keeps 0 of {meta_counts['n_read']} events in {files}")
+    if len(features) == 0:
+        raise InputError(f"{files}:{spec.tree}: no event has the required objects "
+                         f"({ {c: cs.n for c, cs in spec.collections.items()} }); counts: {meta_counts}")
+    condition = np.concatenate(cond_parts) if spec.condition else None
+    return EventSet(
+        features=features,
+        feature_names=layout.names,
+        kind=spec.kind,
+        transforms=[dict(spec.transforms.get(n, default_transform(n))) for n in layout.names],
+        condition=condition,
+        condition_names=list(spec.condition),
+        units=[_unit(n) for n in layout.names],
+        meta={"source": "root", "files": files, "tree": spec.tree, "selection": spec.selection, **meta_counts},
+    )
+
+
+def _open_hdf5(path: str) -> h5py.File:
+    try:
+        return h5py.File(path, "r")
+    except OSError as err:
+        raise InputError(f"{path}: not a readable HDF5 file ({err})") from None
+
+
+def _read_column(f: h5py.File, path: str, key: str) -> np.ndarray:
+    if key not in f:
+        raise InputError(f"{path}: no dataset {key!r}; it has: {_abbreviated(f.keys())}")
+    data = f[key]
+    if not isinstance(data, h5py.Dataset) or data.ndim not in (1, 2) or (data.ndim == 2 and data.shape[1] != 1):
+        raise InputError(f"{path}: {key!r} must be a (N,) or (N, 1) dataset, got "
+                         f"{getattr(data, 'shape', type(data).__name__)}")
+    return np.asarray(data[()], dtype=np.float64).reshape(-1)
+
+
+def read_hdf5(spec: Hdf5Spec) -> EventSet:
+    """Read flat HDF5 datasets (one per feature/condition) from one or more files."""
+    if spec.nan_policy not in NAN_POLICIES:
+        raise InputError(f"nan_policy {spec.nan_policy!r}: expected one of {list(NAN_POLICIES)}")
+    feature_parts, cond_parts, n_bad = [], [], 0
+    files = resolve_files(spec.files)
+    for path in files:
+        with _open_hdf5(path) as f:
+            columns = [_read_column(f, path, k) for k in spec.features]
+            conds = [_read_column(f, path, k) for k in spec.condition]
+        lengths = {len(c) for c in columns + conds}
+        if len(lengths) != 1:
+            raise InputError(f"{path}: datasets {spec.features + spec.condition} differ in length {sorted(lengths)}")
+        n = lengths.pop()
+        features = np.column_stack(columns)
+        cond = np.column_stack(conds) if conds else np.empty((n, 0))
+        features, cond, bad = _apply_nan_policy(features, cond, spec.nan_policy, path,
+                                                spec.features + spec.condition, spec.features + spec.condition)
+        n_bad += bad
+        feature_parts.append(features)
+        cond_parts.append(cond)
+    return EventSet(
+        features=np.concatenate(feature_parts),
+        feature_names=list(spec.features),
+        kind=spec.kind,
+        transforms=[dict(spec.transforms.get(n, default_transform(n))) for n in spec.features],
+        condition=np.concatenate(cond_parts) if spec.condition else None,
+        condition_names=list(spec.condition),
+        units=[_unit(n) for n in spec.features],
+        meta={"source": "hdf5", "files": files, "n_dropped_nonfinite": n_bad},
+    )
+
+
+def voxel_names() -> list[str]:
+    return [f"v{i:03d}" for i in range(N_VOXELS)]
+
+
+def read_calochallenge(path: str | os.PathLike, nan_policy: str = "refuse") -> EventSet:
+    """Read a CaloChallenge dataset-1-photon file (``incident_energies``, ``showers``, MeV).
+
+    Features are the 368 voxels ``v000``…``v367``; the condition is ``E_inc``. Each voxel's
+    transform ``{"type": "fraction_logit", "alpha": 1e-6}`` asks preprocessing for the voxel
+    energy divided by E_inc, then a logit regularised by α (as in CaloFlow, arXiv:2106.05285).
+    """
+    path = str(path)
+    resolve_files([path])
+    with _open_hdf5(path) as f:
+        for key in ("showers", "incident_energies"):
+            if key not in f:
+                raise InputError(f"{path}: no dataset {key!r}; a CaloChallenge file has 'incident_energies' "
+                                 f"(N, 1) and 'showers' (N, {N_VOXELS}); it has: {_abbreviated(f.keys())}")
+        showers = f["showers"]
+        if showers.ndim != 2 or showers.shape[1] != N_VOXELS:
+            raise InputError(f"{path}: 'showers' has shape {showers.shape}; dataset 1 (photons) has "
+                             f"{N_VOXELS} voxels per shower")
+        showers = np.asarray(showers[()], dtype=np.float64)
+        e_inc = np.asarray(f["incident_energies"][()], dtype=np.float64).reshape(-1, 1)
+    if len(e_inc) != len(showers):
+        raise InputError(f"{path}: {len(showers)} showers but {len(e_inc)} incident energies")
+    names = voxel_names()
+    showers, e_inc, n_bad = _apply_nan_policy(showers, e_inc, nan_policy, path, names + ["E_inc"],
+                                              [f"showers[:, {i}]" for i in range(N_VOXELS)] + ["incident_energies"])
+    return EventSet(
+        features=showers,
+        feature_names=names,
+        kind="calo",
+        transforms=[{"type": "fraction_logit", "alpha": 1e-6} for _ in names],
+        condition=e_inc,
+        condition_names=["E_inc"],
+        units=["MeV"] * N_VOXELS,
+        meta={"source": "calochallenge", "files": [path], "n_dropped_nonfinite": n_bad},
+    )
