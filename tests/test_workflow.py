@@ -1,0 +1,91 @@
+"""End to end: the whole DAG on config/quick.yaml, in temporary directories.
+
+One run is shared by the tests of this module; a second, fresh run checks that the same
+seed gives the same numbers.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+from pathlib import Path
+
+import pytest
+import yaml
+
+from conftest import ROOT, copy_workflow, run_snakemake
+
+pytestmark = pytest.mark.slow
+
+QUICK = yaml.safe_load((ROOT / "config" / "quick.yaml").read_text())
+FAMILIES_NEEDING_DENSITY = {"iaf"}
+DENSITY_DATASETS = {"phasespace"}
+
+
+def expected_models(dataset: str) -> list[str]:
+    source = QUICK["datasets"][dataset]["source"]
+    return [m for m in QUICK["models"] if m not in FAMILIES_NEEDING_DENSITY or source in DENSITY_DATASETS]
+
+
+def run_quick(workdir: Path) -> Path:
+    copy_workflow(workdir)
+    run_snakemake(workdir, "--cores", "2", "--configfile", "config/quick.yaml", timeout=1200, check=True)
+    return workdir
+
+
+@pytest.fixture(scope="module")
+def first_run(tmp_path_factory) -> Path:
+    return run_quick(tmp_path_factory.mktemp("run1"))
+
+
+def test_every_expected_output_exists(first_run):
+    for dataset in QUICK["datasets"]:
+        base = first_run / "results" / dataset
+        for rel in ("data/events.h5", "data/split.h5", "preprocess/transform.json", "metrics/truth.json",
+                    "plots/manifest.json"):
+            assert (base / rel).is_file(), f"missing {base / rel}"
+        for model in expected_models(dataset):
+            for rel in (f"models/{model}/model.pt", f"models/{model}/training.csv", f"samples/{model}.h5",
+                        f"metrics/{model}.json"):
+                assert (base / rel).is_file(), f"missing {base / rel}"
+    for name in ("index.html", "report.md", "metrics.csv"):
+        assert (first_run / "results" / "report" / name).is_file()
+    assert not list((first_run / "results").rglob("*.tmp*")), "a temporary file was left behind"
+
+
+def test_report_has_a_row_per_model_and_truth(first_run):
+    rows = list(csv.DictReader((first_run / "results/report/metrics.csv").open()))
+    for dataset in QUICK["datasets"]:
+        models = {r["model"] for r in rows if r["dataset"] == dataset}
+        assert models == set(expected_models(dataset)) | {"truth"}, f"{dataset}: rows {sorted(models)}"
+    html = (first_run / "results/report/index.html").read_text()
+    for model in QUICK["models"]:
+        assert model in html
+
+
+def _metric_values(path: Path) -> dict[str, float | None]:
+    record = json.loads(path.read_text())
+    return {k: v.get("value") for k, v in record["metrics"].items() if isinstance(v, dict) and "value" in v}
+
+
+def test_every_metric_is_finite(first_run):
+    for path in sorted((first_run / "results").glob("*/metrics/*.json")):
+        values = _metric_values(path)
+        assert values, f"{path}: no metrics"
+        assert "c2st_auc" in values and "w1_mean" in values, f"{path}: core metrics missing"
+        bad = {k: v for k, v in values.items() if v is None or not math.isfinite(v)}
+        assert not bad, f"{path}: non-finite metrics {bad}"
+
+
+def test_second_call_has_nothing_to_do(first_run):
+    proc = run_snakemake(first_run, "-n", "--cores", "2", "--configfile", "config/quick.yaml", check=True)
+    assert "Nothing to be done" in proc.stdout + proc.stderr, proc.stdout[-2000:]
+
+
+def test_same_seed_same_metrics(first_run, tmp_path_factory):
+    second = run_quick(tmp_path_factory.mktemp("run2"))
+    for path in sorted((first_run / "results").glob("*/metrics/*.json")):
+        other = second / path.relative_to(first_run)
+        assert _metric_values(path) == _metric_values(other), f"{path.name} differs between identical runs"
+    assert (first_run / "results/report/metrics.csv").read_text() == (second / "results/report/metrics.csv").read_text()
