@@ -68,7 +68,8 @@ class ThreeBodyDecay:
         momenta are parallel or antiparallel (PDG "Kinematics", eq. 49.23).
         """
         lib = torch if isinstance(m2_23, torch.Tensor) else np
-        m23 = lib.sqrt(m2_23)
+        # Clamped away from 0 so that unphysical inputs give an empty interval, not a warning.
+        m23 = lib.sqrt(lib.clip(m2_23, 1e-12, None))
         e2 = (m2_23 - self.m3**2 + self.m2**2) / (2 * m23)
         e1 = (self.m_parent**2 - m2_23 - self.m1**2) / (2 * m23)
         # Clamped so that points outside the band give a finite (empty) interval, not NaN.
