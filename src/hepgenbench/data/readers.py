@@ -257,6 +257,9 @@ def _chunk_features(arrays: ak.Array, spec: RootSpec) -> tuple[np.ndarray, np.nd
         enough = ak.to_numpy(ak.num(arrays[f"{coll}_{cs.sort_by}"], axis=1)) >= cs.n
         dropped[coll] = int((~enough).sum())
         keep &= enough
+    n_columns = sum(cs.n * len(cs.fields) for cs in spec.collections.values()) + len(spec.branches)
+    if not keep.any():
+        return np.empty((0, n_columns)), np.empty((0, len(spec.condition))), dropped
     # Filtering first means the (costlier) jagged sort runs on the kept events only.
     kept = arrays[keep]
     columns = []
@@ -291,6 +294,21 @@ def _apply_nan_policy(features: np.ndarray, cond: np.ndarray, policy: str, where
 # --------------------------------------------------------------------------- readers
 
 
+def _checked_selection(iterator, spec: RootSpec):
+    """Yield from uproot's iterator, turning a failing ``cut`` into an InputError."""
+    while True:
+        try:
+            item = next(iterator)
+        except StopIteration:
+            return
+        except Exception as err:  # uproot evaluates the cut lazily, per chunk
+            if not spec.selection:
+                raise
+            raise InputError(f"selection {spec.selection!r} on tree {spec.tree!r} failed: expected one boolean "
+                             f"per event ({type(err).__name__}: {err})") from None
+        yield item
+
+
 def read_root(spec: RootSpec) -> EventSet:
     """Read a ROOT TTree into an :class:`EventSet`, chunk by chunk (see :class:`RootSpec`)."""
     if spec.nan_policy not in NAN_POLICIES:
@@ -301,44 +319,33 @@ def read_root(spec: RootSpec) -> EventSet:
     needed = set(spec.branches) | set(spec.condition)
     for coll, cs in spec.collections.items():
         needed |= {f"{coll}_{f}" for f in [*cs.fields, cs.sort_by]}
-    if spec.selection:
-        needed_for_cut = _selection_names(spec.selection)
+    needed_for_cut = _selection_names(spec.selection) if spec.selection else set()
     layout = _layout(spec)
     for path in files:
         f, t = _open_tree(path, spec.tree, sorted(needed))
-        if spec.selection:
-            missing = sorted(n for n in needed_for_cut if n not in t)
-            if missing:
-                f.close()
-                raise InputError(f"selection {spec.selection!r}: {path}:{spec.tree} has no branch(es) {missing}; "
-                                 f"it has: {_abbreviated(t.keys())}")
+        missing = sorted(n for n in needed_for_cut if n not in t)
         f.close()
+        if missing:
+            raise InputError(f"selection {spec.selection!r}: {path}:{spec.tree} has no branch(es) {missing}; "
+                             f"it has: {_abbreviated(t.keys())}")
 
     feature_parts, cond_parts = [], []
     meta_counts = {"n_read": 0, "n_after_selection": 0, "n_dropped_nonfinite": 0,
                    "n_dropped_too_few": {c: 0 for c in spec.collections}}
     iterator = uproot.iterate({p: spec.tree for p in files}, sorted(needed), cut=spec.selection,
                               step_size=spec.step_size, report=True, library="ak")
-    try:
-        for arrays, report in iterator:
-            meta_counts["n_read"] += report.tree_entry_stop - report.tree_entry_start
-            meta_counts["n_after_selection"] += len(arrays)
-            features, cond, dropped = _chunk_features(arrays, spec)
-            for c, k in dropped.items():
-                meta_counts["n_dropped_too_few"][c] += k
-            features, cond, n_bad = _apply_nan_policy(
-                features, cond, spec.nan_policy, f"{report.file_path}:{spec.tree}",
-                layout.names + spec.condition, layout.branches + spec.condition)
-            meta_counts["n_dropped_nonfinite"] += n_bad
-            feature_parts.append(features)
-            cond_parts.append(cond)
-    except InputError:
-        raise
-    except Exception as err:
-        if spec.selection:
-            raise InputError(f"selection {spec.selection!r} on tree {spec.tree!r} failed: expected one boolean per "
-                             f"event ({type(err).__name__}: {err})") from None
-        raise
+    for arrays, report in _checked_selection(iterator, spec):
+        meta_counts["n_read"] += report.tree_entry_stop - report.tree_entry_start
+        meta_counts["n_after_selection"] += len(arrays)
+        features, cond, dropped = _chunk_features(arrays, spec)
+        for c, k in dropped.items():
+            meta_counts["n_dropped_too_few"][c] += k
+        features, cond, n_bad = _apply_nan_policy(
+            features, cond, spec.nan_policy, f"{report.file_path}:{spec.tree}",
+            layout.names + spec.condition, layout.branches + spec.condition)
+        meta_counts["n_dropped_nonfinite"] += n_bad
+        feature_parts.append(features)
+        cond_parts.append(cond)
     features = np.concatenate(feature_parts) if feature_parts else np.empty((0, len(layout.names)))
     if spec.selection and meta_counts["n_after_selection"] == 0:
         raise InputError(f"selection {spec.selection!r} keeps 0 of {meta_counts['n_read']} events in {files}")

@@ -1,0 +1,219 @@
+"""Readers: ROOT collections and selections, HDF5, CaloChallenge files, and every input error."""
+
+from __future__ import annotations
+
+import awkward as ak
+import h5py
+import numpy as np
+import pytest
+import uproot
+
+from hepgenbench.data import calo
+from hepgenbench.data.readers import (
+    CollectionSpec,
+    Hdf5Spec,
+    RootSpec,
+    default_transform,
+    read_calochallenge,
+    read_hdf5,
+    read_root,
+    zmumu_spec,
+)
+from hepgenbench.errors import InputError
+
+# Five events; muons deliberately NOT sorted by pt, event 2 has one muon, event 4 has no jet.
+MUON_PT = [[10.0, 30.0, 20.0], [50.0, 40.0], [25.0], [5.0, 6.0], [70.0, 80.0]]
+MUON_ETA = [[0.1, 0.3, 0.2], [1.0, -1.0], [0.0], [2.0, -2.0], [0.5, 0.6]]
+MUON_PHI = [[1.0, 3.0, 2.0], [0.5, -0.5], [0.0], [1.5, -1.5], [0.7, 0.8]]
+JET_PT = [[100.0], [60.0, 90.0], [40.0], [30.0], []]
+JET_MASS = [[10.0], [0.0, 5.0], [3.0], [1.0], []]
+MET = [1.0, 2.0, 3.0, 4.0, 5.0]
+
+
+def write_tree(path, met=MET):
+    with uproot.recreate(path) as f:
+        tree = f.mktree("Events", {
+            "Muon": ak.zip({"pt": ak.Array(MUON_PT), "eta": ak.Array(MUON_ETA), "phi": ak.Array(MUON_PHI)}).type,
+            "Jet": ak.zip({"pt": ak.Array(JET_PT), "eta": ak.Array(JET_PT) * 0.0, "phi": ak.Array(JET_PT) * 0.0,
+                           "mass": ak.Array(JET_MASS)}).type,
+            "MET_pt": np.float64,
+        })
+        tree.extend({
+            "Muon": ak.zip({"pt": ak.Array(MUON_PT), "eta": ak.Array(MUON_ETA), "phi": ak.Array(MUON_PHI)}),
+            "Jet": ak.zip({"pt": ak.Array(JET_PT), "eta": ak.Array(JET_PT) * 0.0, "phi": ak.Array(JET_PT) * 0.0,
+                           "mass": ak.Array(JET_MASS)}),
+            "MET_pt": np.asarray(met, dtype=np.float64),
+        })
+    return str(path)
+
+
+@pytest.fixture
+def root_file(tmp_path):
+    return write_tree(tmp_path / "events.root")
+
+
+def dimuon_spec(path, **kw):
+    options = dict(files=[path], tree="Events", branches=["MET_pt"],
+                   collections={"Muon": CollectionSpec(n=2, sort_by="pt", fields=["pt", "eta", "phi"])})
+    options.update(kw)
+    return RootSpec(**options)
+
+
+def test_read_root_takes_leading_objects_sorted_and_drops_short_events(root_file):
+    events = read_root(dimuon_spec(root_file))
+    assert events.feature_names == ["Muon1_pt", "Muon1_eta", "Muon1_phi", "Muon2_pt", "Muon2_eta", "Muon2_phi",
+                                    "MET_pt"]
+    expected = np.array([
+        [30.0, 0.3, 3.0, 20.0, 0.2, 2.0, 1.0],
+        [50.0, 1.0, 0.5, 40.0, -1.0, -0.5, 2.0],
+        [6.0, -2.0, -1.5, 5.0, 2.0, 1.5, 4.0],
+        [80.0, 0.6, 0.8, 70.0, 0.5, 0.7, 5.0],
+    ])
+    np.testing.assert_array_equal(events.features, expected)
+    assert events.meta["n_read"] == 5 and events.meta["n_dropped_too_few"] == {"Muon": 1}
+    assert events.transforms[0] == {"type": "log", "offset": 0.0}
+    assert events.transforms[1] == {"type": "standard"}
+    assert events.transforms[2] == {"type": "bounded", "low": -3.141593, "high": 3.141593}
+
+
+def test_chunked_reading_equals_one_shot(root_file, tmp_path):
+    second = write_tree(tmp_path / "second.root", met=[9.0, 8.0, 7.0, 6.0, 5.0])
+    spec = zmumu_spec(root_file)
+    spec.files = [root_file, second]
+    one_shot = read_root(spec)
+    spec.step_size = 2
+    chunked = read_root(spec)
+    np.testing.assert_array_equal(chunked.features, one_shot.features)
+    assert one_shot.kind == "zmumu" and len(one_shot) == 6  # events 0, 1, 3 of each file
+    assert one_shot.feature_names[-1] == "Jet1_mass"
+    assert one_shot.transforms[-1] == {"type": "log", "offset": 1.0}
+
+
+def test_selection_and_transform_override(root_file):
+    events = read_root(dimuon_spec(root_file, selection="(MET_pt > 1.5) & (nJet >= 1)",
+                                   transforms={"MET_pt": {"type": "log", "offset": 0.0}}))
+    np.testing.assert_array_equal(events.features[:, -1], [2.0, 4.0])
+    assert events.transforms[-1] == {"type": "log", "offset": 0.0}
+    assert events.meta["n_after_selection"] == 3  # event 2 passes the cut but has one muon
+
+
+def test_condition_branch(root_file):
+    events = read_root(dimuon_spec(root_file, branches=[], condition=["MET_pt"]))
+    assert events.condition_names == ["MET_pt"]
+    np.testing.assert_array_equal(events.condition[:, 0], [1.0, 2.0, 4.0, 5.0])
+
+
+def test_from_config_accepts_globs_and_rejects_unknown_keys(root_file, tmp_path):
+    spec = RootSpec.from_config({
+        "files": str(tmp_path / "*.root"), "tree": "Events", "branches": ["MET_pt"],
+        "collections": {"Muon": {"n": 1, "fields": ["pt"]}}, "step_size": 3,
+    })
+    events = read_root(spec)
+    assert events.feature_names == ["Muon1_pt", "MET_pt"] and len(events) == 5
+    with pytest.raises(InputError, match=r"unknown option\(s\) \['treee'\]"):
+        RootSpec.from_config({"files": root_file, "treee": "Events"})
+    with pytest.raises(InputError, match="collections.Muon.n"):
+        RootSpec.from_config({"files": root_file, "tree": "Events", "collections": {"Muon": {"n": 0}}})
+    hspec = Hdf5Spec.from_config({"files": "x.h5", "features": ["a"], "kind": "generic"})
+    assert hspec.files == ["x.h5"] and hspec.nan_policy == "refuse"
+
+
+def test_missing_file_glob_and_non_root(tmp_path):
+    with pytest.raises(InputError, match="missing.root: file does not exist"):
+        read_root(dimuon_spec(str(tmp_path / "missing.root")))
+    with pytest.raises(InputError, match=r"nothing\*.root: the glob pattern matches no file"):
+        read_root(dimuon_spec(str(tmp_path / "nothing*.root")))
+    text = tmp_path / "notes.root"
+    text.write_text("this is not a ROOT file\n" * 10)
+    with pytest.raises(InputError, match="notes.root: not a readable ROOT file"):
+        read_root(dimuon_spec(str(text)))
+
+
+def test_missing_tree_and_branch_list_what_exists(root_file):
+    with pytest.raises(InputError, match=r"no tree 'Evts'; trees in the file: Events"):
+        read_root(dimuon_spec(root_file, tree="Evts"))
+    with pytest.raises(InputError, match=r"no branch\(es\) \['Muon_charge'\]; it has: .*Muon_pt"):
+        read_root(dimuon_spec(root_file, collections={"Muon": CollectionSpec(n=1, fields=["charge"])}))
+    with pytest.raises(InputError, match=r"no branch\(es\) \['HT'\]"):
+        read_root(dimuon_spec(root_file, branches=["HT"]))
+
+
+def test_nan_refused_or_dropped(tmp_path):
+    path = write_tree(tmp_path / "nan.root", met=[1.0, np.nan, 3.0, np.inf, 5.0])
+    with pytest.raises(InputError, match=r"nan.root:Events: non-finite \(NaN/inf\) values in MET_pt \(MET_pt\): 2"):
+        read_root(dimuon_spec(path))
+    events = read_root(dimuon_spec(path, nan_policy="drop"))
+    np.testing.assert_array_equal(events.features[:, -1], [1.0, 5.0])
+    assert events.meta["n_dropped_nonfinite"] == 2
+    with pytest.raises(InputError, match="nan_policy 'ignore'"):
+        read_root(dimuon_spec(path, nan_policy="ignore"))
+
+
+def test_bad_selections(root_file):
+    with pytest.raises(InputError, match=r"selection 'MET_pt >' is not a valid expression"):
+        read_root(dimuon_spec(root_file, selection="MET_pt >"))
+    with pytest.raises(InputError, match=r"selection 'HT > 3'.*no branch\(es\) \['HT'\]"):
+        read_root(dimuon_spec(root_file, selection="HT > 3"))
+    with pytest.raises(InputError, match=r"selection 'MET_pt > 100' keeps 0 of 5 events"):
+        read_root(dimuon_spec(root_file, selection="MET_pt > 100"))
+    with pytest.raises(InputError, match="one boolean per event"):
+        read_root(dimuon_spec(root_file, selection="Muon_pt > 20"))
+
+
+def test_read_hdf5_round_trip_and_errors(tmp_path):
+    path = tmp_path / "flat.h5"
+    rng = np.random.default_rng(0)
+    a, b, c = rng.normal(size=(3, 50))
+    with h5py.File(path, "w") as f:
+        f["jet_pt"], f["x"], f["cond"] = np.exp(a), b.reshape(-1, 1), c
+    events = read_hdf5(Hdf5Spec(files=[str(path)], features=["jet_pt", "x"], condition=["cond"]))
+    np.testing.assert_array_equal(events.features, np.column_stack([np.exp(a), b]))
+    np.testing.assert_array_equal(events.condition[:, 0], c)
+    assert events.transforms == [{"type": "log", "offset": 0.0}, {"type": "standard"}]
+    with pytest.raises(InputError, match=r"flat.h5: no dataset 'y'; it has: cond, jet_pt, x"):
+        read_hdf5(Hdf5Spec(files=[str(path)], features=["y"]))
+    text = tmp_path / "table.h5"
+    text.write_text("a,b\n1,2\n")
+    with pytest.raises(InputError, match="table.h5: not a readable HDF5 file"):
+        read_hdf5(Hdf5Spec(files=[str(text)], features=["a"]))
+
+
+def test_read_calochallenge_round_trip(tmp_path):
+    path = tmp_path / "showers.hdf5"
+    calo.simulate_showers(path, 200, seed=1, log=lambda m: None)
+    events = read_calochallenge(path)
+    with h5py.File(path) as f:
+        np.testing.assert_array_equal(events.features, f["showers"][()])
+        np.testing.assert_array_equal(events.condition, f["incident_energies"][()])
+    assert events.kind == "calo" and events.condition_names == ["E_inc"]
+    assert events.feature_names[0] == "v000" and events.feature_names[-1] == "v367"
+    assert events.transforms[5] == {"type": "fraction_logit", "alpha": 1e-6}
+
+
+def test_read_calochallenge_errors(tmp_path):
+    wrong = tmp_path / "dataset2.hdf5"
+    with h5py.File(wrong, "w") as f:
+        f["showers"] = np.zeros((3, 6480))
+        f["incident_energies"] = np.ones((3, 1))
+    with pytest.raises(InputError, match=r"dataset2.hdf5: 'showers' has shape \(3, 6480\).*368 voxels"):
+        read_calochallenge(wrong)
+    nokey = tmp_path / "nokey.hdf5"
+    with h5py.File(nokey, "w") as f:
+        f["showers"] = np.zeros((3, 368))
+    with pytest.raises(InputError, match="nokey.hdf5: no dataset 'incident_energies'"):
+        read_calochallenge(nokey)
+    nan = tmp_path / "nan.hdf5"
+    with h5py.File(nan, "w") as f:
+        showers = np.zeros((3, 368))
+        showers[1, 7] = np.nan
+        f["showers"], f["incident_energies"] = showers, np.ones((3, 1))
+    with pytest.raises(InputError, match=r"nan.hdf5: non-finite.*showers\[:, 7\] \(v007\): 1"):
+        read_calochallenge(nan)
+    assert len(read_calochallenge(nan, nan_policy="drop")) == 2
+
+
+def test_default_transforms_by_field_name():
+    assert default_transform("Jet1_mass") == {"type": "log", "offset": 1.0}
+    assert default_transform("Electron2_energy") == {"type": "log", "offset": 0.0}
+    assert default_transform("Tau1_phi")["type"] == "bounded"
+    assert default_transform("Tau1_eta") == {"type": "standard"}
