@@ -23,6 +23,9 @@ from hepgenbench.report import (
     best_models,
     build_report,
     collect_provenance,
+    format_count,
+    format_rate,
+    format_seconds,
     format_value_error,
     rankings,
     summary_rows,
@@ -225,6 +228,11 @@ def test_provenance_without_git(tmp_path, monkeypatch):
     prov = collect_provenance({"seed": 3})
     assert prov["git_commit"].startswith("unknown") and prov["seed"] == 3
     assert prov["packages"]["numpy"][0].isdigit()
+
+
+def test_cost_formatting():
+    assert (format_count(12345), format_seconds(65.0), format_rate(2.5e5)) == ("12.3k", "1.1 min", "2.5e5/s")
+    assert (format_rate(850.0), format_rate(None), format_seconds(7200)) == ("850/s", "—", "2 h")
 
 
 @pytest.mark.chromium

@@ -296,8 +296,14 @@ def format_seconds(s: float | None) -> str:
 
 
 def format_rate(rate: float | None) -> str:
+    """Events per second as ``850/s`` or ``2.5e5/s``."""
     rate = _number(rate)
-    return "—" if rate is None else f"{rate:.2g}/s"
+    if rate is None or rate <= 0:
+        return "—"
+    if rate < 1e4:
+        return f"{rate:.3g}/s"
+    exponent = math.floor(math.log10(rate))
+    return f"{rate / 10**exponent:.2g}e{exponent}/s"
 
 
 def status_text(row: TableRow) -> str:
@@ -431,6 +437,7 @@ td.best{background:#dff5df;font-weight:bold}.note{font-size:.8em;color:#555;max-
 figure{display:inline-block;margin:.5em;vertical-align:top;max-width:48%}figure img{max-width:100%;height:auto;
  border:1px solid #ddd}figcaption{font-size:.8em;color:#444}pre{background:#f7f7f7;padding:.8em;overflow-x:auto;
  font-size:.8em}#broken{display:none;background:#bd1f01;color:#fff;padding:.5em}
+.ranking{max-width:28em}
 details summary{cursor:pointer;font-weight:bold;margin:.5em 0}
 """
 
