@@ -1,0 +1,210 @@
+"""Generator families: they learn known 2-D distributions, their densities are densities,
+conditions are honoured, and saved models sample identically."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+from sklearn.ensemble import HistGradientBoostingClassifier
+from sklearn.model_selection import cross_val_score
+
+import hepgenbench.models as models
+from hepgenbench.errors import InputError
+from hepgenbench.models.base import REGISTRY, build, from_export
+from hepgenbench.train import TrainSettings, fit, load_model, save_model
+
+QUIET = lambda message: None  # noqa: E731
+
+
+def four_gaussians(n: int, rng: np.random.Generator) -> np.ndarray:
+    """Four σ = 0.3 Gaussians on a circle of radius 2."""
+    angle = rng.integers(0, 4, n) * np.pi / 2
+    return np.stack([2 * np.cos(angle), 2 * np.sin(angle)], 1) + 0.3 * rng.standard_normal((n, 2))
+
+
+def correlated_gaussian(n: int, rng: np.random.Generator) -> np.ndarray:
+    """One shifted Gaussian with correlation 0.8: unimodal, so a GAN can learn it in seconds."""
+    chol = np.array([[1.0, 0.0], [0.8, 0.6]])
+    return 0.7 * rng.standard_normal((n, 2)) @ chol.T + np.array([1.0, -0.5])
+
+
+def c2st_auc(truth: np.ndarray, generated: np.ndarray) -> float:
+    """Cross-validated AUC of a classifier separating truth from generated (0.5 = indistinguishable)."""
+    x = np.concatenate([truth, generated])
+    y = np.r_[np.zeros(len(truth)), np.ones(len(generated))]
+    clf = HistGradientBoostingClassifier(max_iter=50, random_state=0)
+    return float(cross_val_score(clf, x, y, cv=3, scoring="roc_auc").mean())
+
+
+def draw(model, n: int, cond=None, seed: int = 1) -> np.ndarray:
+    with torch.no_grad():
+        return model.sample(n, cond, generator=torch.Generator().manual_seed(seed)).numpy()
+
+
+# family -> (data, epochs, learning rate, AUC threshold)
+LEARNING_CASES = {
+    "vae": (four_gaussians, 150, 2e-3, 0.75),
+    "maf": (four_gaussians, 30, 2e-3, 0.7),
+    "realnvp": (four_gaussians, 30, 2e-3, 0.7),
+    "nsf": (four_gaussians, 12, 2e-3, 0.7),
+    "cfm": (four_gaussians, 40, 2e-3, 0.7),
+    "gan": (correlated_gaussian, 30, 1e-3, 0.8),
+    "wgan": (correlated_gaussian, 30, 1e-3, 0.8),
+}
+
+
+def test_registry_is_complete():
+    assert set(REGISTRY) == {"vae", "gan", "wgan", "maf", "realnvp", "nsf", "cfm", "iaf"}
+    assert models.REGISTRY is REGISTRY
+
+
+@pytest.mark.parametrize("family", sorted(LEARNING_CASES))
+def test_family_learns_a_known_2d_distribution(family):
+    make, epochs, lr, threshold = LEARNING_CASES[family]
+    rng = np.random.default_rng(0)
+    train, val, truth = make(4000, rng), make(1000, rng), make(4000, rng)
+    torch.manual_seed(0)
+    model = build(family, 2, hidden=(64, 64))
+    untrained = c2st_auc(truth, draw(model, 4000))
+    settings = TrainSettings(max_epochs=epochs, batch_size=256, learning_rate=lr, patience=epochs, seed=0)
+    log = fit(model, train, val, settings=settings, log=QUIET)
+    trained = c2st_auc(truth, draw(model, 4000))
+    assert not log.diverged
+    assert untrained > 0.9, f"the untrained {family} should fail the test (AUC {untrained:.3f})"
+    assert trained < threshold, f"{family} did not learn: AUC {trained:.3f} >= {threshold}"
+
+
+@pytest.mark.parametrize("family", ["maf", "realnvp", "nsf", "iaf", "cfm"])
+def test_flow_density_integrates_to_one(family):
+    torch.manual_seed(3)
+    hp = {"hidden": (32, 32)} | ({"n_steps": 8} if family == "cfm" else {})
+    model = build(family, 2, **hp)
+    # Random initial weights already give a non-Gaussian density; shift it off-centre too.
+    edges = torch.linspace(-7, 7, 141)
+    step = float(edges[1] - edges[0])
+    grid = torch.cartesian_prod(edges, edges)
+    with torch.no_grad():
+        mass = model.log_prob(grid).exp().sum().item() * step**2
+    assert mass == pytest.approx(1.0, abs=0.02)
+
+
+@pytest.mark.parametrize("family", ["maf", "realnvp", "nsf", "iaf"])
+def test_flow_log_prob_is_change_of_variables(family):
+    """log q(x) = log N(f(x)) + log |det ∂f/∂x| with f the flow's x → z map, Jacobian by autograd."""
+    torch.manual_seed(4)
+    model = build(family, 3, hidden=(16, 16))
+    x = draw(model, 5, seed=7)
+    to_latent = model.flow().transform
+    for xi in torch.as_tensor(x):
+        z = to_latent(xi)
+        jac = torch.autograd.functional.jacobian(to_latent, xi)
+        expected = torch.distributions.Normal(0.0, 1.0).log_prob(z).sum() + torch.linalg.slogdet(jac).logabsdet
+        assert model.log_prob(xi[None]).item() == pytest.approx(expected.item(), abs=1e-4)
+
+
+@pytest.mark.parametrize("exact_trace_max_dim", [20, 0])  # exact trace, then Hutchinson
+def test_cfm_log_prob_on_a_linear_field(exact_trace_max_dim):
+    """v(t, x) = a·x maps N(0, 1) to N(0, e^{2a}): log p(x) = log N(x e^{−a}) − D a."""
+    a, dim = 0.7, 3
+    model = build("cfm", dim, hidden=(8,), n_steps=40, exact_trace_max_dim=exact_trace_max_dim)
+
+    class Linear(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.unused = torch.nn.Parameter(torch.zeros(()))  # gives the model a device
+
+        def forward(self, t, x, cond=None):
+            return a * x
+
+    model.velocity = Linear()
+    x = torch.randn(50, dim, generator=torch.Generator().manual_seed(0)) * 2
+    expected = torch.distributions.Normal(0.0, 1.0).log_prob(x * math.exp(-a)).sum(-1) - dim * a
+    assert torch.allclose(model.log_prob(x), expected, atol=1e-5)
+    # and sampling follows the same field
+    samples = draw(model, 20000)
+    assert samples.std() == pytest.approx(math.exp(a), rel=0.03)
+
+
+def test_iaf_density_of_its_samples_agrees_both_ways():
+    """The fast (sampling) direction and the slow (inverse) direction give the same log q."""
+    torch.manual_seed(5)
+    model = build("iaf", 4, hidden=(16, 16))
+    with torch.no_grad():
+        x, log_q = model.sample_and_log_prob(200)
+        assert torch.allclose(model.log_prob(x), log_q, atol=1e-4)
+
+
+def four_gaussians_log_density(x: np.ndarray) -> np.ndarray:
+    centres = 2 * np.array([[1, 0], [0, 1], [-1, 0], [0, -1]])
+    sq = ((x[:, None, :] - centres[None]) ** 2).sum(-1) / 0.3**2
+    return np.log(np.exp(-0.5 * sq).mean(1)) - np.log(2 * np.pi * 0.3**2)
+
+
+def test_vae_log_prob_is_a_bound_below_the_truth():
+    """On data from p, E_p[log q] <= E_p[log p] for any density q, and a bound sits lower still;
+    the IWAE bound with many samples is above the single-sample ELBO."""
+    torch.manual_seed(6)
+    model = build("vae", 2, hidden=(32,))
+    fit(model, four_gaussians(2000, np.random.default_rng(1)), four_gaussians(500, np.random.default_rng(2)),
+        settings=TrainSettings(max_epochs=40, batch_size=128, learning_rate=3e-3), log=QUIET)
+    x = four_gaussians(4000, np.random.default_rng(3))
+    xt = torch.as_tensor(x, dtype=torch.float32)
+    torch.manual_seed(0)
+    model.hparams["iw_samples"] = 1
+    elbo = model.log_prob(xt).mean().item()
+    model.hparams["iw_samples"] = 128
+    iwae = model.log_prob(xt).mean().item()
+    truth = four_gaussians_log_density(x).mean()
+    assert model.likelihood_is_bound
+    assert elbo < iwae < truth
+
+
+@pytest.mark.parametrize("family", ["maf", "cfm", "vae"])
+def test_conditional_model_reproduces_each_condition(family):
+    rng = np.random.default_rng(0)
+    cond = rng.integers(0, 2, 6000).astype(float)[:, None]
+    centre = np.where(cond == 1, 1.5, -1.5)
+    x = centre + 0.5 * rng.standard_normal((6000, 2))
+    torch.manual_seed(0)
+    model = build(family, 2, 1, hidden=(64, 64))
+    fit(model, x[:5000], x[5000:], cond[:5000], cond[5000:],
+        settings=TrainSettings(max_epochs=15, batch_size=256, learning_rate=2e-3), log=QUIET)
+    for value, mean in [(0.0, -1.5), (1.0, 1.5)]:
+        s = draw(model, 4000, torch.full((4000, 1), value))
+        np.testing.assert_allclose(s.mean(0), [mean, mean], atol=0.15)
+        # the VAE decodes to its mean: its spread is known to shrink, so only flows are held to σ
+        if family != "vae":
+            np.testing.assert_allclose(s.std(0), [0.5, 0.5], atol=0.1)
+
+
+@pytest.mark.parametrize("family", sorted(REGISTRY))
+def test_save_load_gives_identical_samples(family, tmp_path):
+    torch.manual_seed(0)
+    n_conditions = 0 if family == "iaf" else 1
+    model = build(family, 3, n_conditions, hidden=(16, 16))
+    cond = None if n_conditions == 0 else torch.linspace(-1, 1, 50)[:, None]
+    save_model(tmp_path / "model.pt", model)
+    loaded, log = load_model(tmp_path / "model.pt")
+    assert log is None and type(loaded) is type(model)
+    np.testing.assert_array_equal(draw(model, 50, cond, seed=3), draw(loaded, 50, cond, seed=3))
+    np.testing.assert_array_equal(draw(from_export(model.export()), 50, cond, seed=3), draw(model, 50, cond, seed=3))
+    assert not np.array_equal(draw(model, 50, cond, seed=3), draw(model, 50, cond, seed=4))
+
+
+def test_condition_errors_are_input_errors():
+    with pytest.raises(InputError, match="iaf.*cannot take a condition"):
+        build("iaf", 3, 1)
+    model = build("maf", 3, 1, hidden=(8,))
+    with pytest.raises(InputError, match=r"pass cond of shape \(n, C\)"):
+        model.sample(4)
+    with pytest.raises(InputError, match=r"expected \(4, 1\)"):
+        model.sample(4, torch.zeros(4, 2))
+    with pytest.raises(InputError, match="unknown hyperparameter.*'widht'"):
+        build("cfm", 3, widht=4)
+    with pytest.raises(InputError, match="solver"):
+        build("cfm", 3, solver="dopri5")
+    with pytest.raises(InputError, match="unknown model family 'glow'"):
+        build("glow", 3)
