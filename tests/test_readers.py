@@ -13,6 +13,7 @@ from hepgenbench.data.readers import (
     CollectionSpec,
     Hdf5Spec,
     RootSpec,
+    _leading_indices,
     default_transform,
     read_calochallenge,
     read_hdf5,
@@ -217,3 +218,14 @@ def test_default_transforms_by_field_name():
     assert default_transform("Electron2_energy") == {"type": "log", "offset": 0.0}
     assert default_transform("Tau1_phi")["type"] == "bounded"
     assert default_transform("Tau1_eta") == {"type": "standard"}
+
+
+@pytest.mark.parametrize("pts, expected", [
+    ([[], [], [3.0, 1.0], [1.0, 2.0]], [[0, 1], [3, 2]]),  # empty events first; last pair unsorted
+    ([[5.0, 4.0], [2.0, 9.0, 1.0]], [[0, 1], [3, 2]]),
+    ([[5.0, 4.0], [9.0, 2.0]], [[0, 1], [2, 3]]),  # already sorted: the fast path
+])
+def test_leading_indices(pts, expected):
+    pts = ak.Array(pts)
+    keep = ak.to_numpy(ak.num(pts)) >= 2
+    np.testing.assert_array_equal(_leading_indices(pts, 2, keep), expected)

@@ -249,6 +249,28 @@ def _layout(spec: RootSpec) -> _Layout:
     return _Layout(names, branches)
 
 
+def _leading_indices(sort_key: ak.Array, n: int, keep: np.ndarray) -> np.ndarray:
+    """Flat indices ``(n_kept, n)`` of the ``n`` objects with the largest ``sort_key`` per kept event.
+
+    One stable ``np.lexsort`` over the flattened collection (event number as primary key,
+    −key as secondary) replaces per-event jagged sorting and indexing in awkward, which
+    dominated the reading time.
+    """
+    counts = ak.to_numpy(ak.num(sort_key, axis=1))
+    flat = ak.to_numpy(ak.flatten(sort_key, axis=1))
+    starts = np.cumsum(counts) - counts
+    leading = starts[keep][:, None] + np.arange(n)
+    # NanoAOD (and our Pythia source) store collections already ordered by pT; an O(M) check
+    # skips the sort then. Pairs across an event boundary are exempt from the check.
+    descending = flat[1:] <= flat[:-1]
+    boundaries = starts[(counts > 0) & (starts > 0)] - 1
+    descending[boundaries] = True
+    if descending.all():
+        return leading
+    order = np.lexsort((-flat, np.repeat(np.arange(counts.size), counts)))
+    return order[leading]
+
+
 def _chunk_features(arrays: ak.Array, spec: RootSpec) -> tuple[np.ndarray, np.ndarray, dict[str, int]]:
     """Features and condition of one chunk; events lacking objects are dropped (counted)."""
     keep = np.ones(len(arrays), dtype=bool)
@@ -257,21 +279,16 @@ def _chunk_features(arrays: ak.Array, spec: RootSpec) -> tuple[np.ndarray, np.nd
         enough = ak.to_numpy(ak.num(arrays[f"{coll}_{cs.sort_by}"], axis=1)) >= cs.n
         dropped[coll] = int((~enough).sum())
         keep &= enough
-    n_columns = sum(cs.n * len(cs.fields) for cs in spec.collections.values()) + len(spec.branches)
-    if not keep.any():
-        return np.empty((0, n_columns)), np.empty((0, len(spec.condition))), dropped
-    # Filtering first means the (costlier) jagged sort runs on the kept events only.
-    kept = arrays[keep]
     columns = []
     for coll, cs in spec.collections.items():
-        order = ak.argsort(kept[f"{coll}_{cs.sort_by}"], axis=1, ascending=False, stable=True)[:, : cs.n]
-        leading = {f: ak.to_numpy(ak.to_regular(kept[f"{coll}_{f}"][order], axis=1)) for f in cs.fields}
+        index = _leading_indices(arrays[f"{coll}_{cs.sort_by}"], cs.n, keep)
+        flat = {f: ak.to_numpy(ak.flatten(arrays[f"{coll}_{f}"], axis=1)).astype(np.float64) for f in cs.fields}
         for i in range(cs.n):
-            columns += [leading[f][:, i].astype(np.float64) for f in cs.fields]
-    columns += [ak.to_numpy(kept[b]).astype(np.float64) for b in spec.branches]
-    n = len(kept)
+            columns += [flat[f][index[:, i]] for f in cs.fields]
+    columns += [ak.to_numpy(arrays[b]).astype(np.float64)[keep] for b in spec.branches]
+    n = int(keep.sum())
     features = np.column_stack(columns) if columns else np.empty((n, 0))
-    cond = (np.column_stack([ak.to_numpy(kept[c]).astype(np.float64) for c in spec.condition])
+    cond = (np.column_stack([ak.to_numpy(arrays[c]).astype(np.float64)[keep] for c in spec.condition])
             if spec.condition else np.empty((n, 0)))
     return features, cond, dropped
 
