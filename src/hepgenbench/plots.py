@@ -42,7 +42,7 @@ import numpy as np  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
 from hepgenbench.errors import InputError  # noqa: E402
-from hepgenbench.io import EventSet, atomic_path, read_events, read_json, write_json  # noqa: E402
+from hepgenbench.io import EventSet, atomic_path, read_json, write_json  # noqa: E402
 
 #: A derived-observable function, as :func:`hepgenbench.data.observables.derived_observables`.
 ObservableFn = Callable[[EventSet], tuple[np.ndarray, list[str]]]
@@ -693,24 +693,6 @@ def read_plot_manifest(path: str) -> tuple[str, list[PlotRecord]]:
     return str(data.get("dataset", "")), records
 
 
-def plots_from_files(
-    dataset: str,
-    truth_path: str,
-    sample_paths: Mapping[str, str],
-    metrics_paths: Mapping[str, str],
-    training_csvs: Mapping[str, str],
-    outdir: str,
-    manifest_path: str,
-) -> list[PlotRecord]:
-    """Read a dataset's outputs from disk, draw its figures and write the manifest (the rule's one call)."""
-    truth = read_events(truth_path)
-    samples = {m: read_events(p) for m, p in sample_paths.items()}
-    metrics = {m: read_json(p) for m, p in metrics_paths.items()}
-    records = make_dataset_plots(dataset, truth, samples, metrics, training_csvs, outdir)
-    write_plot_manifest(manifest_path, records, dataset)
-    return records
-
-
 __all__ = [
     "CALO_DS1_PHOTON_LAYERS",
     "CaloLayer",
@@ -722,7 +704,6 @@ __all__ = [
     "make_dataset_plots",
     "model_colors",
     "pareto_front",
-    "plots_from_files",
     "read_plot_manifest",
     "read_training_csv",
     "safe_name",

@@ -330,7 +330,7 @@ def plots(inputs: dict[str, list[str] | str], outdir: str, params: dict[str, Any
     metrics = {read_json(p)["model"]: read_json(p) for p in _as_list(inputs["metrics"])}
     csvs = dict(zip(models, _as_list(inputs["training_csvs"])))
     records = make_dataset_plots(params["dataset"], truth, samples, metrics, csvs, outdir)
-    write_plot_manifest(str(Path(outdir) / "manifest.json"), records)
+    write_plot_manifest(str(Path(outdir) / "manifest.json"), records, params["dataset"])
     log(f"{len(records)} plot(s) for {params['dataset']} in {outdir}")
 
 
