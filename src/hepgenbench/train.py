@@ -1,0 +1,421 @@
+"""The one training loop every family shares, plus speed and efficiency measurements.
+
+:func:`fit` trains on data and :func:`fit_density` trains against an explicit target
+density (``iaf``); both run :func:`_train`, which owns everything that is not family
+specific:
+
+* optimisers from ``model.configure_optimizers`` (GANs return two), each with a
+  reduce-on-plateau schedule (halve the learning rate after ``max(2, patience // 3)``
+  epochs without a better validation loss). Chosen over a cosine schedule because it needs
+  no known epoch count, so it behaves the same under an epoch and a wall-clock budget;
+* early stopping on the validation loss (``settings.patience``), with the best weights
+  kept and restored at the end;
+* a wall-clock budget (``settings.time_budget_s``), checked after every batch;
+* a per-epoch CSV rewritten atomically, a progress line per epoch to ``log``;
+* a checkpoint per epoch (model, optimisers, schedulers, RNG states, log), written
+  atomically; an existing checkpoint is resumed, and on the CPU a resumed run ends with the
+  same weights as an uninterrupted one;
+* divergence (a non-finite loss, or ``model.check_divergence``) ends training with
+  ``diverged=True`` and the best weights so far, never with an exception.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+import os
+import statistics
+import time
+from collections.abc import Callable
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from hepgenbench.errors import InputError
+from hepgenbench.io import atomic_path
+from hepgenbench.models.base import EpochRecord, Generator, TrainingLog, TrainSettings, from_export, select_device
+
+LogFn = Callable[[str], None]
+Callback = Callable[[EpochRecord], None]
+ArrayLike = Tensor | np.ndarray
+
+# Settings that change the trajectory: a checkpoint written under others is not resumed.
+_TRAJECTORY_SETTINGS = ("seed", "batch_size", "learning_rate", "weight_decay", "density_batch_size", "density_steps_per_epoch")
+_CSV_COLUMNS = ("epoch", "train_loss", "val_loss", "learning_rate", "time_s")
+
+
+def fit(
+    model: Generator,
+    train: ArrayLike,
+    val: ArrayLike,
+    cond_train: ArrayLike | None = None,
+    cond_val: ArrayLike | None = None,
+    settings: TrainSettings = TrainSettings(),
+    checkpoint_path: str | os.PathLike | None = None,
+    csv_path: str | os.PathLike | None = None,
+    log: LogFn = print,
+    callback: Callback | None = None,
+) -> TrainingLog:
+    """Train ``model`` on events in network space; returns the log, best weights loaded.
+
+    ``callback`` is called with each epoch's record after its checkpoint is written (an
+    exception raised there interrupts training exactly like a killed job).
+    """
+    device = _prepare(model, settings)
+    x_train = _as_tensor(train, "train", model.n_features, device)
+    x_val = _as_tensor(val, "val", model.n_features, device)
+    c_train = _as_condition(cond_train, "cond_train", model, len(x_train), device)
+    c_val = _as_condition(cond_val, "cond_val", model, len(x_val), device)
+    if len(x_train) == 0 or len(x_val) == 0:
+        raise InputError(f"training needs events: got {len(x_train)} train and {len(x_val)} validation events")
+    shuffle = torch.Generator().manual_seed(settings.seed)
+
+    def run_epoch(optimizers: list[torch.optim.Optimizer], deadline: float) -> tuple[dict[str, float], int]:
+        totals: dict[str, float] = {}
+        seen = 0
+        for index in torch.randperm(len(x_train), generator=shuffle).split(settings.batch_size):
+            index = index.to(device)
+            out = model.training_step(x_train[index], None if c_train is None else c_train[index], optimizers)
+            for key, value in out.items():
+                totals[key] = totals.get(key, 0.0) + value * len(index)
+            seen += len(index)
+            if not all(math.isfinite(v) for v in out.values()) or time.perf_counter() > deadline:
+                break
+        return {k: v / seen for k, v in totals.items()}, seen
+
+    def validate() -> float:
+        return model.validation_loss(x_val, c_val)
+
+    return _train(model, settings, device, run_epoch, validate, shuffle, checkpoint_path, csv_path, log, callback)
+
+
+def fit_density(
+    model: Generator,
+    log_density: Callable[[Tensor], Tensor],
+    settings: TrainSettings = TrainSettings(),
+    checkpoint_path: str | os.PathLike | None = None,
+    csv_path: str | os.PathLike | None = None,
+    log: LogFn = print,
+    callback: Callback | None = None,
+) -> TrainingLog:
+    """Train a flow against ``log_density(u)`` (network space, may be −inf), without data.
+
+    An epoch is ``settings.density_steps_per_epoch`` steps of ``density_batch_size`` fresh
+    samples (see :meth:`hepgenbench.models.flows.FlowGenerator.density_step`). The
+    validation loss is the self-normalised estimate of KL(p‖q) on one fixed set of base
+    draws, so that it moves only when the model does.
+    """
+    if not hasattr(model, "density_step"):
+        raise InputError(f"model family '{model.family}' cannot be trained against a density; use a flow such as 'iaf'")
+    if model.n_conditions:
+        raise InputError("training against a density supports unconditional models only")
+    device = _prepare(model, settings)
+    shuffle = torch.Generator().manual_seed(settings.seed)  # unused by the steps; kept for one checkpoint format
+    z_val = torch.randn((settings.density_batch_size, model.n_features), generator=torch.Generator().manual_seed(settings.seed + 1))
+
+    def run_epoch(optimizers: list[torch.optim.Optimizer], deadline: float) -> tuple[dict[str, float], int]:
+        losses = []
+        for _ in range(settings.density_steps_per_epoch):
+            losses.append(model.density_step(log_density, settings.density_batch_size, optimizers)["loss"])
+            if not math.isfinite(losses[-1]) or time.perf_counter() > deadline:
+                break
+        return {"loss": float(np.mean(losses))}, len(losses) * settings.density_batch_size
+
+    def validate() -> float:
+        return model.density_validation(log_density, z_val)
+
+    return _train(model, settings, device, run_epoch, validate, shuffle, checkpoint_path, csv_path, log, callback)
+
+
+# ------------------------------------------------------------------------------------------
+# The loop
+
+
+def _train(
+    model: Generator,
+    settings: TrainSettings,
+    device: torch.device,
+    run_epoch: Callable[[list[torch.optim.Optimizer], float], tuple[dict[str, float], int]],
+    validate: Callable[[], float],
+    shuffle: torch.Generator,
+    checkpoint_path: str | os.PathLike | None,
+    csv_path: str | os.PathLike | None,
+    log: LogFn,
+    callback: Callback | None,
+) -> TrainingLog:
+    optimizers = model.configure_optimizers(settings)
+    schedulers = [
+        torch.optim.lr_scheduler.ReduceLROnPlateau(opt, factor=0.5, patience=max(2, settings.patience // 3))
+        for opt in optimizers
+    ]
+    record = TrainingLog(n_parameters=model.n_parameters(), device=str(device))
+    best_state = _copy_state(model)
+    history: list[dict[str, float]] = []
+    elapsed_before = 0.0
+
+    if checkpoint_path is not None and Path(checkpoint_path).exists():
+        state = _load_checkpoint(checkpoint_path, model, settings)
+        model.load_state_dict(state["model"])
+        for opt, s in zip(optimizers, state["optimizers"]):
+            opt.load_state_dict(s)
+        for sched, s in zip(schedulers, state["schedulers"]):
+            sched.load_state_dict(s)
+        torch.set_rng_state(state["torch_rng"])
+        if torch.cuda.is_available() and state.get("cuda_rng") is not None:
+            torch.cuda.set_rng_state_all(state["cuda_rng"])
+        shuffle.set_state(state["shuffle_rng"])
+        record = TrainingLog.from_dict(state["log"])
+        best_state, history, elapsed_before = state["best_state"], state["history"], record.wall_time_s
+        log(f"resuming from {checkpoint_path} after epoch {len(record.epochs)}")
+        if record.stopped_because:
+            model.load_state_dict(best_state)
+            return record
+
+    start = time.perf_counter() - elapsed_before
+    budget = settings.time_budget_s
+    deadline = math.inf if budget is None else start + budget
+    for epoch in range(len(record.epochs) + 1, settings.max_epochs + 1):
+        model.train()
+        epoch_start = time.perf_counter()
+        stats, n_events = run_epoch(optimizers, deadline)
+        model.eval()
+        train_loss = stats.get("loss", float("nan"))
+        finite = all(math.isfinite(v) for v in stats.values())
+        val_loss = validate() if finite else float("nan")
+        learning_rate = optimizers[0].param_groups[0]["lr"]
+        now = time.perf_counter()
+        rec = EpochRecord(epoch, train_loss, val_loss, learning_rate, now - start)
+        record.epochs.append(rec)
+        history.append(stats)
+        record.wall_time_s = now - start
+
+        if not (finite and math.isfinite(val_loss)):
+            what = "training" if not finite else "validation"
+            record.diverged, record.divergence_reason = True, f"NaN or infinite {what} loss at epoch {epoch}"
+        elif reason := model.check_divergence(history):
+            record.diverged, record.divergence_reason = True, f"{reason} (epoch {epoch})"
+        elif val_loss < record.best_val_loss:
+            record.best_epoch, record.best_val_loss, record.time_to_best_s = epoch, val_loss, now - start
+            best_state = _copy_state(model)
+        if not record.diverged:
+            for sched in schedulers:
+                sched.step(val_loss)
+
+        log(
+            f"epoch {epoch}/{settings.max_epochs}  train {train_loss:.5g}  val {val_loss:.5g}  "
+            f"lr {learning_rate:.3g}  {n_events / max(now - epoch_start, 1e-9):.4g} events/s  {now - start:.1f} s"
+        )
+        if record.diverged:
+            record.stopped_because = "diverged"
+            log(f"stopping: {record.divergence_reason}")
+        elif epoch - max(record.best_epoch, 0) >= settings.patience:
+            record.stopped_because = "early_stopping"
+        elif now >= deadline:
+            record.stopped_because = "time_budget"
+        elif epoch == settings.max_epochs:
+            record.stopped_because = "max_epochs"
+        record.budget = "wall-clock" if record.stopped_because == "time_budget" else "epochs"
+
+        if csv_path is not None:
+            _write_csv(csv_path, record)
+        if checkpoint_path is not None:
+            _save_checkpoint(checkpoint_path, model, optimizers, schedulers, shuffle, record, best_state, history, settings)
+        if callback is not None:
+            callback(rec)
+        if record.stopped_because:
+            break
+
+    if not record.stopped_because:  # max_epochs already reached by a resumed run
+        record.stopped_because, record.budget = "max_epochs", "epochs"
+    model.load_state_dict(best_state)
+    log(
+        f"finished ({record.stopped_because}) after {len(record.epochs)} epochs, {record.wall_time_s:.1f} s; "
+        f"best epoch {record.best_epoch}, val {record.best_val_loss:.5g}"
+    )
+    return record
+
+
+def _prepare(model: Generator, settings: TrainSettings) -> torch.device:
+    torch.set_num_threads(max(1, int(settings.threads)))
+    torch.manual_seed(settings.seed)
+    device = select_device(settings.device)
+    model.to(device)
+    return device
+
+
+def _as_tensor(a: ArrayLike, name: str, n_features: int, device: torch.device) -> Tensor:
+    t = torch.as_tensor(np.asarray(a) if not isinstance(a, Tensor) else a, dtype=torch.get_default_dtype())
+    if t.dim() != 2 or t.shape[1] != n_features:
+        raise InputError(f"{name} events have shape {tuple(t.shape)}; expected (n, {n_features}) for this model")
+    if not torch.isfinite(t).all():
+        raise InputError(f"{name} events contain NaN or infinite values; check the preprocessing")
+    return t.to(device)
+
+
+def _as_condition(a: ArrayLike | None, name: str, model: Generator, n: int, device: torch.device) -> Tensor | None:
+    if (a is None) != (model.n_conditions == 0):
+        raise InputError(
+            f"{name} is {'missing' if a is None else 'given'} but the model was built with "
+            f"{model.n_conditions} condition column(s)"
+        )
+    if a is None:
+        return None
+    t = _as_tensor(a, name, model.n_conditions, device)
+    if len(t) != n:
+        raise InputError(f"{name} has {len(t)} rows but there are {n} events")
+    return t
+
+
+def _copy_state(model: Generator) -> dict[str, Tensor]:
+    return {k: v.detach().clone() for k, v in model.state_dict().items()}
+
+
+def _write_csv(path: str | os.PathLike, record: TrainingLog) -> None:
+    # Rewritten whole and renamed into place: a killed job leaves the previous complete file.
+    with atomic_path(path) as tmp, open(tmp, "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(_CSV_COLUMNS)
+        for e in record.epochs:
+            writer.writerow([e.epoch, repr(e.train_loss), repr(e.val_loss), repr(e.learning_rate), f"{e.time_s:.3f}"])
+
+
+def _save_checkpoint(path, model, optimizers, schedulers, shuffle, record, best_state, history, settings) -> None:
+    state = {
+        "family": model.family,
+        "settings": {k: getattr(settings, k) for k in _TRAJECTORY_SETTINGS},
+        "model": model.state_dict(),
+        "optimizers": [o.state_dict() for o in optimizers],
+        "schedulers": [s.state_dict() for s in schedulers],
+        "torch_rng": torch.get_rng_state(),
+        "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None,
+        "shuffle_rng": shuffle.get_state(),
+        "log": record.to_dict(),
+        "best_state": best_state,
+        "history": history,
+    }
+    with atomic_path(path) as tmp:
+        torch.save(state, tmp)
+
+
+def _load_checkpoint(path, model: Generator, settings: TrainSettings) -> dict[str, Any]:
+    try:
+        state = torch.load(path, map_location=model.device, weights_only=True)
+    except Exception as err:  # a truncated or foreign file
+        raise InputError(f"checkpoint {path} cannot be read ({err}); delete it to start training over") from None
+    mine = {k: getattr(settings, k) for k in _TRAJECTORY_SETTINGS}
+    if state.get("family") != model.family or state.get("settings") != mine:
+        raise InputError(
+            f"checkpoint {path} was written for family '{state.get('family')}' with settings {state.get('settings')}, "
+            f"but this run is '{model.family}' with {mine}; delete the checkpoint to start over"
+        )
+    # RNG states must live on the CPU whatever map_location said.
+    state["torch_rng"] = state["torch_rng"].cpu()
+    state["shuffle_rng"] = state["shuffle_rng"].cpu()
+    return state
+
+
+# ------------------------------------------------------------------------------------------
+# Saving finished models
+
+
+def save_model(path: str | os.PathLike, model: Generator, log: TrainingLog | None = None, settings: TrainSettings | None = None) -> None:
+    """Write ``model.pt``: family, hyperparameters, weights, training log and settings, atomically."""
+    payload = {
+        "model": model.export(),
+        "training_log": None if log is None else log.to_dict(),
+        "settings": None if settings is None else asdict(settings),
+    }
+    with atomic_path(path) as tmp:
+        torch.save(payload, tmp)
+
+
+def load_model(path: str | os.PathLike, device: str = "cpu") -> tuple[Generator, TrainingLog | None]:
+    """Rebuild a model written by :func:`save_model`; returns it (in eval mode) and its log."""
+    path = Path(path)
+    if not path.exists():
+        raise InputError(f"{path}: model file does not exist")
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+        model = from_export(payload["model"])
+    except InputError:
+        raise
+    except Exception as err:
+        raise InputError(f"{path}: not a model written by hepgenbench ({err})") from None
+    model.to(select_device(device)).eval()
+    log = payload.get("training_log")
+    return model, None if log is None else TrainingLog.from_dict(log)
+
+
+# ------------------------------------------------------------------------------------------
+# Measurements
+
+
+@torch.no_grad()
+def sampling_rates(
+    model: Generator,
+    batch_sizes: tuple[int, ...] = (1, 1000, 100_000),
+    cond_pool: ArrayLike | None = None,
+    repeats: int = 3,
+    calls_at_batch_one: int = 20,
+    seed: int = 0,
+) -> dict[int, float]:
+    """Events per second of ``model.sample`` at each batch size: the median of ``repeats``.
+
+    At batch size 1 each repeat times ``calls_at_batch_one`` calls, since one call is too
+    short to time. Conditions are drawn (with replacement) from ``cond_pool``.
+    """
+    model.eval()
+    generator = torch.Generator().manual_seed(seed)
+    pool = None if cond_pool is None else torch.as_tensor(np.asarray(cond_pool), dtype=torch.get_default_dtype())
+    if model.n_conditions and pool is None:
+        raise InputError(f"model family '{model.family}' is conditional: pass cond_pool to sampling_rates")
+
+    def draw(n: int) -> None:
+        cond = None
+        if pool is not None:
+            cond = pool[torch.randint(0, len(pool), (n,), generator=generator)].reshape(n, -1).to(model.device)
+        model.sample(n, cond, generator=generator)
+        if model.device.type == "cuda":
+            torch.cuda.synchronize()
+
+    rates: dict[int, float] = {}
+    for batch in batch_sizes:
+        calls = calls_at_batch_one if batch == 1 else 1
+        draw(min(batch, 1000))  # warm-up
+        timings = []
+        for _ in range(repeats):
+            t0 = time.perf_counter()
+            for _ in range(calls):
+                draw(batch)
+            timings.append(time.perf_counter() - t0)
+        rates[batch] = batch * calls / statistics.median(timings)
+    return rates
+
+
+def unweighting_efficiency(log_p: ArrayLike, log_q: ArrayLike) -> dict[str, float]:
+    """Quality of q as an importance sampler of p, from events sampled from q.
+
+    With weights w = p/q (p may be unnormalised and −inf outside its support):
+    ``efficiency`` = ⟨w⟩ / max w, the acceptance of hit-or-miss unweighting, and
+    ``relative_error`` = std(w) / (⟨w⟩ √n), the relative Monte-Carlo error of the integral
+    of p; these are the figures of the phase-space papers (e.g. arXiv:2212.06172).
+    """
+    log_w = np.asarray(log_p, dtype=np.float64) - np.asarray(log_q, dtype=np.float64)
+    if log_w.ndim != 1 or len(log_w) < 2:
+        raise InputError(f"log_p and log_q must be 1-D arrays of the same length >= 2, got log weights of shape {log_w.shape}")
+    if np.isnan(log_w).any() or np.isposinf(log_w).any():
+        raise InputError("log_p − log_q contains NaN or +inf: log_q must be finite wherever q sampled")
+    if not np.isfinite(log_w).any():
+        return {"efficiency": 0.0, "relative_error": float("inf"), "n": len(log_w), "fraction_zero_weight": 1.0}
+    w = np.exp(log_w - log_w[np.isfinite(log_w)].max())  # scale-free ratios; −inf → 0
+    mean = w.mean()
+    return {
+        "efficiency": float(mean / w.max()),
+        "relative_error": float(w.std(ddof=1) / (mean * math.sqrt(len(w)))),
+        "n": len(w),
+        "fraction_zero_weight": float((w == 0).mean()),
+    }

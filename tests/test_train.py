@@ -1,0 +1,171 @@
+"""The shared training loop: resume, determinism, stopping rules, divergence, density
+training, and the speed/efficiency measurements."""
+
+from __future__ import annotations
+
+import csv
+import math
+
+import numpy as np
+import pytest
+import torch
+
+import hepgenbench.models  # noqa: F401  (registers the families)
+from hepgenbench.errors import InputError
+from hepgenbench.models.base import build
+from hepgenbench.train import TrainSettings, fit, fit_density, sampling_rates, unweighting_efficiency
+
+QUIET = lambda message: None  # noqa: E731
+RNG = np.random.default_rng(0)
+TRAIN = RNG.standard_normal((1500, 2)) * [1.0, 0.5] + [0.5, 0.0]
+VAL = RNG.standard_normal((400, 2)) * [1.0, 0.5] + [0.5, 0.0]
+
+
+class Interrupt(Exception):
+    pass
+
+
+def weights(model) -> dict[str, torch.Tensor]:
+    return {k: v.clone() for k, v in model.state_dict().items()}
+
+
+def same_weights(a: dict, b: dict) -> bool:
+    return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+@pytest.mark.parametrize("family", ["maf", "wgan", "vae"])
+def test_interrupted_training_resumes_to_the_same_result(family, tmp_path):
+    settings = TrainSettings(max_epochs=6, batch_size=128, seed=3, patience=2)  # patience: early stopping state counts too
+
+    def fresh():
+        torch.manual_seed(0)
+        return build(family, 2, hidden=(16, 16))
+
+    reference = fresh()
+    ref_log = fit(reference, TRAIN, VAL, settings=settings, log=QUIET)
+
+    def crash_after_three(record):
+        if record.epoch == 3:
+            raise Interrupt
+
+    checkpoint = tmp_path / "ckpt.pt"
+    with pytest.raises(Interrupt):
+        fit(fresh(), TRAIN, VAL, settings=settings, checkpoint_path=checkpoint, log=QUIET, callback=crash_after_three)
+    messages: list[str] = []
+    resumed = fresh()
+    log = fit(resumed, TRAIN, VAL, settings=settings, checkpoint_path=checkpoint, log=messages.append)
+
+    assert any("resuming" in m for m in messages)
+    assert [e.epoch for e in log.epochs] == [e.epoch for e in ref_log.epochs]
+    assert [e.val_loss for e in log.epochs] == [e.val_loss for e in ref_log.epochs]
+    assert (log.best_epoch, log.stopped_because) == (ref_log.best_epoch, ref_log.stopped_because)
+    assert same_weights(weights(resumed), weights(reference))
+
+
+def test_same_seed_same_weights_other_seed_other_weights():
+    def run(seed):
+        torch.manual_seed(0)
+        model = build("cfm", 2, hidden=(16,))
+        fit(model, TRAIN, VAL, settings=TrainSettings(max_epochs=3, batch_size=128, seed=seed), log=QUIET)
+        return weights(model)
+
+    assert same_weights(run(1), run(1))
+    assert not same_weights(run(1), run(2))
+
+
+def test_nan_divergence_is_recorded_not_raised():
+    torch.manual_seed(0)
+    model = build("maf", 2, hidden=(16,))
+    log = fit(model, TRAIN, VAL, settings=TrainSettings(max_epochs=20, learning_rate=1e6, batch_size=64), log=QUIET)
+    assert log.diverged and log.stopped_because == "diverged"
+    assert "NaN" in log.divergence_reason and f"epoch {len(log.epochs)}" in log.divergence_reason
+    assert len(log.epochs) < 20
+    # the restored weights are the best finite ones
+    assert torch.isfinite(model.sample(100, generator=torch.Generator().manual_seed(0))).all()
+
+
+def test_gan_divergence_rule():
+    gan = build("gan", 2, hidden=(8,))
+    winning = [{"loss": 5.0 + i, "d_loss": 0.01, "d_accuracy": 0.999} for i in range(5)]
+    assert "discriminator wins" in gan.check_divergence(winning)
+    recovering = winning[:4] + [{"loss": 3.0, "d_loss": 0.01, "d_accuracy": 0.999}]
+    assert gan.check_divergence(recovering) == ""
+    assert gan.check_divergence(winning[:4]) == ""
+
+
+def test_early_stopping_restores_the_best_epoch(tmp_path):
+    """At learning rate 0 nothing improves after epoch 1, so training stops at 1 + patience."""
+    torch.manual_seed(0)
+    model = build("realnvp", 2, hidden=(8,))
+    before = weights(model)
+    log = fit(model, TRAIN, VAL, settings=TrainSettings(max_epochs=50, learning_rate=0.0, patience=3),
+              csv_path=tmp_path / "log.csv", log=QUIET)
+    assert (log.stopped_because, log.best_epoch, len(log.epochs), log.budget) == ("early_stopping", 1, 4, "epochs")
+    assert same_weights(weights(model), before)
+    rows = list(csv.DictReader(open(tmp_path / "log.csv")))
+    assert [int(r["epoch"]) for r in rows] == [1, 2, 3, 4]
+    assert set(rows[0]) == {"epoch", "train_loss", "val_loss", "learning_rate", "time_s"}
+    assert float(rows[0]["val_loss"]) == pytest.approx(log.epochs[0].val_loss)
+
+
+def test_wall_clock_budget_stops_cleanly():
+    torch.manual_seed(0)
+    model = build("cfm", 2, hidden=(16,))
+    log = fit(model, TRAIN, VAL, settings=TrainSettings(max_epochs=100_000, batch_size=32, time_budget_s=0.5, patience=10**6), log=QUIET)
+    assert (log.stopped_because, log.budget) == ("time_budget", "wall-clock")
+    assert 0.5 <= log.wall_time_s < 3.0
+
+
+def test_bad_training_input_is_an_input_error():
+    model = build("maf", 2, 1, hidden=(8,))
+    with pytest.raises(InputError, match=r"train events have shape \(1500, 3\); expected \(n, 2\)"):
+        fit(model, np.zeros((1500, 3)), VAL, np.zeros((1500, 1)), np.zeros((400, 1)), log=QUIET)
+    with pytest.raises(InputError, match="cond_train is missing"):
+        fit(model, TRAIN, VAL, log=QUIET)
+    with pytest.raises(InputError, match="NaN"):
+        fit(model, np.full((10, 2), np.nan), VAL, np.zeros((10, 1)), np.zeros((400, 1)), log=QUIET)
+
+
+def test_unweighting_efficiency_analytic_values():
+    same = unweighting_efficiency(np.log(np.full(100, 0.3)), np.log(np.full(100, 0.5)))
+    assert same["efficiency"] == pytest.approx(1.0) and same["relative_error"] == pytest.approx(0.0, abs=1e-12)
+    w = np.array([1.0, 1.0, 2.0, 0.0])
+    result = unweighting_efficiency(np.log(w), np.zeros(4))
+    assert result["efficiency"] == pytest.approx(0.5)
+    assert result["relative_error"] == pytest.approx(np.std(w, ddof=1) / (w.mean() * 2))
+    assert result["fraction_zero_weight"] == pytest.approx(0.25)
+
+
+def mixture_in_a_box(u: torch.Tensor) -> torch.Tensor:
+    """Two σ = 0.4 Gaussians at (±1.5, 0), zero (log −inf) outside the box [-4, 4]²."""
+    centres = torch.tensor([[1.5, 0.0], [-1.5, 0.0]])
+    sq = ((u[:, None, :] - centres) ** 2).sum(-1) / 0.4**2
+    log_p = torch.logsumexp(-0.5 * sq, dim=1)
+    return torch.where((u.abs() < 4).all(-1), log_p, torch.full_like(log_p, -math.inf))
+
+
+def test_iaf_trained_on_a_density_beats_flat_sampling():
+    uniform = torch.rand(20000, 2, generator=torch.Generator().manual_seed(0)) * 8 - 4
+    flat = unweighting_efficiency(mixture_in_a_box(uniform).numpy(), np.full(20000, -math.log(64.0)))
+
+    torch.manual_seed(0)
+    model = build("iaf", 2, hidden=(32, 32))
+    settings = TrainSettings(max_epochs=15, learning_rate=3e-3, density_batch_size=512, density_steps_per_epoch=50)
+    log = fit_density(model, mixture_in_a_box, settings, log=QUIET)
+    with torch.no_grad():
+        u, log_q = model.sample_and_log_prob(20000, generator=torch.Generator().manual_seed(1))
+    trained = unweighting_efficiency(mixture_in_a_box(u).numpy(), log_q.numpy())
+
+    assert not log.diverged and log.epochs[-1].val_loss < log.epochs[0].val_loss
+    assert flat["efficiency"] < 0.05
+    assert trained["efficiency"] > 2 * flat["efficiency"]
+    assert trained["relative_error"] < flat["relative_error"] / 5
+
+
+def test_sampling_rates_measures_every_batch_size():
+    model = build("realnvp", 3, 1, hidden=(8,))
+    rates = sampling_rates(model, batch_sizes=(1, 100), cond_pool=np.zeros((5, 1)), repeats=2)
+    assert set(rates) == {1, 100} and all(r > 0 and math.isfinite(r) for r in rates.values())
+    assert rates[100] > rates[1]  # batching amortises the per-call overhead
+    with pytest.raises(InputError, match="cond_pool"):
+        sampling_rates(model)
