@@ -1,0 +1,531 @@
+"""The Slurm and HTCondor profiles (workflow/profiles/{slurm,htcondor}).
+
+Two levels of evidence:
+
+* always: a dry run through each profile gives every job's resources as Snakemake
+  evaluates them (rules + profile); each job is then handed to the executor plugin's own
+  submission code (Slurm: ``get_submit_command`` + ``set_gres_string``; HTCondor: the
+  plugin's ``run_job`` up to the schedd, with the real ``htcondor2.Submit``), and the
+  resulting ``sbatch`` line / submit description must carry the rule's resources;
+* marked ``slurm``: the quick benchmark runs on the single-node cluster of
+  ``.ci/setup-slurm.sh`` through ``--executor slurm``, with a recording ``sbatch`` on
+  PATH (tests/cluster/sbatch), one training job is killed with ``scancel`` mid-run, and the
+  report must equal a local run's.
+"""
+
+from __future__ import annotations
+
+import csv
+import functools
+import math
+import os
+import re
+import shlex
+import shutil
+import subprocess
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+import yaml
+
+from conftest import ROOT, copy_workflow, run_snakemake
+
+PROFILES = ROOT / "workflow" / "profiles"
+SBATCH_RECORDER = ROOT / "tests" / "cluster" / "sbatch"
+QUICK = "config/quick.yaml"
+
+# Settings for the test cluster only (no accounting database, no accounts), and a short
+# first status check so that the seven layers of the DAG do not each wait 40 s.
+TEST_CLUSTER_FLAGS = (
+    "--slurm-no-account",
+    "--slurm-status-command", "squeue",
+    "--slurm-init-seconds-before-status-checks", "5",
+    "--slurm-keep-successful-logs",
+)  # fmt: skip
+
+# Report columns that measure the machine, not the model: they differ between any two
+# runs, local or not.
+TIMING_COLUMN = re.compile(r"time|rate|per_s|seconds|_s$|duration|throughput", re.IGNORECASE)
+
+
+# ---------------------------------------------------------------------------------------
+# What Snakemake plans: every job of a dry run with its evaluated resources.
+
+
+@dataclass(frozen=True)
+class PlannedJob:
+    """One job of a dry run as Snakemake printed it."""
+
+    rule: str
+    wildcards: tuple[tuple[str, str], ...]
+    threads: int
+    resources: dict = field(hash=False)
+
+    @property
+    def slurm_comment(self) -> str:
+        """The ``--comment`` the Slurm plugin gives this job's sbatch call."""
+        values = "_".join(v for _, v in self.wildcards).replace("/", "_")
+        return f"rule_{self.rule}_wildcards_{values}" if values else f"rule_{self.rule}"
+
+
+def _parse_value(text: str):
+    try:
+        return int(text)
+    except ValueError:
+        return {"True": True, "False": False}.get(text, text)
+
+
+def parse_dry_run(text: str) -> list[PlannedJob]:
+    """The jobs of ``snakemake -n`` output (rule, wildcards, threads, resources)."""
+    jobs, current = [], None
+    for line in text.splitlines():
+        header = re.fullmatch(r"(?:local)?rule (\w+):", line)
+        if header:
+            if current:
+                jobs.append(current)
+            current = {"rule": header[1], "wildcards": (), "threads": 1, "resources": {}}
+            continue
+        if current is None or not line.startswith("    "):
+            continue
+        key, _, value = line.strip().partition(": ")
+        if key == "wildcards":
+            current["wildcards"] = tuple(tuple(kv.split("=", 1)) for kv in value.split(", "))
+        elif key == "threads":
+            current["threads"] = int(value)
+        elif key == "resources":
+            current["resources"] = {k: _parse_value(v) for k, v in (kv.split("=", 1) for kv in value.split(", "))}
+    if current:
+        jobs.append(current)
+    return [PlannedJob(**job) for job in jobs]
+
+
+@functools.cache  # dry runs are deterministic; several tests read the same one
+def planned_jobs(workdir: Path, *args: str) -> list[PlannedJob]:
+    proc = run_snakemake(workdir, "-n", "--configfile", QUICK, *args, timeout=120, check=True)
+    return parse_dry_run(proc.stdout + proc.stderr)
+
+
+def snakefile_localrules(workdir: Path) -> frozenset[str]:
+    """The rules the Snakefile runs on the submitting host (its ``localrules``).
+
+    A dry run cannot tell (it executes locally, so every job prints as local); the
+    parsed workflow can.
+    """
+    from snakemake.api import SnakemakeApi
+    from snakemake.settings.types import ConfigSettings, OutputSettings, Quietness, ResourceSettings
+
+    cwd = Path.cwd()
+    try:
+        with SnakemakeApi(OutputSettings(quiet={Quietness.ALL})) as api:
+            workflow = api.workflow(
+                resource_settings=ResourceSettings(),
+                config_settings=ConfigSettings(configfiles=[workdir / QUICK]),
+                snakefile=workdir / "Snakefile",
+                workdir=workdir,
+            )
+            return frozenset(workflow._workflow._localrules)
+    finally:
+        os.chdir(cwd)
+
+
+def remote_jobs(jobs: list[PlannedJob], local_rules: frozenset[str]) -> list[PlannedJob]:
+    return [j for j in jobs if j.rule not in local_rules]
+
+
+def with_profile_text(workdir: Path, name: str, replace: dict[str, str]) -> Path:
+    """A copy of profile ``name`` in ``workdir`` with exact text replaced (each must occur)."""
+    text = (PROFILES / name / "config.yaml").read_text()
+    for old, new in replace.items():
+        assert old in text, f"profile {name} no longer contains {old!r}; update the test with the profile"
+        text = text.replace(old, new)
+    dest = workdir / "profiles" / f"{name}-variant"
+    dest.mkdir(parents=True)
+    (dest / "config.yaml").write_text(text)
+    return dest
+
+
+# ---------------------------------------------------------------------------------------
+# The plugins' own submission code, fed with the planned jobs.
+
+
+class _Resources(dict):
+    """Snakemake's resource list as the plugins read it: ``.get`` and attribute access."""
+
+    def __getattr__(self, name):
+        try:
+            return self[name]
+        except KeyError:
+            raise AttributeError(name) from None
+
+
+@dataclass
+class FakeJob:
+    """The part of Snakemake's JobExecutorInterface that the submit builders read."""
+
+    name: str
+    threads: int
+    resources: _Resources
+    wildcards: list[str]
+    jobid: int = 1
+
+    @classmethod
+    def of(cls, planned: PlannedJob) -> FakeJob:
+        return cls(planned.rule, planned.threads, _Resources(planned.resources), [v for _, v in planned.wildcards])
+
+    def is_group(self) -> bool:
+        return False
+
+
+def slurm_sbatch_line(planned: PlannedJob) -> str:
+    """The sbatch call snakemake-executor-plugin-slurm builds for ``planned``."""
+    import snakemake_executor_plugin_slurm as plugin
+    from snakemake_executor_plugin_slurm.submit_string import get_submit_command
+    from snakemake_executor_plugin_slurm.utils import set_gres_string
+
+    job = FakeJob.of(planned)
+    # Partition choice lives on the executor; this one knows no partition file and has
+    # the cluster's default partition already looked up.
+    executor = SimpleNamespace(_partitions=None, _fallback_partition="default", logger=None)
+    params = {
+        "run_uuid": "test-run",
+        "slurm_logfile": "slurm.log",
+        "comment_str": planned.slurm_comment,
+        "account": "",
+        "partition": plugin.Executor.get_partition_arg(executor, job),
+        "workdir": "/work",
+    }
+    settings = SimpleNamespace(requeue=False, no_requeue=False, qos=None, reservation=None)
+    return get_submit_command(job, params, settings=settings) + set_gres_string(job)
+
+
+def htcondor_submit_description(planned: PlannedJob, jobdir: Path, monkeypatch) -> dict[str, str]:
+    """The submit description snakemake-executor-plugin-htcondor sends to the schedd."""
+    import htcondor2
+    import snakemake_executor_plugin_htcondor as plugin
+
+    submitted = []
+
+    class Schedd:  # the only part faked: there is no pool to submit to
+        def submit(self, description):
+            submitted.append(description)
+            return SimpleNamespace(cluster=lambda: 1)
+
+    monkeypatch.setattr(plugin.htcondor, "Schedd", Schedd)
+    executor = object.__new__(plugin.Executor)
+    executor.jobDir = str(jobdir)
+    executor._unified_log_file = str(jobdir / "snakemake-rules.log")
+    executor.workflow = SimpleNamespace(storage_settings=SimpleNamespace(shared_fs_usage=["all"]))
+    executor.logger = SimpleNamespace(info=lambda *a: None, warning=lambda *a: None, debug=lambda *a: None)
+    executor.envvars = dict
+    executor.report_job_submission = lambda info: None
+    executor._get_exec_args_and_transfer_files = lambda job, transfer: ("python", "-m snakemake", [], [], [])
+    executor.run_job(FakeJob.of(planned))
+    (description,) = submitted
+    assert isinstance(description, htcondor2.Submit)
+    return dict(line.split(" = ", 1) for line in str(description).splitlines() if " = " in line)
+
+
+def condor_mb(mem_mb: int) -> str:
+    return f"{mem_mb // 1024}GB" if mem_mb % 1024 == 0 else f"{mem_mb}MB"
+
+
+# ---------------------------------------------------------------------------------------
+# Always: the profiles parse, and the resources reach the submissions.
+
+
+@pytest.fixture(scope="module")
+def dry_workdir(tmp_path_factory) -> Path:
+    return copy_workflow(tmp_path_factory.mktemp("cluster-dry") / "wf")
+
+
+@pytest.fixture(scope="module")
+def local_rules(dry_workdir) -> frozenset[str]:
+    return snakefile_localrules(dry_workdir)
+
+
+@pytest.mark.parametrize("profile", ["slurm", "htcondor"])
+def test_profile_dry_run_plans_every_job(dry_workdir, local_rules, profile):
+    local = planned_jobs(dry_workdir)
+    jobs = planned_jobs(dry_workdir, "--profile", str(PROFILES / profile))
+    assert sorted((j.rule, j.wildcards) for j in jobs) == sorted((j.rule, j.wildcards) for j in local)
+    assert {"all", "report"} <= local_rules and "train" not in local_rules
+    # Retries are what survive a killed job; check the profile asks for them.
+    assert yaml.safe_load((PROFILES / profile / "config.yaml").read_text())["retries"] >= 1
+
+
+def test_slurm_sbatch_carries_every_rules_resources(dry_workdir, local_rules):
+    jobs = remote_jobs(planned_jobs(dry_workdir, "--profile", str(PROFILES / "slurm")), local_rules)
+    assert len(jobs) > 20
+    for job in jobs:
+        args = shlex.split(slurm_sbatch_line(job))
+        assert args[0] == "sbatch"
+        assert f"--cpus-per-task={job.threads}" in args, (job, args)
+        assert args[args.index("--mem") + 1] == str(job.resources["mem_mb"])
+        assert args[args.index("-t") + 1] == str(job.resources["runtime"])
+        assert not any(a.startswith("--gpus") for a in args), "no rule asks for a GPU in quick.yaml"
+        # The rules declare their own memory and time: the profile's fallbacks never apply.
+        assert (job.resources["mem_mb"], job.resources["runtime"]) != (2000, 30) or job.rule in {"split", "preprocess"}
+
+
+def test_slurm_gpu_training_goes_to_gpu_partition(dry_workdir, local_rules, tmp_path):
+    """The profile's documented GPU switch: config gpu=1 plus the commented partition block."""
+    profile = with_profile_text(
+        tmp_path,
+        "slurm",
+        {
+            '# set-resources:\n#   train:\n#     slurm_partition: "gpu"\n#   sample:\n#     slurm_partition: "gpu"': (
+                'set-resources:\n  train:\n    slurm_partition: "gpu"\n  sample:\n    slurm_partition: "gpu"'
+            )
+        },
+    )
+    config = yaml.safe_load((ROOT / QUICK).read_text())
+    config["resources"] = {"train": {"gpu": 1}}
+    (dry_workdir / "config" / "gpu.yaml").write_text(yaml.safe_dump(config))
+    proc = run_snakemake(dry_workdir, "-n", "--configfile", "config/gpu.yaml", "--profile", str(profile), check=True)
+    jobs = remote_jobs(parse_dry_run(proc.stdout + proc.stderr), local_rules)
+    for job in jobs:
+        args = shlex.split(slurm_sbatch_line(job))
+        on_gpu = job.rule in {"train", "sample"}
+        assert ("--gpus=1" in args) == on_gpu, (job.rule, args)
+        assert args[args.index("-p") + 1] == ("gpu" if on_gpu else "default"), (job.rule, args)
+
+
+def test_htcondor_submit_description_carries_cpus_memory_environment(dry_workdir, local_rules, tmp_path, monkeypatch):
+    jobs = remote_jobs(planned_jobs(dry_workdir, "--profile", str(PROFILES / "htcondor")), local_rules)
+    assert len(jobs) > 20
+    for job in jobs:
+        submit = htcondor_submit_description(job, tmp_path, monkeypatch)
+        assert submit["request_cpus"] == str(job.threads)
+        # The memory the rule declares, not a profile default: catches a rule whose
+        # mem_mb changed without the profile's htcondor_request_mem_mb.
+        assert submit["request_memory"] == condor_mb(job.resources["mem_mb"]), (
+            f"rule {job.rule}: mem_mb={job.resources['mem_mb']} but request_memory={submit['request_memory']}; "
+            "update set-resources in workflow/profiles/htcondor/config.yaml"
+        )
+        assert submit["getenv"] == "True"  # the venv's PATH reaches the execute point
+        assert "request_gpus" not in submit
+
+
+def test_htcondor_gpu_switch_requests_gpus_for_training_only(dry_workdir, local_rules, tmp_path, monkeypatch):
+    profile = with_profile_text(
+        tmp_path, "htcondor", {"    # request_gpus: 1\n": "    request_gpus: 1\n"}
+    )
+    jobs = remote_jobs(planned_jobs(dry_workdir, "--profile", str(profile)), local_rules)
+    for job in jobs:
+        submit = htcondor_submit_description(job, tmp_path, monkeypatch)
+        assert submit.get("request_gpus") == ("1" if job.rule in {"train", "sample"} else None), job.rule
+        assert submit["request_memory"] == condor_mb(job.resources["mem_mb"])
+
+
+def test_dry_run_parser_reads_threads_and_resources():
+    text = (
+        "rule train:\n    wildcards: dataset=calo, model=vae_r1\n    threads: 2\n"
+        "    resources: tmpdir=/tmp, mem_mb=4000, getenv=True, runtime=15\n"
+        "localrule report:\n    input: a\n"
+    )
+    train, report = parse_dry_run(text)
+    assert (train.rule, train.threads) == ("train", 2)
+    assert train.resources == {"tmpdir": "/tmp", "mem_mb": 4000, "getenv": True, "runtime": 15}
+    assert train.slurm_comment == "rule_train_wildcards_calo_vae_r1"
+    assert (report.rule, report.slurm_comment) == ("report", "rule_report")
+
+
+# ---------------------------------------------------------------------------------------
+# On the real cluster.
+
+
+def require_slurm() -> None:
+    """Fail in CI (where .ci/run sets the cluster up), skip elsewhere, when Slurm is absent."""
+    problem = None
+    if shutil.which("sinfo") is None or shutil.which("sbatch") is None:
+        problem = "Slurm's sinfo/sbatch are not on PATH"
+    else:
+        proc = subprocess.run(["sinfo", "-h", "-o", "%a %t"], capture_output=True, text=True)
+        if proc.returncode != 0 or "up" not in proc.stdout:
+            problem = f"no Slurm partition is up (sinfo: {proc.stdout.strip() or proc.stderr.strip()})"
+    if problem is None:
+        return
+    if os.environ.get("CI"):
+        pytest.fail(f"{problem}; CI must run .ci/setup-slurm.sh as root before the tests")
+    pytest.skip(f"{problem}: run .ci/setup-slurm.sh as root to get a single-node cluster")
+
+
+@dataclass(frozen=True)
+class SbatchCall:
+    args: list[str]
+
+    def option(self, name: str) -> str | None:
+        for i, arg in enumerate(self.args):
+            if arg == name:
+                return self.args[i + 1]
+            if arg.startswith(name + "="):
+                return arg.split("=", 1)[1]
+        return None
+
+
+@dataclass
+class Cancellation:
+    """The training job the watcher killed, and what existed at that moment."""
+
+    comment: str | None = None
+    slurm_id: str | None = None
+    at: float = math.nan
+    finished_before: dict[str, float] = field(default_factory=dict)  # path -> mtime
+
+
+@dataclass
+class ClusterRun:
+    workdir: Path
+    proc: subprocess.CompletedProcess
+    wall_s: float
+    planned: list[PlannedJob]
+    local_rules: frozenset[str]
+    calls: list[SbatchCall]
+    cancellation: Cancellation
+
+
+def results_snapshot(workdir: Path) -> dict[str, float]:
+    """mtime of every finished output under results/ (logs and benchmarks excluded)."""
+    out = {}
+    for path in (workdir / "results").rglob("*"):
+        rel = path.relative_to(workdir).as_posix()
+        if path.is_file() and not rel.startswith(("results/logs/", "results/benchmarks/")):
+            out[rel] = path.stat().st_mtime
+    return out
+
+
+def cancel_one_training_job(workdir: Path, sbatch_log: Path, planned: list[PlannedJob], done: threading.Event) -> Cancellation:
+    """Wait for a train job of this run to be running its command, then scancel it."""
+    by_comment = {j.slurm_comment: j for j in planned}
+    result = Cancellation()
+    while not done.is_set():
+        names = {SbatchCall(shlex.split(line)).option("--job-name") for line in sbatch_log.read_text().splitlines()} if sbatch_log.exists() else set()
+        queue = subprocess.run(["squeue", "-h", "-o", "%i|%j|%k|%T"], capture_output=True, text=True).stdout
+        for line in queue.splitlines():
+            slurm_id, name, comment, state = line.split("|")
+            if name not in names or state != "RUNNING" or not comment.startswith("rule_train_"):
+                continue
+            wildcards = dict(by_comment[comment].wildcards)
+            log = workdir / "results" / "logs" / wildcards["dataset"] / "train" / f"{wildcards['model']}.log"
+            if log.exists():  # the training command itself has started
+                time.sleep(1.0)
+                result.finished_before = results_snapshot(workdir)
+                result.at = time.time()
+                subprocess.run(["scancel", slurm_id], check=True)
+                result.comment, result.slurm_id = comment, slurm_id
+                return result
+        time.sleep(0.3)
+    return result
+
+
+@pytest.fixture(scope="module")
+def local_run(tmp_path_factory) -> Path:
+    """The reference: quick.yaml run locally with the same seed."""
+    workdir = copy_workflow(tmp_path_factory.mktemp("cluster-local") / "wf")
+    run_snakemake(workdir, "--cores", "2", "--configfile", QUICK, timeout=1200, check=True)
+    return workdir
+
+
+@pytest.fixture(scope="module")
+def slurm_run(tmp_path_factory) -> ClusterRun:
+    require_slurm()
+    workdir = copy_workflow(tmp_path_factory.mktemp("cluster-slurm") / "wf")
+    profile = ["--profile", str(PROFILES / "slurm")]
+    planned = planned_jobs(workdir, *profile)
+    sbatch_log = workdir / "sbatch-calls.txt"
+    bin_dir = workdir / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "sbatch").symlink_to(SBATCH_RECORDER)
+    env = {
+        "HEPGENBENCH_SBATCH_LOG": str(sbatch_log),
+        "HEPGENBENCH_REAL_SBATCH": shutil.which("sbatch"),
+        "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}",
+    }
+    done = threading.Event()
+    cancellation = Cancellation()
+
+    def watch():
+        nonlocal cancellation
+        cancellation = cancel_one_training_job(workdir, sbatch_log, planned, done)
+
+    watcher = threading.Thread(target=watch, daemon=True)
+    old_env = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)  # run_snakemake passes os.environ on
+    try:
+        watcher.start()
+        start = time.monotonic()
+        proc = run_snakemake(workdir, *profile, "--configfile", QUICK, *TEST_CLUSTER_FLAGS, timeout=1800)
+        wall = time.monotonic() - start
+    finally:
+        done.set()
+        watcher.join()
+        for k, v in old_env.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+    assert proc.returncode == 0, f"Slurm run failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-6000:]}"
+    print(f"\nquick.yaml on Slurm: {wall:.0f} s wall, {len(sbatch_log.read_text().splitlines())} sbatch calls")
+    calls = [SbatchCall(shlex.split(line)) for line in sbatch_log.read_text().splitlines()]
+    return ClusterRun(workdir, proc, wall, planned, snakefile_localrules(workdir), calls, cancellation)
+
+
+def read_report(workdir: Path) -> list[dict[str, str]]:
+    with open(workdir / "results" / "report" / "metrics.csv", newline="") as f:
+        return list(csv.DictReader(f))
+
+
+@pytest.mark.slurm
+@pytest.mark.slow
+def test_slurm_runs_every_remote_job_through_sbatch_with_its_resources(slurm_run):
+    expected = {j.slurm_comment: j for j in remote_jobs(slurm_run.planned, slurm_run.local_rules)}
+    submitted = [c.option("--comment") for c in slurm_run.calls]
+    # Each remote job once, plus the resubmission of the one that was cancelled.
+    assert sorted(submitted) == sorted([*expected, slurm_run.cancellation.comment])
+    assert not set(submitted) & {f"rule_{r}" for r in slurm_run.local_rules}
+    for call in slurm_run.calls:
+        job = expected[call.option("--comment")]
+        assert call.option("--cpus-per-task") == str(job.threads)
+        assert call.option("--mem") == str(job.resources["mem_mb"])
+        assert call.option("-t") == str(job.resources["runtime"])
+        assert call.option("--export") == "ALL"  # the venv on PATH reaches the job
+    # The plugin's per-job logs: one per submission, written by Slurm on the node.
+    logs = list((slurm_run.workdir / ".snakemake" / "slurm_logs").rglob("*.log"))
+    assert len(logs) == len(slurm_run.calls)
+
+
+@pytest.mark.slurm
+@pytest.mark.slow
+def test_slurm_report_equals_local_run(slurm_run, local_run):
+    cluster, local = read_report(slurm_run.workdir), read_report(local_run)
+    assert len(cluster) == len(local) > 0
+    assert list(cluster[0]) == list(local[0])
+    compared = [c for c in local[0] if not TIMING_COLUMN.search(c)]
+    assert len(compared) > len(local[0]) // 2, f"too few comparable columns: {compared}"
+    for row_c, row_l in zip(cluster, local):
+        for column in compared:
+            assert row_c[column] == row_l[column], (column, row_l.get("model"), row_c[column], row_l[column])
+
+
+@pytest.mark.slurm
+@pytest.mark.slow
+def test_scancelled_training_job_is_retried_and_nothing_finished_is_redone(slurm_run):
+    cancelled = slurm_run.cancellation
+    assert cancelled.comment is not None, "the watcher never saw a running train job to cancel"
+    calls = [c.option("--comment") for c in slurm_run.calls]
+    assert calls.count(cancelled.comment) == 2
+    assert all(calls.count(c) == 1 for c in calls if c != cancelled.comment)
+    # What had finished when the job was killed is untouched.
+    after = results_snapshot(slurm_run.workdir)
+    assert cancelled.finished_before, "nothing had finished before the cancel"
+    for path, mtime in cancelled.finished_before.items():
+        assert after[path] == mtime, f"{path} was rewritten after the cancel"
+    # The killed job's outputs exist now, written by the retry.
+    wildcards = dict(next(j for j in slurm_run.planned if j.slurm_comment == cancelled.comment).wildcards)
+    model = slurm_run.workdir / "results" / wildcards["dataset"] / "models" / wildcards["model"] / "model.pt"
+    assert model.stat().st_mtime > cancelled.at
+    assert "CANCELLED" in slurm_run.proc.stderr or "Trying to restart" in slurm_run.proc.stderr
