@@ -338,31 +338,32 @@ def read_root(spec: RootSpec) -> EventSet:
         needed |= {f"{coll}_{f}" for f in [*cs.fields, cs.sort_by]}
     needed_for_cut = _selection_names(spec.selection) if spec.selection else set()
     layout = _layout(spec)
-    for path in files:
-        f, t = _open_tree(path, spec.tree, sorted(needed))
-        missing = sorted(n for n in needed_for_cut if n not in t)
-        f.close()
-        if missing:
-            raise InputError(f"selection {spec.selection!r}: {path}:{spec.tree} has no branch(es) {missing}; "
-                             f"it has: {_abbreviated(t.keys())}")
-
     feature_parts, cond_parts = [], []
     meta_counts = {"n_read": 0, "n_after_selection": 0, "n_dropped_nonfinite": 0,
                    "n_dropped_too_few": {c: 0 for c in spec.collections}}
-    iterator = uproot.iterate({p: spec.tree for p in files}, sorted(needed), cut=spec.selection,
-                              step_size=spec.step_size, report=True, library="ak")
-    for arrays, report in _checked_selection(iterator, spec):
-        meta_counts["n_read"] += report.tree_entry_stop - report.tree_entry_start
-        meta_counts["n_after_selection"] += len(arrays)
-        features, cond, dropped = _chunk_features(arrays, spec)
-        for c, k in dropped.items():
-            meta_counts["n_dropped_too_few"][c] += k
-        features, cond, n_bad = _apply_nan_policy(
-            features, cond, spec.nan_policy, f"{report.file_path}:{spec.tree}",
-            layout.names + spec.condition, layout.branches + spec.condition)
-        meta_counts["n_dropped_nonfinite"] += n_bad
-        feature_parts.append(features)
-        cond_parts.append(cond)
+    # Files are checked one at a time as they are read, each opened once: every file's
+    # metadata must be parsed anyway, and a second open costs as much as a small file's read.
+    for path in files:
+        f, tree = _open_tree(path, spec.tree, sorted(needed))
+        with f:
+            missing = sorted(n for n in needed_for_cut if n not in tree)
+            if missing:
+                raise InputError(f"selection {spec.selection!r}: {path}:{spec.tree} has no branch(es) {missing}; "
+                                 f"it has: {_abbreviated(tree.keys())}")
+            iterator = tree.iterate(sorted(needed), cut=spec.selection, step_size=spec.step_size, report=True,
+                                    library="ak")
+            for arrays, report in _checked_selection(iterator, spec):
+                meta_counts["n_read"] += report.tree_entry_stop - report.tree_entry_start
+                meta_counts["n_after_selection"] += len(arrays)
+                features, cond, dropped = _chunk_features(arrays, spec)
+                for c, k in dropped.items():
+                    meta_counts["n_dropped_too_few"][c] += k
+                features, cond, n_bad = _apply_nan_policy(
+                    features, cond, spec.nan_policy, f"{path}:{spec.tree}",
+                    layout.names + spec.condition, layout.branches + spec.condition)
+                meta_counts["n_dropped_nonfinite"] += n_bad
+                feature_parts.append(features)
+                cond_parts.append(cond)
     features = np.concatenate(feature_parts) if feature_parts else np.empty((0, len(layout.names)))
     if spec.selection and meta_counts["n_after_selection"] == 0:
         raise InputError(f"selection {spec.selection!r} keeps 0 of {meta_counts['n_read']} events in {files}")
