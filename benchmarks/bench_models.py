@@ -1,0 +1,100 @@
+"""Speed of every generator family with its default hyperparameters, as a markdown table.
+
+Measures, on standardised Gaussian data (speed does not depend on what was learned):
+sampling rate at batch 1, 1e3 and 1e5 in 10-D; training throughput (events/s over one
+epoch); flow matching's sampling rate against its number of ODE steps; MAF's sampling rate
+against the dimension (one pass per feature). Run:
+
+    python benchmarks/bench_models.py --out benchmarks/results/models.md
+"""
+
+from __future__ import annotations
+
+import argparse
+import platform
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+import hepgenbench.models  # noqa: F401  (registers the families)
+from hepgenbench.io import atomic_path
+from hepgenbench.models.base import REGISTRY, build
+from hepgenbench.train import TrainSettings, fit, sampling_rates
+
+
+def training_throughput(family: str, dim: int, n_events: int) -> float:
+    """Events/s of one training epoch at the default batch size."""
+    data = np.random.default_rng(0).standard_normal((n_events, dim))
+    model = build(family, dim)
+    settings = TrainSettings(max_epochs=1, seed=0)
+    if model.trains_on_density:
+        from hepgenbench.train import fit_density
+
+        log_density = lambda u: -0.5 * (u**2).sum(-1)  # noqa: E731
+        settings = TrainSettings(max_epochs=1, density_steps_per_epoch=max(1, n_events // settings.density_batch_size))
+        t0 = time.perf_counter()
+        fit_density(model, log_density, settings, log=lambda m: None)
+        return settings.density_steps_per_epoch * settings.density_batch_size / (time.perf_counter() - t0)
+    t0 = time.perf_counter()
+    fit(model, data, data[:1000], settings=settings, log=lambda m: None)
+    return n_events / (time.perf_counter() - t0)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", default="benchmarks/results/models.md")
+    parser.add_argument("--dim", type=int, default=10)
+    parser.add_argument("--largest-batch", type=int, default=100_000)
+    parser.add_argument("--train-events", type=int, default=20_000)
+    parser.add_argument("--threads", type=int, default=1)
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(0)
+
+    lines = [
+        "# Generator speed (default hyperparameters, CPU)",
+        "",
+        f"Machine: {platform.processor() or platform.machine()}, torch {torch.__version__}, "
+        f"{args.threads} thread(s). Untrained models on {args.dim}-D data; events/s, median of repeats.",
+        "",
+        f"## Sampling and training, {args.dim}-D",
+        "",
+        f"| family | parameters | batch 1 | batch 1e3 | batch {args.largest_batch:.0e} | training (events/s) |",
+        "|---|---|---|---|---|---|",
+    ]
+    for family in sorted(REGISTRY):
+        model = build(family, args.dim)
+        small = sampling_rates(model, batch_sizes=(1, 1000), repeats=3)
+        large = sampling_rates(model, batch_sizes=(args.largest_batch,), repeats=1)
+        train_rate = training_throughput(family, args.dim, args.train_events)
+        lines.append(
+            f"| {family} | {model.n_parameters():,} | {small[1]:.3g} | {small[1000]:.3g} | "
+            f"{large[args.largest_batch]:.3g} | {train_rate:.3g} |"
+        )
+        print(lines[-1], flush=True)
+
+    lines += ["", f"## Flow matching: sampling rate against ODE steps (rk4, {args.dim}-D, batch 1e4)", "",
+              "| n_steps | network evaluations | events/s |", "|---|---|---|"]
+    for n_steps in (4, 8, 16, 32, 64):
+        model = build("cfm", args.dim, n_steps=n_steps)
+        rate = sampling_rates(model, batch_sizes=(10_000,), repeats=1)[10_000]
+        lines.append(f"| {n_steps} | {4 * n_steps} | {rate:.3g} |")
+        print(lines[-1], flush=True)
+
+    lines += ["", "## MAF: sampling rate against dimension (one pass per feature; batch 1e4)", "",
+              "| dimension | MAF events/s | RealNVP events/s |", "|---|---|---|"]
+    for dim in (2, 5, 10, 20, 40, 80):
+        maf = sampling_rates(build("maf", dim), batch_sizes=(10_000,), repeats=1)[10_000]
+        nvp = sampling_rates(build("realnvp", dim), batch_sizes=(10_000,), repeats=1)[10_000]
+        lines.append(f"| {dim} | {maf:.3g} | {nvp:.3g} |")
+        print(lines[-1], flush=True)
+
+    with atomic_path(Path(args.out)) as tmp:
+        tmp.write_text("\n".join(lines) + "\n")
+    print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()
