@@ -19,6 +19,10 @@ from torch import Tensor, nn
 from hepgenbench.errors import InputError
 
 
+#: Seed of the common random numbers used by :meth:`Generator.validation_loss`.
+VALIDATION_SEED = 20_221_005
+
+
 @dataclass
 class TrainSettings:
     """What the shared training loop needs to know; the config's ``training`` block."""
@@ -151,12 +155,21 @@ class Generator(nn.Module):
 
     @torch.no_grad()
     def validation_loss(self, x: Tensor, cond: Tensor | None = None, batch_size: int = 4096) -> float:
-        """Early-stopping criterion on the validation set; the training loss by default."""
-        total = 0.0
-        for start in range(0, len(x), batch_size):
-            xb = x[start : start + batch_size]
-            cb = None if cond is None else cond[start : start + batch_size]
-            total += float(self.loss(xb, cb)) * len(xb)
+        """Early-stopping criterion on the validation set; the training loss by default.
+
+        Stochastic losses (the VAE's reparametrised z, flow matching's t and noise) are
+        evaluated with the same random numbers every epoch, from a forked, fixed-seed RNG:
+        the criterion then moves only when the model does, and validation leaves the
+        training RNG stream untouched.
+        """
+        devices = [self.device] if self.device.type == "cuda" else []
+        with torch.random.fork_rng(devices=devices):
+            torch.manual_seed(VALIDATION_SEED)
+            total = 0.0
+            for start in range(0, len(x), batch_size):
+                xb = x[start : start + batch_size]
+                cb = None if cond is None else cond[start : start + batch_size]
+                total += float(self.loss(xb, cb)) * len(xb)
         return total / max(len(x), 1)
 
     def check_divergence(self, history: list[dict[str, float]]) -> str:
