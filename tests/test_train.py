@@ -60,6 +60,10 @@ def test_interrupted_training_resumes_to_the_same_result(family, tmp_path):
     assert [e.val_loss for e in log.epochs] == [e.val_loss for e in ref_log.epochs]
     assert (log.best_epoch, log.stopped_because) == (ref_log.best_epoch, ref_log.stopped_because)
     assert same_weights(weights(resumed), weights(reference))
+    # a finished checkpoint is not trained again
+    again = fresh()
+    assert len(fit(again, TRAIN, VAL, settings=settings, checkpoint_path=checkpoint, log=QUIET).epochs) == len(log.epochs)
+    assert same_weights(weights(again), weights(reference))
 
 
 def test_same_seed_same_weights_other_seed_other_weights():
