@@ -9,7 +9,10 @@ specific:
   epochs without a better validation loss). Chosen over a cosine schedule because it needs
   no known epoch count, so it behaves the same under an epoch and a wall-clock budget;
 * early stopping on the validation loss (``settings.patience``), with the best weights
-  kept and restored at the end;
+  kept and restored at the end. The validation loss is ``model.validation_loss``: the
+  training objective evaluated with fixed random numbers (likelihood, ELBO, flow-matching
+  loss), and for the GANs, whose losses do not measure sample quality, a sliced
+  Wasserstein distance between validation and generated events (:mod:`hepgenbench.models.gan`);
 * a wall-clock budget (``settings.time_budget_s``), checked after every batch;
 * a per-epoch CSV rewritten atomically, a progress line per epoch to ``log``;
 * a checkpoint per epoch (model, optimisers, schedulers, RNG states, log), written

@@ -115,11 +115,11 @@ class CFM(Generator):
             return self.velocity(t, x, cond), jac.diagonal(dim1=-2, dim2=-1).sum(-1)
 
         def hutchinson(t: Tensor, x: Tensor) -> tuple[Tensor, Tensor]:
-            div = torch.zeros(len(x), device=x.device)
-            for eps in probes:
-                v, jvp = torch.func.jvp(lambda y: self.velocity(t, y, cond), (x,), (eps,))
-                div = div + (eps * jvp).sum(-1)
-            return v, div / len(probes)
+            def jacobian_times(eps: Tensor) -> Tensor:
+                return torch.func.jvp(lambda y: self.velocity(t, y, cond), (x,), (eps,))[1]
+
+            jv = torch.func.vmap(jacobian_times)(probes)  # (probes, n, D), all probes in one pass
+            return self.velocity(t, x, cond), (probes * jv).sum(-1).mean(0)
 
         return exact if probes is None else hutchinson
 
