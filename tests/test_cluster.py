@@ -180,8 +180,8 @@ class FakeJob:
         return False
 
 
-def slurm_sbatch_line(planned: PlannedJob) -> str:
-    """The sbatch call snakemake-executor-plugin-slurm builds for ``planned``."""
+def slurm_sbatch_line(planned: PlannedJob, default_partition: str = "default", logfile: str = "slurm.log", workdir: str = "/work") -> str:
+    """The sbatch call snakemake-executor-plugin-slurm builds for ``planned`` (without ``--wrap``)."""
     import snakemake_executor_plugin_slurm as plugin
     from snakemake_executor_plugin_slurm.submit_string import get_submit_command
     from snakemake_executor_plugin_slurm.utils import set_gres_string
@@ -189,14 +189,14 @@ def slurm_sbatch_line(planned: PlannedJob) -> str:
     job = FakeJob.of(planned)
     # Partition choice lives on the executor; this one knows no partition file and has
     # the cluster's default partition already looked up.
-    executor = SimpleNamespace(_partitions=None, _fallback_partition="default", logger=None)
+    executor = SimpleNamespace(_partitions=None, _fallback_partition=default_partition, logger=None)
     params = {
         "run_uuid": "test-run",
-        "slurm_logfile": "slurm.log",
+        "slurm_logfile": logfile,
         "comment_str": planned.slurm_comment,
         "account": "",
         "partition": plugin.Executor.get_partition_arg(executor, job),
-        "workdir": "/work",
+        "workdir": workdir,
     }
     settings = SimpleNamespace(requeue=False, no_requeue=False, qos=None, reservation=None)
     return get_submit_command(job, params, settings=settings) + set_gres_string(job)
@@ -271,6 +271,14 @@ def test_slurm_sbatch_carries_every_rules_resources(dry_workdir, local_rules):
         assert (job.resources["mem_mb"], job.resources["runtime"]) != (2000, 30) or job.rule in {"split", "preprocess"}
 
 
+def gpu_config(workdir: Path) -> str:
+    """quick.yaml with training on GPUs (the config switch the Slurm profile documents)."""
+    config = yaml.safe_load((ROOT / QUICK).read_text())
+    config["resources"] = {"train": {"gpu": 1}}
+    (workdir / "config" / "gpu.yaml").write_text(yaml.safe_dump(config))
+    return "config/gpu.yaml"
+
+
 def test_slurm_gpu_training_goes_to_gpu_partition(dry_workdir, local_rules, tmp_path):
     """The profile's documented GPU switch: config gpu=1 plus the commented partition block."""
     profile = with_profile_text(
@@ -282,10 +290,7 @@ def test_slurm_gpu_training_goes_to_gpu_partition(dry_workdir, local_rules, tmp_
             )
         },
     )
-    config = yaml.safe_load((ROOT / QUICK).read_text())
-    config["resources"] = {"train": {"gpu": 1}}
-    (dry_workdir / "config" / "gpu.yaml").write_text(yaml.safe_dump(config))
-    proc = run_snakemake(dry_workdir, "-n", "--configfile", "config/gpu.yaml", "--profile", str(profile), check=True)
+    proc = run_snakemake(dry_workdir, "-n", "--configfile", gpu_config(dry_workdir), "--profile", str(profile), check=True)
     jobs = remote_jobs(parse_dry_run(proc.stdout + proc.stderr), local_rules)
     for job in jobs:
         args = shlex.split(slurm_sbatch_line(job))
@@ -481,6 +486,24 @@ def slurm_run(tmp_path_factory) -> ClusterRun:
 def read_report(workdir: Path) -> list[dict[str, str]]:
     with open(workdir / "results" / "report" / "metrics.csv", newline="") as f:
         return list(csv.DictReader(f))
+
+
+@pytest.mark.slurm
+def test_slurm_gives_gpu_training_job_a_gpu(dry_workdir, tmp_path):
+    """The plugin's sbatch line for a GPU training job, run for real (fake gres on the node)."""
+    require_slurm()
+    proc = run_snakemake(dry_workdir, "-n", "--configfile", gpu_config(dry_workdir), "--profile", str(PROFILES / "slurm"), check=True)
+    train = next(j for j in parse_dry_run(proc.stdout + proc.stderr) if j.rule == "train")
+    out = tmp_path / "gpu-job.out"
+    line = slurm_sbatch_line(train, default_partition="", logfile=str(out), workdir=str(tmp_path))
+    assert "--gpus=1" in shlex.split(line)
+    probe = 'echo "gpus=$SLURM_GPUS cuda=$CUDA_VISIBLE_DEVICES"'
+    slurm_id = subprocess.run(f"{line} --wrap={shlex.quote(probe)}", shell=True, capture_output=True, text=True, check=True).stdout.strip()
+    for _ in range(60):
+        if out.exists() and out.read_text().strip():
+            break
+        time.sleep(0.5)
+    assert out.read_text().split() == ["gpus=1", "cuda=0"], f"job {slurm_id}: {out.read_text() if out.exists() else 'no output'}"
 
 
 @pytest.mark.slurm
