@@ -219,3 +219,11 @@ def test_cfm_hutchinson_agrees_with_exact_trace_for_a_conditional_field():
     estimate = model.log_prob(x, cond, generator=torch.Generator().manual_seed(0))
     assert not torch.equal(exact, estimate)  # really a different estimator
     assert torch.allclose(exact, estimate, atol=0.02)
+
+
+def test_nsf_defaults_shrink_for_calorimeter_dimensions():
+    assert build("nsf", 10).hparams == {"transforms": 5, "hidden": (128, 128), "bins": 8}
+    big = build("nsf", 368, 1)
+    assert (big.hparams["transforms"], big.hparams["bins"]) == (3, 4)
+    assert big.n_parameters() < 2_000_000
+    assert build("nsf", 368, 1, bins=6).hparams["bins"] == 6  # explicit choices win
