@@ -36,7 +36,9 @@ from hepgenbench.metrics.wasserstein import exact_emd, sliced_wasserstein, w1_pe
 #: (CaloChallenge dataset 1 has 15 discrete energies); otherwise quantile bins are used
 MAX_DISCRETE_ENERGIES = 20
 #: events per sample below which an incident-energy bin is skipped
-MIN_EVENTS_PER_ENERGY_BIN = 100
+MIN_EVENTS_PER_ENERGY_BIN = 50
+#: headline keys that exist only for some samples: a density (NLL, KL), derived observables
+OPTIONAL_KEYS = frozenset({"nll_per_dim", "kl_exact", "w1_observables_mean"})
 
 
 @dataclass(frozen=True)
@@ -127,10 +129,18 @@ def _with_condition(events: EventSet) -> tuple[np.ndarray, list[str]]:
 
 
 def _energy_bins(truth_e: np.ndarray, n_bins: int) -> list[tuple[float, float]]:
-    values = np.unique(truth_e)
-    if len(values) <= MAX_DISCRETE_ENERGIES:
+    """One bin per discrete energy if each is populated enough, else truth-quantile bins.
+
+    The quantile fallback uses at most ``len/MIN_EVENTS_PER_ENERGY_BIN`` bins, so that
+    small samples (a quick run) still get populated bins instead of only skipped ones.
+    """
+    values, counts = np.unique(truth_e, return_counts=True)
+    if len(values) <= MAX_DISCRETE_ENERGIES and counts.min() >= MIN_EVENTS_PER_ENERGY_BIN:
         return [(float(v), float(v)) for v in values]
+    n_bins = max(1, min(n_bins, len(truth_e) // (2 * MIN_EVENTS_PER_ENERGY_BIN)))
     edges = np.unique(np.quantile(truth_e, np.linspace(0, 1, n_bins + 1)))
+    if len(edges) < 2:
+        return [(float(edges[0]), float(edges[0]))]
     return [(float(lo), float(hi)) for lo, hi in zip(edges[:-1], edges[1:])]
 
 
@@ -143,8 +153,8 @@ def _in_bin(e: np.ndarray, lo: float, hi: float, last: bool) -> np.ndarray:
 def _per_energy_bin(
     truth: EventSet, generated: EventSet, truth_obs: np.ndarray, gen_obs: np.ndarray, obs_names: list[str],
     options: EvalOptions, seed: int,
-) -> MetricResult:
-    """W1 of the high-level features and C2ST AUC on them, per incident-energy bin."""
+) -> MetricResult | None:
+    """W1 of the high-level features and C2ST AUC on them, per incident-energy bin (None if no bin is populated)."""
     e_truth, e_gen = _incident_energy(truth), _incident_energy(generated)
     bins = _energy_bins(e_truth, options.energy_bins)
     rows, aucs = [], []
@@ -162,13 +172,11 @@ def _per_energy_bin(
             row.update(w1_mean=w1.value, w1_mean_error=w1.error, c2st_auc=auc.value, c2st_auc_error=auc.error)
             aucs.append(auc.value)
         rows.append(row)
+    if not aucs:
+        return None
     # headline of this entry: the worst bin's |AUC − 0.5|, so one bad energy is not averaged away
-    worst = max(aucs, key=lambda a: abs(a - 0.5)) if aucs else float("nan")
+    worst = max(aucs, key=lambda a: abs(a - 0.5))
     return MetricResult(worst, float("nan"), {"bins": rows, "value_is": "C2ST AUC of the energy bin farthest from 0.5", "on": "high-level features"})
-
-
-def _missing(reason: str) -> MetricResult:
-    return MetricResult(float("nan"), float("nan"), {"available": False, "reason": reason})
 
 
 def evaluate_sample(
@@ -197,8 +205,9 @@ def evaluate_sample(
 
     Returns:
         ``{key: {"value", "error", ...details}}`` with every key of
-        :data:`hepgenbench.metrics.HEADLINE` (unavailable ones with ``value None`` and a
-        ``reason``), plus ``c2st_auc_high_level`` and ``per_energy_bin`` for showers.
+        :data:`hepgenbench.metrics.HEADLINE` except those in :data:`OPTIONAL_KEYS` whose
+        inputs are absent (no log-density, no known truth density, no derived
+        observables), plus ``c2st_auc_high_level`` and ``per_energy_bin`` for showers.
     """
     if truth.feature_names != generated.feature_names or truth.feature_names != train.feature_names:
         raise InputError(
@@ -215,8 +224,6 @@ def evaluate_sample(
     results["w1_mean"] = w1_per_feature(truth.features, generated.features, options.n_bootstrap, metric_seed(seed, "w1"), names)
     if obs_names:
         results["w1_observables_mean"] = w1_per_feature(truth_obs, gen_obs, options.n_bootstrap, metric_seed(seed, "w1_obs"), obs_names)
-    else:
-        results["w1_observables_mean"] = _missing(f"no derived observables for kind {kind!r}")
     results.update(histogram_divergences(truth.features, generated.features, options.n_bins, options.n_bootstrap,
                                          metric_seed(seed, "histogram"), names))
     results["emd"] = exact_emd(truth.features, generated.features, options.emd_subsample, options.emd_repeats,
@@ -235,20 +242,28 @@ def evaluate_sample(
         hl_truth = np.column_stack([truth_obs, np.log10(_incident_energy(truth))])
         hl_gen = np.column_stack([gen_obs, np.log10(_incident_energy(generated))])
         results["c2st_auc_high_level"] = c2st(hl_truth, hl_gen, obs_names + ["log10_E_inc"], "c2st_high_level")
-        results["per_energy_bin"] = _per_energy_bin(truth, generated, truth_obs, gen_obs, obs_names, options, seed)
+        per_bin = _per_energy_bin(truth, generated, truth_obs, gen_obs, obs_names, options, seed)
+        if per_bin is not None:
+            results["per_energy_bin"] = per_bin
     else:
         t_in, labels = _with_condition(truth)
         g_in, _ = _with_condition(generated)
         results["c2st_auc"] = c2st(t_in, g_in, labels, "c2st")
 
-    # physics features: model features and derived observables side by side
-    physics_truth = np.column_stack([truth.features, truth_obs])
-    physics_gen = np.column_stack([generated.features, gen_obs])
+    # Physics features: model features and derived observables side by side; for showers
+    # only the high-level features, as in the CaloChallenge (arXiv:2410.21611, Sec. 4): a
+    # 368-voxel covariance from a few thousand mostly-empty showers is not a useful Gaussian.
+    if kind == "calo":
+        physics_truth, physics_gen, physics_names = truth_obs, gen_obs, list(obs_names)
+    else:
+        physics_truth = np.column_stack([truth.features, truth_obs])
+        physics_gen = np.column_stack([generated.features, gen_obs])
+        physics_names = names + obs_names
     results["fpd"] = fpd(physics_truth, physics_gen, options.fpd_min_samples, options.fpd_max_samples,
                          options.fpd_points, options.fpd_resamples, metric_seed(seed, "fpd"))
     results["kpd"] = kpd(physics_truth, physics_gen, options.kpd_batch_size, options.kpd_batches, metric_seed(seed, "kpd"))
     for key in ("fpd", "kpd"):
-        results[key].details["features"] = names + obs_names
+        results[key].details["features"] = physics_names
 
     if log_q_truth is not None:
         log_q = np.asarray(log_q_truth, dtype=np.float64).reshape(-1)
@@ -257,11 +272,6 @@ def evaluate_sample(
         results["nll_per_dim"] = nll_per_dim(log_q, truth.n_features, likelihood_is_bound)
         if truth.log_density is not None:
             results["kl_exact"] = kl_exact(truth.log_density[: len(log_q)], log_q)
-        else:
-            results["kl_exact"] = _missing("the truth density is not known for this dataset")
-    else:
-        results["nll_per_dim"] = _missing("the model has no log-density")
-        results["kl_exact"] = _missing("the model has no log-density")
 
     results["unphysical_fraction"] = unphysical_fraction(
         generated.features, kind, names, truth=truth.features, condition=generated.condition,
@@ -272,7 +282,7 @@ def evaluate_sample(
         options.memorisation_max_events, options.memorisation_max_train,
     )
 
-    missing = [key for key, _, _ in HEADLINE if key not in results]
+    missing = [key for key, _, _ in HEADLINE if key not in results and key not in OPTIONAL_KEYS]
     if missing:  # a programming error, not user input: the report depends on these keys
         raise RuntimeError(f"the metric suite did not produce the headline keys {missing}")
     return {key: result.to_dict() for key, result in results.items()}
