@@ -298,3 +298,8 @@ def test_memorisation_flags_a_generator_that_returns_training_events():
 def test_mismatched_feature_counts_are_input_errors():
     with pytest.raises(InputError, match="same columns"):
         w1_per_feature(gaussians(10, 2, 0), gaussians(10, 3, 0))
+
+
+def test_a_sample_of_nan_events_is_an_input_error_not_a_crash():
+    with pytest.raises(InputError, match="finite features"):
+        w1_per_feature(gaussians(100, 2, 0), np.full((100, 2), np.nan))

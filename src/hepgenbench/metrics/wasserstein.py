@@ -49,8 +49,15 @@ def as_sample_pair(truth: np.ndarray, gen: np.ndarray) -> tuple[np.ndarray, np.n
 
 
 def finite_rows(x: np.ndarray) -> np.ndarray:
-    """The rows of ``x`` without NaN or inf; the sanity metric counts the others."""
-    return x[np.isfinite(x).all(axis=1)]
+    """The rows of ``x`` without NaN or inf; the sanity metric counts the others.
+
+    Raises:
+        InputError: fewer than 2 finite rows are left (e.g. a diverged generator).
+    """
+    finite = x[np.isfinite(x).all(axis=1)]
+    if len(finite) < 2:
+        raise InputError(f"only {len(finite)} of {len(x)} events have finite features; a distance needs at least 2")
+    return finite
 
 
 def truth_scale(truth: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
