@@ -24,7 +24,6 @@ atomically, so a re-run overwrites and a killed run leaves no half-written PNG.
 from __future__ import annotations
 
 import csv
-import json
 import re
 import warnings
 from collections.abc import Callable, Mapping

@@ -13,17 +13,16 @@ import platform
 import resource
 import socket
 import time
-from dataclasses import asdict, fields
+from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from hepgenbench.errors import InputError
-from hepgenbench.io import EventSet, atomic_path, read_events, read_json, write_events, write_json
+from hepgenbench.io import EventSet, read_events, read_json, write_events, write_json
 from hepgenbench.logging_utils import log
 from hepgenbench.preprocess import Preprocessor
-from hepgenbench.seeding import derive_seed
 from hepgenbench.split import SplitFractions, read_split, split_indices, write_split
 
 #: Sources the workflow generates itself, and the event kind each yields.
@@ -167,53 +166,30 @@ def train(inputs: dict[str, str], outputs: dict[str, str], params: dict[str, Any
             model, u_tr, u_va, c_tr, c_va, settings,
             checkpoint_path=checkpoint, csv_path=outputs["log_csv"], log=log,
         )
-    payload = {
-        "family": params["family"],
-        "hparams": params.get("hparams", {}),
-        "n_features": tr.n_features,
-        "n_conditions": tr.n_conditions,
-        "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
-        "training_log": training_log.to_dict(),
-        "settings": asdict(settings),
-        "provenance": {
-            "hostname": socket.gethostname(),
-            "machine": platform.processor() or platform.machine(),
-            "device": training_log.device,
-            "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
-            "trained_at": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-            "replica": int(params.get("replica", 0)),
-            "seed": seed,
-            "peak_memory_mb": _peak_rss_mb(),
-        },
+    provenance = {
+        "hostname": socket.gethostname(),
+        "machine": platform.processor() or platform.machine(),
+        "device": training_log.device,
+        "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
+        "trained_at": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "replica": int(params.get("replica", 0)),
+        "seed": seed,
+        "peak_memory_mb": _peak_rss_mb(),
     }
-    with atomic_path(outputs["model"]) as tmp:
-        torch.save(payload, tmp)
+    trainer.save_model(outputs["model"], model, training_log, settings, provenance)
     Path(checkpoint).unlink(missing_ok=True)
     status = f"DIVERGED ({training_log.divergence_reason})" if training_log.diverged else training_log.stopped_because
     log(f"trained in {training_log.wall_time_s:.1f} s, best epoch {training_log.best_epoch}, stopped: {status}")
-
-
-def load_model(path: str):
-    import torch
-
-    import hepgenbench.models  # noqa: F401
-    from hepgenbench.models.base import build
-
-    payload = torch.load(path, map_location="cpu", weights_only=False)
-    model = build(payload["family"], payload["n_features"], payload["n_conditions"], **payload["hparams"])
-    model.load_state_dict(payload["state_dict"])
-    model.eval()
-    return model, payload
 
 
 def sample(inputs: dict[str, str], output: str, params: dict[str, Any], threads: int) -> None:
     """Sample as many events as truth-holdout A holds, in physical units, with the same conditions."""
     import torch
 
-    from hepgenbench.train import sampling_rates
+    from hepgenbench.train import load_model, sampling_rates
 
     torch.set_num_threads(threads)
-    model, payload = load_model(inputs["model"])
+    model, _ = load_model(inputs["model"])
     pre = Preprocessor.from_dict(read_json(inputs["transform"]))
     truth = load_split_events(inputs["events"], inputs["split"])["truth_a"]
     seed = int(params["seed"])
@@ -235,7 +211,7 @@ def sample(inputs: dict[str, str], output: str, params: dict[str, Any], threads:
     generated = EventSet(
         features=x, feature_names=truth.feature_names, kind=truth.kind, transforms=truth.transforms,
         condition=truth.condition, condition_names=truth.condition_names, units=truth.units,
-        meta={"model": params["model"], "family": payload["family"]},
+        meta={"model": params["model"], "family": model.family},
     )
     extra = {}
     if model.has_likelihood:
@@ -244,7 +220,7 @@ def sample(inputs: dict[str, str], output: str, params: dict[str, Any], threads:
         log(f"log-likelihood of {n_nll} truth events: mean {np.mean(extra['truth_log_prob']):.4f}")
     rates = sampling_rates(model, tuple(params.get("rate_batch_sizes", (1, 1000, 100000))), cond_pool=cond_t)
     log("sampling rates (events/s):", rates)
-    generated.meta.update(sample_rate={str(k): float(v) for k, v in rates.items()}, peak_memory_mb=_peak_rss_mb())
+    generated.meta.update(sample_rate={str(k): v for k, v in rates.items()}, peak_memory_mb=_peak_rss_mb())
     write_events(output, generated, extra)
 
 
@@ -288,15 +264,14 @@ def evaluate(inputs: dict[str, str], output: str, params: dict[str, Any], thread
     else:
         generated = read_events(inputs["sample"])
         log_q = read_extra(inputs["sample"], "truth_log_prob")
-        import torch
-
-        payload = torch.load(inputs["model"], map_location="cpu", weights_only=False)
-        tlog, prov = payload["training_log"], payload["provenance"]
         import hepgenbench.models  # noqa: F401
         from hepgenbench.models.base import REGISTRY
+        from hepgenbench.train import read_model_record
 
-        bound = REGISTRY[payload["family"]].likelihood_is_bound
-        record["family"] = payload["family"]
+        payload = read_model_record(inputs["model"])
+        tlog, prov, family = payload["training_log"], payload["provenance"], payload["model"]["family"]
+        bound = REGISTRY[family].likelihood_is_bound
+        record["family"] = family
         if tlog["diverged"]:
             record.update(status="diverged", status_detail=tlog["divergence_reason"])
         record["cost"] = {
