@@ -41,6 +41,9 @@ def memorisation(
     Euclidean (``sklearn.neighbors.NearestNeighbors``). ``max_n`` generated and truth
     events are queried against up to ``max_train`` training events. Value ≈ 1 for a healthy
     generator, ≪ 1 for one that copies training events (> 1 for one that is merely off).
+    A ratio below 1 can also come from a generator that concentrates on the densest region
+    (mode collapse), where every event has close neighbours; ``fraction_exact_copies`` and
+    ``fraction_closer_than_truth_q01`` tell copying (many near-zero distances) from that.
     Error: bootstrap of both distance samples. ``details["fraction_closer_than_truth_q01"]``
     is the fraction of generated events nearer to a training event than truth's 1%
     distance quantile (≈ 0.01 when healthy).
