@@ -303,3 +303,18 @@ def test_mismatched_feature_counts_are_input_errors():
 def test_a_sample_of_nan_events_is_an_input_error_not_a_crash():
     with pytest.raises(InputError, match="finite features"):
         w1_per_feature(gaussians(100, 2, 0), np.full((100, 2), np.nan))
+
+
+def test_w1_bootstrap_error_matches_the_scatter_of_independent_samples():
+    # the quoted error must describe what a fresh pair of samples would give
+    values = [w1_per_feature(gaussians(5_000, 1, 2 * s), gaussians(5_000, 1, 2 * s + 1, shift=0.5), n_boot=2).value
+              for s in range(30)]
+    quoted = w1_per_feature(gaussians(5_000, 1, 100), gaussians(5_000, 1, 101, shift=0.5), n_boot=30, rng=0).error
+    assert quoted == pytest.approx(np.std(values, ddof=1), rel=0.5)
+
+
+def test_c2st_with_the_mlp_separates_shifted_samples():
+    truth, gen = gaussians(1_500, 2, 0), gaussians(1_500, 2, 1, shift=3.0)
+    result = classifier_two_sample_test(truth, gen, classifier="mlp", folds=3, rng=0)
+    assert result.value > 0.95
+    assert result.details["classifier"] == "mlp"
