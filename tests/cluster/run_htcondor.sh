@@ -25,9 +25,9 @@ if [ ! -x "$CHROOT/usr/sbin/condor_master" ]; then
   chroot "$CHROOT" sh -c 'apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq minicondor procps > /dev/null'
 fi
 
-bind() {  # bind SRC onto the same path inside the chroot, once
+bind() {  # bind SRC (with its submounts, e.g. /dev/shm for joblib) onto the same path inside the chroot, once
   mkdir -p "$CHROOT$1"
-  mountpoint -q "$CHROOT$1" || mount --bind "$1" "$CHROOT$1"
+  mountpoint -q "$CHROOT$1" || mount --rbind "$1" "$CHROOT$1"
 }
 mountpoint -q "$CHROOT/proc" || mount -t proc proc "$CHROOT/proc"
 bind /dev
@@ -69,12 +69,16 @@ cp -r "$ROOT_DIR/Snakefile" "$ROOT_DIR/workflow" "$ROOT_DIR/config" "$CHROOT$WOR
 chroot "$CHROOT" chown -R "$USER_NAME:$USER_NAME" "$WORK"
 
 start=$(date +%s)
+set +e  # report the outcome below rather than stop at a failed run
 chroot "$CHROOT" runuser -u "$USER_NAME" -- env -i HOME=/home/$USER_NAME \
   PATH="$VENV/bin:/usr/bin:/bin" CONDOR_CONFIG=/etc/condor/condor_config \
   _CONDOR_SEC_CLIENT_AUTHENTICATION_METHODS=CLAIMTOBE \
   sh -c "cd $WORK && snakemake --profile workflow/profiles/htcondor --configfile config/quick.yaml" \
   2>&1 | tee "$CHROOT$WORK.log"
 status=${PIPESTATUS[0]}
+set -e
 echo "run_htcondor.sh: snakemake exited $status after $(( $(date +%s) - start )) s"
-chroot "$CHROOT" condor_history -af ClusterId Cmd RequestCpus RequestMemory ExitCode 2> /dev/null | tail -n 60
+echo "jobs per (batch, request_cpus, request_memory MB, exit code):"
+chroot "$CHROOT" condor_history -af JobBatchName RequestCpus RequestMemory ExitCode 2> /dev/null \
+  | sed 's/-[0-9]* / /' | sort | uniq -c
 [ "$status" = 0 ] && [ -s "$CHROOT$WORK/results/report/metrics.csv" ]
