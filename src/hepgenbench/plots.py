@@ -633,15 +633,21 @@ def pareto_front(cost: np.ndarray, badness: np.ndarray) -> np.ndarray:
     return front
 
 
+def _largest_batch_rate(rates: dict[str, float | None]) -> float:
+    """The sampling rate at the largest batch size that was measured (events/s)."""
+    measured = [(int(b), r) for b, r in rates.items() if r is not None and np.isfinite(r)]
+    return max(measured)[1] if measured else np.nan
+
+
 def _cost_plot(dataset, metrics, models, colors, out) -> PlotRecord | None:
     rows = [m for m in models if metrics.get(m, {}).get("cost")]
     qualities = [(k, lab) for k, lab in (("c2st_auc", "C2ST AUC"), ("fpd", "FPD")) if any(np.isfinite(_metric_value(metrics[m], k)) for m in rows)]
     if not rows or not qualities:
         return None
     train_time = np.array([metrics[m]["cost"].get("train_time_s", np.nan) or np.nan for m in rows], float)
-    rate = np.array([(metrics[m]["cost"].get("sample_rate") or {}).get("100000", np.nan) or np.nan for m in rows], float)
-    # Both axes as costs to minimise: seconds of training and seconds per 10^5 events.
-    costs = [("training time [s]", train_time, train_time), ("sampling rate at $10^5$ [events/s]", rate, 1.0 / rate)]
+    rate = np.array([_largest_batch_rate(metrics[m]["cost"].get("sample_rate") or {}) for m in rows], float)
+    # Both axes as costs to minimise: seconds of training and seconds per event sampled.
+    costs = [("training time [s]", train_time, train_time), ("sampling rate, largest batch [events/s]", rate, 1.0 / rate)]
     fig, axes = plt.subplots(len(qualities), 2, figsize=(12, 5 * len(qualities)), squeeze=False, constrained_layout=True)
     for r, (key, label) in enumerate(qualities):
         quality = np.array([_metric_value(metrics[m], key) for m in rows])
@@ -649,6 +655,9 @@ def _cost_plot(dataset, metrics, models, colors, out) -> PlotRecord | None:
         truth_value = _metric_value(metrics.get("truth", {}), key)
         for c, (xlabel, x, x_cost) in enumerate(costs):
             ax = axes[r, c]
+            if not np.isfinite(x).any():
+                ax.text(0.5, 0.5, f"no {xlabel.split(' [')[0]} recorded", ha="center", transform=ax.transAxes)
+                continue
             for k, model in enumerate(rows):
                 if np.isfinite(x[k]) and np.isfinite(quality[k]):
                     ax.scatter(x[k], quality[k], color=colors[model], s=60, label=model, zorder=3)
