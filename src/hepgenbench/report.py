@@ -257,7 +257,7 @@ def format_value_error(value: float | None, error: float | None = None, digits: 
     """
     if value is None or not math.isfinite(value):
         return "—"
-    if error is None or not math.isfinite(error) or error <= 0:
+    if error is None or not math.isfinite(error) or error <= 1e-9 * abs(value):
         return f"{value:.4g}"
     last = math.floor(math.log10(error)) - (digits - 1)  # decimal place of the error's last digit
     lead = math.floor(math.log10(abs(value))) if value != 0 else math.floor(math.log10(error))

@@ -194,10 +194,13 @@ def exact_emd(
     mean, std = truth_scale(truth)
     generator = np.random.default_rng(rng)
     weights = np.full(n, 1.0 / n)
+    # A subsample as large as a whole sample would repeat the same events every time and
+    # fake a zero error: resample with replacement (bootstrap) instead.
+    bootstrap = n_repeats > 1 and n >= min(len(truth), len(gen))
     costs = []
     for _ in range(n_repeats):
-        x = (truth[generator.choice(len(truth), n, replace=False)] - mean) / std
-        y = (gen[generator.choice(len(gen), n, replace=False)] - mean) / std
+        x = (truth[generator.choice(len(truth), n, replace=bootstrap)] - mean) / std
+        y = (gen[generator.choice(len(gen), n, replace=bootstrap)] - mean) / std
         cost_matrix = ot.dist(x, y, metric="euclidean")
         with warnings.catch_warnings():
             # POT only warns when it stops early; the result code is checked below instead.
@@ -214,7 +217,8 @@ def exact_emd(
     return MetricResult(
         float(costs_arr.mean()),
         error,
-        {"repeats": costs, "subsample": n, "num_itermax": num_itermax, "ground_cost": "euclidean, truth-standardised"},
+        {"repeats": costs, "subsample": n, "resampling": "bootstrap" if bootstrap else "subsample",
+         "num_itermax": num_itermax, "ground_cost": "euclidean, truth-standardised"},
     )
 
 
