@@ -130,7 +130,8 @@ def _cell(entry: dict, key: str) -> Cell:
 def summary_rows(entries: list[dict], dataset: str) -> list[TableRow]:
     """The table rows of ``dataset``: truth first, then models in input order.
 
-    Several files of one family with distinct ``training.replica`` become one row: each
+    Several files of one model (its config name, ``name``) with distinct
+    ``training.replica`` become one row: each
     cell is the mean over replicas, its error the mean of the replicas' statistical errors
     (one evaluation's), and its spread the standard deviation across replicas, so the two
     sources of uncertainty can be read side by side.
@@ -141,26 +142,31 @@ def summary_rows(entries: list[dict], dataset: str) -> list[TableRow]:
     groups: dict[str, list[dict]] = {}
     for e in mine:
         if e["model"] != TRUTH:
-            groups.setdefault(e.get("family") or e["model"], []).append(e)
-    for family, members in groups.items():
+            groups.setdefault(model_name(e), []).append(e)
+    for name, members in groups.items():
         replicas = [(m.get("training") or {}).get("replica") for m in members]
         if len(members) > 1 and None not in replicas and len(set(replicas)) == len(members):
-            rows.append(_replica_row(family, members, keys))
+            rows.append(_replica_row(name, members, keys))
         else:
             rows += [_single_row(m, keys) for m in members]
     return rows
 
 
+def model_name(e: dict) -> str:
+    """The model's config name: replicas ``nsf``, ``nsf_r1``, ... share ``nsf``."""
+    return e.get("name") or e["model"]
+
+
 def _single_row(e: dict, keys: list[str]) -> TableRow:
     return TableRow(
-        dataset=e["dataset"], model=e["model"], family=e.get("family") or e["model"],
+        dataset=e["dataset"], model=model_name(e), family=e.get("family") or e["model"],
         status=e.get("status", "ok"), status_detail=e.get("status_detail", ""),
         cells={k: _cell(e, k) for k in keys}, cost=dict(e.get("cost") or {}),
         training=[dict(e["training"])] if e.get("training") else [],
     )  # fmt: skip
 
 
-def _replica_row(family: str, members: list[dict], keys: list[str]) -> TableRow:
+def _replica_row(name: str, members: list[dict], keys: list[str]) -> TableRow:
     cells = {}
     for k in keys:
         per = [_cell(m, k) for m in members]
@@ -171,7 +177,6 @@ def _replica_row(family: str, members: list[dict], keys: list[str]) -> TableRow:
             float(np.mean(errors)) if errors else None,
             float(np.std(values, ddof=1)) if len(values) > 1 else None,
         )
-    names = {m["model"] for m in members}
     diverged = [m for m in members if m.get("status") == "diverged"]
     detail = "; ".join(f"replica {(m.get('training') or {}).get('replica')}: {m.get('status_detail', '')}" for m in diverged)
     costs = [m.get("cost") or {} for m in members]
@@ -182,7 +187,7 @@ def _replica_row(family: str, members: list[dict], keys: list[str]) -> TableRow:
     if any(r is not None for r in rates):
         cost["sample_rate"] = {"100000": float(np.mean([r for r in rates if r is not None]))}
     return TableRow(
-        dataset=members[0]["dataset"], model=names.pop() if len(names) == 1 else family, family=family,
+        dataset=members[0]["dataset"], model=name, family=members[0].get("family") or name,
         status="diverged" if diverged else "ok", status_detail=detail, cells=cells, cost=cost,
         training=[dict(m["training"]) for m in members], n_replicas=len(members),
     )  # fmt: skip
@@ -336,12 +341,12 @@ def write_metrics_csv(path: str, entries: list[dict]) -> None:
             status = e.get("status", "ok")
             for key, m in e["metrics"].items():
                 if isinstance(m, dict) and "value" in m:
-                    w.writerow([e["dataset"], e["model"], key, _csv(m.get("value")), _csv(m.get("error")), status, replica])
+                    w.writerow([e["dataset"], model_name(e), key, _csv(m.get("value")), _csv(m.get("error")), status, replica])
             cost = e.get("cost") or {}
             flat = {k: v for k, v in cost.items() if not isinstance(v, dict)}
             flat.update({f"sample_rate_{n}": v for n, v in (cost.get("sample_rate") or {}).items()})
             for key, v in flat.items():
-                w.writerow([e["dataset"], e["model"], f"cost.{key}", _csv(v), "", status, replica])
+                w.writerow([e["dataset"], model_name(e), f"cost.{key}", _csv(v), "", status, replica])
 
 
 def _csv(x) -> str:

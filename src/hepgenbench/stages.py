@@ -249,7 +249,13 @@ def evaluate(inputs: dict[str, str], output: str, params: dict[str, Any], thread
     truth, train_set = sets["truth_a"], sets["train"]
     options = EvalOptions.from_config(params.get("evaluation", {}))
     is_truth = params["model"] == "truth"
-    record: dict[str, Any] = {"dataset": params["dataset"], "model": params["model"], "status": "ok", "status_detail": ""}
+    record: dict[str, Any] = {
+        "dataset": params["dataset"],
+        "model": params["model"],  # the instance: nsf, or nsf_r1 for replica 1
+        "name": params.get("name", params["model"]),  # the config name that replicas share
+        "status": "ok",
+        "status_detail": "",
+    }
     log_q, bound, log_density_fn = None, False, None
     if truth.kind == "phasespace":
         from hepgenbench.data.phasespace import log_density

@@ -8,6 +8,7 @@ def evaluate_params(wildcards):
         {
             "dataset": wildcards.dataset,
             "model": wildcards.get("model", "truth"),
+            "name": split_instance(wildcards.get("model", "truth"))[0],
             "evaluation": config.get("evaluation", {}),
             "seed": derive_seed(config["seed"], wildcards.dataset, "evaluate"),
         }
