@@ -1,4 +1,4 @@
-"""Readers: ROOT collections and selections, HDF5, CaloChallenge files, and every input error."""
+"""Readers: ROOT collections and selections, HDF5, CaloChallenge files (their errors: test_bad_inputs.py)."""
 
 from __future__ import annotations
 
@@ -119,26 +119,6 @@ def test_from_config_accepts_globs_and_rejects_unknown_keys(root_file, tmp_path)
     assert hspec.files == ["x.h5"] and hspec.nan_policy == "refuse"
 
 
-def test_missing_file_glob_and_non_root(tmp_path):
-    with pytest.raises(InputError, match="missing.root: file does not exist"):
-        read_root(dimuon_spec(str(tmp_path / "missing.root")))
-    with pytest.raises(InputError, match=r"nothing\*.root: the glob pattern matches no file"):
-        read_root(dimuon_spec(str(tmp_path / "nothing*.root")))
-    text = tmp_path / "notes.root"
-    text.write_text("this is not a ROOT file\n" * 10)
-    with pytest.raises(InputError, match="notes.root: not a readable ROOT file"):
-        read_root(dimuon_spec(str(text)))
-
-
-def test_missing_tree_and_branch_list_what_exists(root_file):
-    with pytest.raises(InputError, match=r"no tree 'Evts'; trees in the file: Events"):
-        read_root(dimuon_spec(root_file, tree="Evts"))
-    with pytest.raises(InputError, match=r"no branch\(es\) \['Muon_charge'\]; it has: .*Muon_pt"):
-        read_root(dimuon_spec(root_file, collections={"Muon": CollectionSpec(n=1, fields=["charge"])}))
-    with pytest.raises(InputError, match=r"no branch\(es\) \['HT'\]"):
-        read_root(dimuon_spec(root_file, branches=["HT"]))
-
-
 def test_nan_refused_or_dropped(tmp_path):
     path = write_tree(tmp_path / "nan.root", met=[1.0, np.nan, 3.0, np.inf, 5.0])
     with pytest.raises(InputError, match=r"nan.root:Events: non-finite \(NaN/inf\) values in MET_pt \(MET_pt\): 2"):
@@ -148,17 +128,6 @@ def test_nan_refused_or_dropped(tmp_path):
     assert events.meta["n_dropped_nonfinite"] == 2
     with pytest.raises(InputError, match="nan_policy 'ignore'"):
         read_root(dimuon_spec(path, nan_policy="ignore"))
-
-
-def test_bad_selections(root_file):
-    with pytest.raises(InputError, match=r"selection 'MET_pt >' is not a valid expression"):
-        read_root(dimuon_spec(root_file, selection="MET_pt >"))
-    with pytest.raises(InputError, match=r"selection 'HT > 3'.*no branch\(es\) \['HT'\]"):
-        read_root(dimuon_spec(root_file, selection="HT > 3"))
-    with pytest.raises(InputError, match=r"selection 'MET_pt > 100' keeps 0 of 5 events"):
-        read_root(dimuon_spec(root_file, selection="MET_pt > 100"))
-    with pytest.raises(InputError, match="one boolean per event"):
-        read_root(dimuon_spec(root_file, selection="Muon_pt > 20"))
 
 
 def test_read_hdf5_round_trip_and_errors(tmp_path):

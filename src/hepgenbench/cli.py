@@ -72,7 +72,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         run(args.stage, _named_paths(args.inputs), _named_paths(args.outputs), json.loads(args.params), args.threads)
     except InputError as err:
-        print(f"hepgenbench {args.stage}: error: {err}", file=sys.stderr, flush=True)
+        # One line, so that it is the last line of the rule's log that Snakemake prints.
+        message = " ".join(line.strip() for line in str(err).splitlines())
+        print(f"hepgenbench {args.stage}: error: {message}", file=sys.stderr, flush=True)
         return 2
     return 0
 

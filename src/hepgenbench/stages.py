@@ -59,11 +59,16 @@ def merge(chunks: list[str], output: str) -> None:
     merge_root(chunks, output)
 
 
+#: Dataset config keys that steer the workflow rather than the reader.
+WORKFLOW_KEYS = ("source", "name", "split", "training", "n_events", "chunks", "level")
+
+
 def read_dataset(files: list[str], params: dict[str, Any]) -> EventSet:
     """Read a dataset's source files (embedded or the user's) into an :class:`EventSet`."""
     from hepgenbench.data import readers
 
     kind = params["source"]
+    reader_options = {k: v for k, v in params.items() if k not in WORKFLOW_KEYS}
     if kind == "pythia":
         spec = readers.zmumu_spec(files[0])
         spec.nan_policy = params.get("nan_policy", "refuse")
@@ -71,13 +76,13 @@ def read_dataset(files: list[str], params: dict[str, Any]) -> EventSet:
     if kind == "calo" or kind == "calochallenge":
         if len(files) != 1:
             raise InputError(f"source '{kind}' reads one CaloChallenge file, got {len(files)}: {files}")
-        return readers.read_calochallenge(files[0])
+        return readers.read_calochallenge(files[0], nan_policy=params.get("nan_policy", "refuse"))
     if kind == "phasespace":
         return read_events(files[0])
     if kind == "root":
-        return readers.read_root(readers.RootSpec.from_config({**params, "files": files}))
+        return readers.read_root(readers.RootSpec.from_config({**reader_options, "files": files}))
     if kind == "hdf5":
-        return readers.read_hdf5(readers.Hdf5Spec.from_config({**params, "files": files}))
+        return readers.read_hdf5(readers.Hdf5Spec.from_config({**reader_options, "files": files}))
     raise InputError(f"unknown source '{kind}'")
 
 
