@@ -95,3 +95,34 @@ def test_same_seed_same_metrics(first_run, tmp_path_factory):
         assert _metric_values(path) == _metric_values(other), f"{path.name} differs between identical runs"
     first_rows = _quality_rows(first_run / "results/report/metrics.csv")
     assert first_rows and first_rows == _quality_rows(second / "results/report/metrics.csv")
+
+
+def test_users_root_file_runs_with_only_a_config_change(tmp_path):
+    """A NanoAOD-like ROOT file of the user's own: the README's example config, nothing else."""
+    from hepgenbench.data.pythia import generate_zmumu
+
+    wf = copy_workflow(tmp_path / "wf")
+    (wf / "data").mkdir()
+    generate_zmumu(str(wf / "data" / "dimuon_0.root"), 2500, seed=5, level="parton", log=lambda *a: None)
+    config = {
+        "seed": 3,
+        "datasets": {
+            "dimuon": {
+                "source": "root",
+                "files": "data/*.root",
+                "tree": "Events",
+                "collections": {"Muon": {"n": 2, "sort_by": "pt", "fields": ["pt", "eta", "phi"]}},
+                "selection": "nMuon >= 2",
+                "kind": "generic",
+            }
+        },
+        "models": {"realnvp": {}},
+        "training": {"max_epochs": 5},
+        "sampling": {"rate_batch_sizes": [1, 1000]},
+    }
+    (wf / "config" / "mine.yaml").write_text(yaml.safe_dump(config))
+    run_snakemake(wf, "--cores", "2", "--configfile", "config/mine.yaml", check=True, timeout=900)
+    rows = list(csv.DictReader((wf / "results/report/metrics.csv").open()))
+    assert {r["model"] for r in rows if r["dataset"] == "dimuon"} == {"realnvp", "truth"}
+    events = json.loads((wf / "results/dimuon/metrics/realnvp.json").read_text())
+    assert events["n_truth"] > 100 and events["metrics"]["c2st_auc"]["value"] is not None
