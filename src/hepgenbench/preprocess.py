@@ -28,12 +28,12 @@ turns a density in network space into one in physical units.
 from __future__ import annotations
 
 import math
+import sys
 import warnings
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
-import torch
 
 from hepgenbench.errors import InputError
 from hepgenbench.io import EventSet
@@ -43,8 +43,14 @@ _EPS = 1e-6  # keeps bounded values strictly inside (low, high) before the logit
 KNOWN_TYPES = ("standard", "log", "bounded", "fraction_logit")
 
 
+def _is_tensor(x: Array) -> bool:
+    # torch is imported only by the stages that train or sample; ingest and plots stay light.
+    torch = sys.modules.get("torch")
+    return torch is not None and isinstance(x, torch.Tensor)
+
+
 def _ns(x: Array):
-    return torch if isinstance(x, torch.Tensor) else np
+    return sys.modules["torch"] if _is_tensor(x) else np
 
 
 def _logit(p: Array) -> Array:
@@ -53,8 +59,8 @@ def _logit(p: Array) -> Array:
 
 
 def _sigmoid(y: Array) -> Array:
-    if isinstance(y, torch.Tensor):
-        return torch.sigmoid(y)
+    if _is_tensor(y):
+        return y.sigmoid()
     out = np.empty_like(y)
     pos = y >= 0
     out[pos] = 1.0 / (1.0 + np.exp(-y[pos]))
@@ -166,13 +172,13 @@ class Preprocessor:
         """Physical units → network space."""
         s = self._scale(cond)
         cols = [(f.elementwise(x[:, j], s) - f.mean) / f.std for j, f in enumerate(self.features)]
-        return _ns(x).stack(cols, 1) if isinstance(x, torch.Tensor) else np.stack(cols, 1)
+        return _ns(x).stack(cols, 1)
 
     def inverse(self, u: Array, cond: Array | None = None) -> Array:
         """Network space → physical units; ``cond`` is in physical units."""
         s = self._scale(cond)
         cols = [f.inverse_elementwise(u[:, j] * f.std + f.mean, s) for j, f in enumerate(self.features)]
-        return torch.stack(cols, 1) if isinstance(u, torch.Tensor) else np.stack(cols, 1)
+        return _ns(u).stack(cols, 1)
 
     def log_abs_det_jacobian(self, x: Array, cond: Array | None = None) -> Array:
         """Σ_j log |du_j/dx_j| per event: log q_physical(x) = log q_network(u) + this."""
@@ -183,7 +189,7 @@ class Preprocessor:
         if cond is None or not self.conditions:
             return None
         cols = [(f.elementwise(cond[:, j], None) - f.mean) / f.std for j, f in enumerate(self.conditions)]
-        return torch.stack(cols, 1) if isinstance(cond, torch.Tensor) else np.stack(cols, 1)
+        return _ns(cond).stack(cols, 1)
 
     def to_dict(self) -> dict[str, Any]:
         return {"features": [asdict(f) for f in self.features], "conditions": [asdict(f) for f in self.conditions]}
