@@ -38,7 +38,8 @@ MAX_DISCRETE_ENERGIES = 20
 #: events per sample below which an incident-energy bin is skipped
 MIN_EVENTS_PER_ENERGY_BIN = 50
 #: headline keys that exist only for some samples: a density (NLL, KL), derived observables
-OPTIONAL_KEYS = frozenset({"nll_per_dim", "kl_exact", "w1_observables_mean"})
+# unweighting_efficiency is added by the evaluate stage, which holds the model and the density.
+OPTIONAL_KEYS = frozenset({"nll_per_dim", "kl_exact", "w1_observables_mean", "unweighting_efficiency"})
 
 
 @dataclass(frozen=True)

@@ -194,14 +194,17 @@ def _replica_row(name: str, members: list[dict], keys: list[str]) -> TableRow:
 
 
 def rank_score(value: float, mode: str) -> float:
-    """Distance from the ideal: the value itself (``lower``), |v − 0.5| (``half``) or |v − 1| (``one``)."""
+    """Distance from the ideal: the value itself (``lower``), |v − 0.5| (``half``), |v − 1|
+    (``one``) or −v (``higher``)."""
     if mode == "lower":
         return value
+    if mode == "higher":
+        return -value
     if mode == "half":
         return abs(value - 0.5)
     if mode == "one":
         return abs(value - 1.0)
-    raise InputError(f"unknown rank mode '{mode}' in HEADLINE; expected 'lower', 'half' or 'one'")
+    raise InputError(f"unknown rank mode '{mode}' in HEADLINE; expected 'lower', 'half', 'one' or 'higher'")
 
 
 def _contenders(rows: list[TableRow], key: str) -> list[TableRow]:
@@ -465,7 +468,7 @@ def _html_table(rows: list[TableRow]) -> str:
     best = {k: best_models(rows, k, mode) for k, _, mode in columns}
     head = ['<th class="model">model</th>', "<th>status</th>"]
     for _, label, mode in columns:
-        ideal = {"lower": "↓", "half": "→ 0.5", "one": "→ 1"}[mode]
+        ideal = {"lower": "↓", "half": "→ 0.5", "one": "→ 1", "higher": "↑"}[mode]
         head.append(f"<th>{_e(label)} <small>{ideal}</small></th>")
         if replicated:
             head.append("<th>± replicas</th>")
@@ -555,7 +558,8 @@ def render_html(datasets, tables, plots, config, provenance, entries) -> str:
                 f'<div class="summary">{_html_table(rows)}{_html_ranking(rows)}</div>'
                 '<p class="note">Cells are value ± statistical error; the shaded truth row is truth against '
                 "an independent truth sample of the same size (the noise floor). Green: best model per column "
-                "(↓ lower is better, → 0.5 / → 1 closeness to the ideal).</p>"
+                "(↓ lower is better, ↑ higher is better, → 0.5 / → 1 closeness to the ideal). "
+                "For the unweighting efficiency the truth row is flat phase space, the baseline to beat.</p>"
             )
         sections.append(f'<section id="{_e(d)}"><h2>{_e(d)}</h2>{summary}{_html_plots(plots.get(d, []))}</section>')
     versions = "".join(f"<tr><td class='model'>{_e(k)}</td><td>{_e(v)}</td></tr>" for k, v in provenance.get("packages", {}).items())

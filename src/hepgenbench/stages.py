@@ -223,10 +223,32 @@ def sample(inputs: dict[str, str], output: str, params: dict[str, Any], threads:
         n_nll = min(len(truth), int(params.get("nll_max_events", 20000)))
         extra["truth_log_prob"] = _log_prob_physical(model, pre, truth.subset(np.arange(n_nll)), batch)
         log(f"log-likelihood of {n_nll} truth events: mean {np.mean(extra['truth_log_prob']):.4f}")
+    if truth.kind == "phasespace" and model.has_likelihood and not model.likelihood_is_bound:
+        generated.meta["importance_weights"] = _importance_weights(model, pre, generated, batch, params)
+        log("importance weights p/q of the generated events:", generated.meta["importance_weights"])
     rates = sampling_rates(model, tuple(params.get("rate_batch_sizes", (1, 1000, 100000))), cond_pool=cond_t)
     log("sampling rates (events/s):", rates)
     generated.meta.update(sample_rate={str(k): v for k, v in rates.items()}, peak_memory_mb=_peak_rss_mb())
     write_events(output, generated, extra)
+
+
+def _importance_weights(model, pre: Preprocessor, generated: EventSet, batch: int, params: dict) -> dict:
+    """Unweighting efficiency and integration error of the model as a phase-space sampler:
+    weights w = p/q on its own samples, with p the true density (arXiv:2212.06172)."""
+    from hepgenbench.data.phasespace import log_density
+    from hepgenbench.train import unweighting_efficiency
+
+    sub = generated.subset(np.arange(min(len(generated), int(params.get("nll_max_events", 20000)))))
+    return unweighting_efficiency(log_density(sub.features), _log_prob_physical(model, pre, sub, batch))
+
+
+def flat_phase_space_weights(n: int, seed: int) -> dict:
+    """The same figures for flat phase space: the baseline a trained sampler must beat."""
+    from hepgenbench.data.phasespace import flat_log_density, log_density, sample_flat
+    from hepgenbench.train import unweighting_efficiency
+
+    x, _ = sample_flat(n, np.random.default_rng(seed))
+    return unweighting_efficiency(log_density(x), flat_log_density(x))
 
 
 def _log_prob_physical(model, pre: Preprocessor, events: EventSet, batch: int) -> np.ndarray:
@@ -308,6 +330,18 @@ def evaluate(inputs: dict[str, str], output: str, params: dict[str, Any], thread
             truth, generated, train_set, options, seed=int(params["seed"]), log_q_truth=log_q,
             likelihood_is_bound=bound, log_density_fn=log_density_fn,
         )
+    weights = generated.meta.get("importance_weights")
+    if is_truth and truth.kind == "phasespace":
+        weights = flat_phase_space_weights(len(generated), int(params["seed"]))
+    if weights:
+        record["metrics"]["unweighting_efficiency"] = {
+            "value": weights["efficiency"],
+            "error": None,
+            "relative_integration_error": weights["relative_error"],
+            "fraction_zero_weight": weights["fraction_zero_weight"],
+            "n": weights["n"],
+            "proposal": "flat phase space (baseline)" if is_truth else "model",
+        }
     log(f"evaluated {params['model']} in {time.perf_counter() - t0:.1f} s")
     write_json(output, record)
 
