@@ -126,3 +126,12 @@ def test_users_root_file_runs_with_only_a_config_change(tmp_path):
     assert {r["model"] for r in rows if r["dataset"] == "dimuon"} == {"realnvp", "truth"}
     events = json.loads((wf / "results/dimuon/metrics/realnvp.json").read_text())
     assert events["n_truth"] > 100 and events["metrics"]["c2st_auc"]["value"] is not None
+
+
+def test_phase_space_samplers_report_unweighting_efficiency(first_run):
+    metrics = lambda m: json.loads((first_run / f"results/phasespace/metrics/{m}.json").read_text())["metrics"]  # noqa: E731
+    flat = metrics("truth")["unweighting_efficiency"]
+    assert flat["proposal"].startswith("flat phase space") and 0.05 < flat["value"] < 0.6
+    iaf = metrics("iaf")["unweighting_efficiency"]
+    assert 0 < iaf["value"] <= 1 and iaf["relative_integration_error"] > 0
+    assert "unweighting_efficiency" not in json.loads((first_run / "results/zmumu/metrics/truth.json").read_text())["metrics"]
