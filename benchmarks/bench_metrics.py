@@ -14,6 +14,7 @@ Usage: ``python benchmarks/bench_metrics.py [--out benchmarks/results/metrics.md
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import platform
 import time
@@ -114,6 +115,7 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="smaller sizes, for a smoke run")
     parser.add_argument("--threads", type=int, default=1,
                         help="OpenMP/BLAS threads (as the evaluate rule's `threads`); 1 avoids OpenMP stalls on shared cores")
+    parser.add_argument("--json", default=None, help="also write the headline figures as JSON here")
     args = parser.parse_args()
     with threadpool_limits(limits=args.threads):
         run(args)
@@ -148,6 +150,9 @@ def run(args: argparse.Namespace) -> None:
         "",
     ]
 
+    figures = {"n": n_main, "suite_seconds": total, "per_metric_seconds": per_metric,
+               "load_average": os.getloadavg()[0], "reference_ratios": {}}
+
     # 2. FPD/KPD against references from the paper's formulas
     rows = []
     for label, g in (("identical density", zmumu_like(n_main, 2)), ("+1 GeV pT shift", zmumu_like(n_main, 2, pt_shift=1.0)),
@@ -158,6 +163,7 @@ def run(args: argparse.Namespace) -> None:
         ours_k = kpd(truth.features, g.features, batch_size=2_000, rng=0)
         ref_k = reference_kpd(truth.features, g.features, seed=0)
         indep_k = reference_kpd(truth.features, g.features, seed=1)
+        figures["reference_ratios"][label] = {"fpd": ours_f.value / ref_f, "kpd": ours_k.value / ref_k}
         rows.append(f"| {label} | {ours_f.value:.4g} ± {ours_f.error:.2g} | {ref_f:.4g} | {ours_f.value / ref_f:.4f} | {indep_f:.3g} | "
                     f"{ours_k.value:.4g} ± {ours_k.error:.2g} | {ref_k:.4g} | {ours_k.value / ref_k:.4f} | {indep_k:.3g} |")
     lines += [
@@ -217,6 +223,8 @@ def run(args: argparse.Namespace) -> None:
     ]
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text("\n".join(lines))
+    if args.json:
+        Path(args.json).write_text(json.dumps(figures, indent=1))
     print("\n".join(lines))
 
 
