@@ -15,8 +15,10 @@ Two levels of evidence:
 
 from __future__ import annotations
 
+import base64
 import csv
 import functools
+import json
 import math
 import os
 import re
@@ -384,7 +386,7 @@ class Cancellation:
     comment: str | None = None
     slurm_id: str | None = None
     at: float = math.nan
-    finished_before: dict[str, float] = field(default_factory=dict)  # path -> mtime
+    finished_before: dict[str, tuple[float, float]] = field(default_factory=dict)
 
 
 @dataclass
@@ -398,17 +400,21 @@ class ClusterRun:
     cancellation: Cancellation
 
 
-def results_snapshot(workdir: Path) -> dict[str, float]:
-    """mtime of every finished output under results/.
+def finished_outputs(workdir: Path) -> dict[str, tuple[float, float]]:
+    """Outputs Snakemake has recorded as finished, with the (start, end) time of their job.
 
-    Logs, benchmarks and hidden files (the atomic writers' temporaries, Snakemake's
-    timestamps) are left out.
+    Snakemake's own record (.snakemake/metadata, one JSON per output, named by its path in
+    base64) is the evidence, not file mtimes: Snakemake touches each output once more when
+    it takes in a remote job's result, which is not a re-run.
     """
     out = {}
-    for path in (workdir / "results").rglob("*"):
-        rel = path.relative_to(workdir).as_posix()
-        if path.is_file() and not path.name.startswith(".") and not rel.startswith(("results/logs/", "results/benchmarks/")):
-            out[rel] = path.stat().st_mtime
+    metadata = workdir / ".snakemake" / "metadata"
+    for record in metadata.rglob("*") if metadata.exists() else ():
+        if record.is_file():
+            path = base64.urlsafe_b64decode("".join(record.relative_to(metadata).parts)).decode()
+            meta = json.loads(record.read_text())
+            if not meta.get("incomplete"):
+                out[path] = (meta["starttime"], meta["endtime"])
     return out
 
 
@@ -427,7 +433,7 @@ def cancel_one_training_job(workdir: Path, sbatch_log: Path, planned: list[Plann
             log = workdir / "results" / "logs" / wildcards["dataset"] / "train" / f"{wildcards['model']}.log"
             if log.exists():  # the training command itself has started
                 time.sleep(1.0)
-                result.finished_before = results_snapshot(workdir)
+                result.finished_before = finished_outputs(workdir)
                 result.at = time.time()
                 subprocess.run(["scancel", slurm_id], check=True)
                 result.comment, result.slurm_id = comment, slurm_id
@@ -569,12 +575,12 @@ def test_scancelled_training_job_is_retried_and_nothing_finished_is_redone(slurm
     # What had finished when the job was killed is untouched.
     wildcards = dict(next(j for j in slurm_run.planned if j.slurm_comment == cancelled.comment).wildcards)
     model_dir = f"results/{wildcards['dataset']}/models/{wildcards['model']}/"
-    after = results_snapshot(slurm_run.workdir)
-    finished = {p: t for p, t in cancelled.finished_before.items() if not p.startswith(model_dir)}
+    after = finished_outputs(slurm_run.workdir)
+    finished = cancelled.finished_before
     assert finished, "nothing had finished before the cancel"
-    for path, mtime in finished.items():
-        assert after[path] == mtime, f"{path} was rewritten after the cancel"
-    # The killed job's outputs exist now, written by the retry.
-    model = slurm_run.workdir / model_dir / "model.pt"
-    assert model.stat().st_mtime > cancelled.at
+    assert not any(p.startswith(model_dir) for p in finished), "the cancelled job had already finished"
+    for path, job_times in finished.items():
+        assert after[path] == job_times, f"{path} was made again after the cancel"
+    # The killed job's outputs exist now, made by the retry, which started after the kill.
+    assert after[model_dir + "model.pt"][0] > cancelled.at
     assert "CANCELLED" in slurm_run.proc.stderr or "Trying to restart" in slurm_run.proc.stderr
