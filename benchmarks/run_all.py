@@ -1,0 +1,368 @@
+"""Run every benchmark once and write ``benchmarks/RESULTS.md``: each figure beside its target.
+
+    python benchmarks/run_all.py --results /tmp/fresh/results          # + quality of a default run
+    python benchmarks/run_all.py --reuse                                # re-assemble from the JSONs
+    python benchmarks/run_all.py --full                                 # also re-run config/config.yaml
+
+Each script writes ``benchmarks/results/<name>.md`` (its detailed tables) and ``<name>.json``
+(its figures); this runner reads the JSONs, compares them with the targets, and adds the
+quality of a finished default run (``--results DIR``: its metrics JSONs and models). Speed
+figures are ratios or medians from one run on this machine, never a single absolute time
+taken as a claim; the machine and its load are written at the top.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parent
+OUT_DIR = HERE / "results"
+
+#: Sampling-rate target (events/s at batch 1e5, 10-D, CPU) and the families it applies to.
+SAMPLING_TARGET = 1e5
+FAST_SAMPLERS = ("vae", "gan", "wgan", "realnvp", "nsf", "iaf")
+
+
+@dataclass
+class Script:
+    name: str
+    file: str
+    args: list[str]
+    quick_args: list[str]
+
+
+SCRIPTS = [
+    Script("data", "bench_data.py", ["--n", "50000", "--repeats", "5"], ["--n", "3000", "--n-hadron", "10", "--repeats", "1"]),
+    Script("models", "bench_models.py", [], ["--quick"]),
+    Script("metrics", "bench_metrics.py", [], ["--quick"]),
+    Script("scaling", "bench_scaling.py", [], ["--quick"]),
+    Script("e2e", "bench_e2e.py", ["--config", "config/quick.yaml"], ["--config", "config/quick.yaml"]),
+    Script("memory", "bench_memory.py", ["--events", "5000000"], ["--events", "100000"]),
+]
+
+
+# --------------------------------------------------------------------------- machine
+def machine() -> dict[str, str]:
+    import torch
+
+    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                if line.startswith("model name")), platform.processor() or platform.machine())
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True).stdout.strip()
+    return {
+        "cpu": cpu, "cores": str(os.cpu_count()), "torch": torch.__version__,
+        "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else "none",
+        "python": platform.python_version(), "commit": commit,
+        "date": dt.datetime.now().astimezone().isoformat(timespec="minutes"),
+        "load": " / ".join(f"{x:.2f}" for x in os.getloadavg()),
+    }
+
+
+# --------------------------------------------------------------------------- running
+def run_script(script: Script, quick: bool, extra: list[str]) -> tuple[float, int]:
+    cmd = [sys.executable, str(HERE / script.file), *(script.quick_args if quick else script.args), *extra,
+           "--out", str(OUT_DIR / f"{script.name}.md"), "--json", str(OUT_DIR / f"{script.name}.json")]
+    print("$", " ".join(cmd[1:]), flush=True)
+    t0 = time.perf_counter()
+    rc = subprocess.run(cmd, cwd=REPO, env={**os.environ, "PYTHONPATH": str(HERE)}).returncode
+    return time.perf_counter() - t0, rc
+
+
+def load(name: str) -> dict | None:
+    path = OUT_DIR / f"{name}.json"
+    return json.loads(path.read_text()) if path.exists() else None
+
+
+# --------------------------------------------------------------------------- quality
+def metric_records(results: Path) -> dict[tuple[str, str], dict]:
+    out = {}
+    for path in sorted(results.glob("*/metrics/*.json")):
+        record = json.loads(path.read_text())
+        out[(record["dataset"], record["model"])] = record
+    return out
+
+
+def value(record: dict, key: str) -> float | None:
+    m = record.get("metrics", {}).get(key)
+    return None if m is None or m.get("value") is None else float(m["value"])
+
+
+def models_of(records: dict, dataset: str) -> dict[str, dict]:
+    return {m: r for (d, m), r in records.items() if d == dataset and m != "truth" and r.get("status") == "ok"}
+
+
+def best_by(rows: dict[str, dict], key: str, score) -> tuple[str, float] | None:
+    scored = [(score(v), m, v) for m, r in rows.items() if (v := value(r, key)) is not None]
+    if not scored:
+        return None
+    _, model, v = min(scored)
+    return model, v
+
+
+def iaf_unweighting(results: Path, n: int = 100_000, seed: int = 0) -> dict | None:
+    """The trained IAF as a phase-space sampler, when the run did not record it.
+
+    Samples u ~ q in network space, maps x = T⁻¹(u) with the fitted preprocessing, and
+    weighs w = p(x)/q(x) with log q(x) = log q(u) + log|du/dx| (the Jacobian of the
+    preprocessing), p the true density; efficiency ⟨w⟩/max w as in arXiv:2212.06172.
+    """
+    import numpy as np
+    import torch
+
+    from hepgenbench.data.phasespace import flat_log_density, log_density, sample_flat
+    from hepgenbench.io import read_json
+    from hepgenbench.preprocess import Preprocessor
+    from hepgenbench.train import load_model, unweighting_efficiency
+
+    model_path = results / "phasespace" / "models" / "iaf" / "model.pt"
+    if not model_path.exists():
+        return None
+    model, _ = load_model(model_path)
+    pre = Preprocessor.from_dict(read_json(results / "phasespace" / "preprocess" / "transform.json"))
+    with torch.no_grad():
+        u, log_q_u = model.sample_and_log_prob(n, generator=torch.Generator().manual_seed(seed))
+    u, log_q_u = u.double().cpu().numpy(), log_q_u.double().cpu().numpy()
+    x = pre.inverse(u)
+    model_eff = unweighting_efficiency(log_density(x), log_q_u + pre.log_abs_det_jacobian(x))
+    flat_x, _ = sample_flat(n, np.random.default_rng(seed))
+    flat_eff = unweighting_efficiency(log_density(flat_x), flat_log_density(flat_x))
+    return {"model": model_eff, "flat": flat_eff, "n": n, "source": "computed by run_all.py from model.pt"}
+
+
+def quality(results: Path) -> dict:
+    records = metric_records(results)
+    q: dict = {"results": str(results), "n_records": len(records)}
+    zmumu, truth_z = models_of(records, "zmumu"), records.get(("zmumu", "truth"))
+    if zmumu:
+        best = best_by(zmumu, "c2st_auc", lambda v: abs(v - 0.5))
+        q["zmumu_best_c2st"] = best
+        if best and truth_z:
+            w1 = lambda r: r["metrics"]["w1_observables_mean"]["per_feature"]["m_mumu"]["w1"]  # noqa: E731
+            q["zmumu_m_mumu_w1"] = {"model": w1(zmumu[best[0]]), "truth": w1(truth_z)}
+    ps = models_of(records, "phasespace")
+    if ps:
+        q["phasespace_best_kl"] = best_by(ps, "kl_exact", lambda v: v)
+        recorded = ps.get("iaf", {}).get("metrics", {}).get("unweighting_efficiency")
+        flat = records.get(("phasespace", "truth"), {}).get("metrics", {}).get("unweighting_efficiency")
+        if recorded:
+            q["iaf_unweighting"] = {"model": {"efficiency": recorded["value"]},
+                                    "flat": {"efficiency": flat["value"]} if flat else None, "source": "recorded by the pipeline"}
+        else:
+            q["iaf_unweighting"] = iaf_unweighting(results)
+    calo = models_of(records, "calo")
+    if calo:
+        q["calo_best_c2st_high_level"] = best_by(calo, "c2st_auc_high_level", lambda v: abs(v - 0.5))
+    q["diverged"] = sorted(f"{d}/{m}" for (d, m), r in records.items() if r.get("status") == "diverged")
+    q["not_ok"] = sorted(f"{d}/{m}: {r.get('status')}" for (d, m), r in records.items() if r.get("status") not in ("ok", "diverged"))
+    q["costs"] = {f"{d}/{m}": {**r.get("cost", {}), **{k: r.get("training", {}).get(k) for k in ("epochs", "best_epoch", "stopped_because")}}
+                  for (d, m), r in records.items() if m != "truth"}
+    return q
+
+
+# --------------------------------------------------------------------------- report
+def verdict(ok: bool | None) -> str:
+    return "—" if ok is None else ("PASS" if ok else "**MISS**")
+
+
+def fmt(x: float | None, spec: str = ".3g") -> str:
+    return "—" if x is None else format(x, spec)
+
+
+def speed_rows(data: dict | None, models: dict | None, metrics: dict | None, e2e: dict | None, memory: dict | None) -> list[str]:
+    rows = []
+    if data:
+        r = data["ingest_ratio"]
+        rows.append(f"| Ingest: `read_root` vs bare `uproot …arrays(branches)` (rate ratio, median of repeats, "
+                    f"{data['n']:,} events) | {r:.2f} | ≥ 0.5 | {verdict(r >= 0.5)} |")
+    if models:
+        for family, f in sorted(models["families"].items()):
+            rate = f["sample_largest"]
+            target = f"≥ {SAMPLING_TARGET:.0e}" if family in FAST_SAMPLERS else "none (see the tables below)"
+            ok = None if family not in FAST_SAMPLERS else (rate is not None and rate >= SAMPLING_TARGET)
+            rows.append(f"| Sampling {family}, batch {models['largest_batch']:.0e}, {models['dim']}-D (events/s, median) "
+                        f"| {fmt(rate)} | {target} | {verdict(ok)} |")
+    if metrics:
+        t = metrics["suite_seconds"]
+        rows.append(f"| Metric suite, {metrics['n']:.0e} vs {metrics['n']:.0e} events (s) | {t:.1f} | ≤ 60 | {verdict(t <= 60)} |")
+        for label, ratios in metrics["reference_ratios"].items():
+            ok = all(abs(v - 1) <= 0.01 for v in ratios.values())
+            rows.append(f"| FPD / KPD ÷ reference implementation, {label} | {ratios['fpd']:.4f} / {ratios['kpd']:.4f} "
+                        f"| 1 ± 0.01 | {verdict(ok)} |")
+    if e2e:
+        run = e2e["run"]
+        rows.append(f"| End to end `{run['config']}`, `--cores {run['cores']}`, fresh directory (s) | {run['wall_s']:.0f} | ≤ 180 | "
+                    f"{verdict(run['returncode'] == 0 and run['wall_s'] <= 180)} |")
+        rows.append(f"| Snakemake overhead on it: (wall − union of the jobs' own intervals) / wall | "
+                    f"{100 * run['overhead_fraction']:.1f} % | ≤ 5 % | {verdict(run['overhead_fraction'] <= 0.05)} |")
+        prev = e2e.get("previous")
+        if prev and not prev.get("error"):
+            rows.append(f"| Full default config (`config/config.yaml`), read from `{prev['run_dir']}` (min) | "
+                        f"{prev['snakemake_wall_s'] / 60:.1f}{'' if prev['finished'] else ' (unfinished)'} | ≤ 30 | "
+                        f"{verdict(prev['finished'] and prev['snakemake_wall_s'] <= 1800)} |")
+            rows.append(f"| Snakemake overhead on it (1 s log stamps) | {100 * prev['overhead_fraction']:.1f} % | ≤ 5 % | "
+                        f"{verdict(prev['overhead_fraction'] <= 0.05)} |")
+    full = load("e2e_full")
+    if full:
+        run = full["run"]
+        rows.append(f"| End to end `{run['config']}` re-run by `--full` (min) | {run['wall_s'] / 60:.1f} | ≤ 30 | "
+                    f"{verdict(run['returncode'] == 0 and run['wall_s'] <= 1800)} |")
+        rows.append(f"| Snakemake overhead on it | {100 * run['overhead_fraction']:.1f} % | ≤ 5 % | {verdict(run['overhead_fraction'] <= 0.05)} |")
+    if memory:
+        lim = memory["limited"]
+        rows.append(f"| Ingest of {memory['n_events']:,} events ({memory['uncompressed_mb']:.0f} MB uncompressed) under RLIMIT_AS "
+                    f"{lim['limit_mb']:.0f} MB: peak RSS {lim['peak_rss_mb']:.0f} MB (unlimited: {memory['unlimited']['peak_rss_mb']:.0f} MB) "
+                    f"| exit {lim['returncode']} | completes below the data size | {verdict(lim['returncode'] == 0)} |")
+    return rows
+
+
+def quality_rows(q: dict) -> list[str]:
+    rows = []
+    if best := q.get("zmumu_best_c2st"):
+        rows.append(f"| zmumu: best C2ST AUC ({best[0]}) | {best[1]:.3f} | ≤ 0.55 | {verdict(best[1] <= 0.55)} |")
+    if w := q.get("zmumu_m_mumu_w1"):
+        ratio = w["model"] / w["truth"]
+        rows.append(f"| zmumu: W1(m_μμ) of that model ÷ truth-vs-truth floor | {w['model']:.3g} GeV ÷ {w['truth']:.3g} GeV "
+                    f"= {ratio:.2f} | ≤ 3 | {verdict(ratio <= 3)} |")
+    if best := q.get("phasespace_best_kl"):
+        rows.append(f"| phasespace: best exact KL(truth‖model) ({best[0]}) | {best[1]:.4f} nats | ≤ 0.05 | {verdict(best[1] <= 0.05)} |")
+    if u := q.get("iaf_unweighting"):
+        eff = u["model"]["efficiency"]
+        flat = f"{u['flat']['efficiency']:.3f}" if u.get("flat") else "—"
+        rows.append(f"| phasespace: iaf unweighting efficiency ⟨w⟩/max w (flat phase space: {flat}; {u['source']}) "
+                    f"| {eff:.3f} | ≥ 0.3 | {verdict(eff >= 0.3)} |")
+    if best := q.get("calo_best_c2st_high_level"):
+        rows.append(f"| calo: best high-level C2ST AUC ({best[0]}) | {best[1]:.3f} | ≤ 0.75 | {verdict(best[1] <= 0.75)} |")
+    if "diverged" in q:
+        bad = q["diverged"] + q["not_ok"]
+        rows.append(f"| every family trains without diverging ({len(q['costs'])} model rows) | "
+                    f"{', '.join(bad) if bad else 'none diverged'} | none | {verdict(not bad)} |")
+    return rows
+
+
+def training_table(models: dict | None, q: dict | None) -> list[str]:
+    lines = ["| family | training throughput, 10-D (events/s) | " + " | ".join(
+        f"{d}: time to best / trained (s), epochs" for d in ("zmumu", "phasespace", "calo")) + " |",
+             "|---|---|---|---|---|"]
+    families = sorted(set((models or {}).get("families", {})) | {k.split("/")[1] for k in (q or {}).get("costs", {})})
+    for family in families:
+        rate = (models or {}).get("families", {}).get(family, {}).get("train_events_per_s")
+        cells = []
+        for d in ("zmumu", "phasespace", "calo"):
+            c = (q or {}).get("costs", {}).get(f"{d}/{family}")
+            cells.append("—" if not c else f"{fmt(c.get('time_to_best_s'), '.0f')} / {fmt(c.get('train_time_s'), '.0f')}, "
+                         f"{c.get('epochs')} ({c.get('stopped_because')})")
+        lines.append(f"| {family} | {fmt(rate)} | " + " | ".join(cells) + " |")
+    return lines
+
+
+def section(name: str, title: str) -> list[str]:
+    path = OUT_DIR / f"{name}.md"
+    if not path.exists():
+        return [f"## {title}", "", "(not run)", ""]
+    body = path.read_text().splitlines()
+    body = [line for line in body if not line.startswith("# ")]
+    return [f"## {title}", "", *[("#" + line) if line.startswith("## ") else line for line in body], ""]
+
+
+def write_results(info: dict, q: dict | None, timings: dict[str, float], command: str) -> str:
+    data, models, metrics, e2e, memory, scaling = (load(n) for n in ("data", "models", "metrics", "e2e", "memory", "scaling"))
+    loads = {n: (load(n) or {}).get("load_average") for n in ("data", "models", "metrics", "scaling")}
+    lines = [
+        "# hepgenbench benchmark results",
+        "",
+        f"Generated by `{command}` on {info['date']}, commit {info['commit']}.",
+        "",
+        f"**Machine:** {info['cpu']}, {info['cores']} cores, "
+        + ("no GPU" if info["gpu"] == "none" else f"GPU {info['gpu']}")
+        + f"; Python {info['python']}, torch {info['torch']}. **Load average at start** (1/5/15 min): {info['load']}"
+        + ("; at each script's start: " + ", ".join(f"{k} {v:.1f}" for k, v in loads.items() if v is not None) if any(loads.values()) else "")
+        + ". The machine was shared (the lead's default run and other engineers' tests), so times are upper bounds.",
+        "",
+        "Speed figures are ratios or medians from one run here; the detailed tables below give the raw numbers.",
+        "",
+        "## Targets",
+        "",
+        "| figure | measured | target | |",
+        "|---|---|---|---|",
+        *speed_rows(data, models, metrics, e2e, memory),
+        *(quality_rows(q) if q else ["| quality (needs `--results DIR` of a finished default run) | not given | | |"]),
+        "",
+        "## Training: throughput and time to the best validation loss",
+        "",
+        "Throughput from `bench_models.py` (one epoch on 10-D Gaussian data, default batch size, 1 thread); time to best "
+        "and total training time from the default run's metrics JSONs (`cost.time_to_best_s`, `cost.train_time_s`; "
+        "75 s wall-clock budget per model in `config/config.yaml`).",
+        "",
+        *training_table(models, q),
+        "",
+        "## GPU",
+        "",
+        "No GPU on this machine: every figure is CPU. The code selects CUDA by itself (`device: auto`); "
+        "`bench_scaling.py` and `bench_models.py` then measure on it." if info["gpu"] == "none" else
+        f"GPU {info['gpu']}: `bench_scaling.py` ran on it (see its device line).",
+        "",
+        *section("data", "Data layer (bench_data.py)"),
+        *section("models", "Generators (bench_models.py)"),
+        *section("metrics", "Metric suite (bench_metrics.py)"),
+        *section("e2e", "End to end (bench_e2e.py)"),
+        *section("scaling", "Scaling (bench_scaling.py)"),
+        *section("memory", "Memory (bench_memory.py)"),
+        "## Script run times",
+        "",
+        ", ".join(f"{k} {v:.0f} s" for k, v in timings.items()) or "(re-assembled from earlier JSONs)",
+        "",
+    ]
+    text = "\n".join(lines)
+    (HERE / "RESULTS.md").write_text(text)
+    return text
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--results", default=None, help="results/ of a finished default run: quality and time to best")
+    parser.add_argument("--previous-run", default=None, help="directory of that run (its .snakemake/log), default: parent of --results")
+    parser.add_argument("--previous-time", default=None, help="its `time` output file, e.g. /tmp/fresh_run.time")
+    parser.add_argument("--full", action="store_true", help="also re-run config/config.yaml end to end (≈ 30 min)")
+    parser.add_argument("--quick", action="store_true", help="small sizes everywhere (a smoke run of the runner)")
+    parser.add_argument("--only", default=None, help="comma-separated scripts to run (data,models,metrics,scaling,e2e,memory)")
+    parser.add_argument("--skip", default="", help="comma-separated scripts not to run")
+    parser.add_argument("--reuse", action="store_true", help="run nothing; re-assemble RESULTS.md from the JSONs")
+    args = parser.parse_args()
+    OUT_DIR.mkdir(parents=True, exist_ok=True)
+    info = machine()
+    wanted = set(args.only.split(",")) if args.only else {s.name for s in SCRIPTS}
+    wanted -= set(filter(None, args.skip.split(",")))
+    previous = args.previous_run or (str(Path(args.results).resolve().parent) if args.results else None)
+    timings, failed = {}, []
+    for script in SCRIPTS if not args.reuse else []:
+        if script.name not in wanted:
+            continue
+        extra = []
+        if script.name == "e2e" and previous:
+            extra += ["--previous", previous] + (["--previous-time", args.previous_time] if args.previous_time else [])
+        timings[script.name], rc = run_script(script, args.quick, extra)
+        if rc != 0:
+            failed.append(script.name)
+    if args.full and not args.reuse:
+        full = Script("e2e_full", "bench_e2e.py", ["--config", "config/config.yaml", "--target", "1800"], [])
+        timings["e2e_full"], rc = run_script(full, False, [])
+    q = quality(Path(args.results)) if args.results else None
+    if q:
+        (OUT_DIR / "quality.json").write_text(json.dumps(q, indent=1, default=str))
+    text = write_results(info, q, timings, "python benchmarks/run_all.py " + " ".join(sys.argv[1:]))
+    print(text)
+    if failed:
+        sys.exit(f"failed: {failed}")
+
+
+if __name__ == "__main__":
+    main()
