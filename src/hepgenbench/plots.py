@@ -404,6 +404,20 @@ def _calo_plots(
     return records
 
 
+def _style_layer_axes(axes, layers, xlabel: str, ylabel: str, log_x: bool = False) -> None:
+    """One panel per calorimeter layer: log energy axis, layer titles, shared labels, one legend."""
+    axes = np.atleast_1d(axes)
+    for ax, layer in zip(axes, layers):
+        if log_x:
+            ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.set_title(f"layer {layer.layer_id}", fontsize="small")
+        ax.set_xlabel(xlabel, fontsize="small")
+        ax.tick_params(labelsize="x-small")
+    axes[0].set_ylabel(ylabel, fontsize="small")
+    axes[-1].legend(fontsize="xx-small")
+
+
 def _calo_radial_profiles(dataset, layers, truth, samples, colors, out) -> PlotRecord:
     fig, axes = plt.subplots(1, len(layers), figsize=(4.5 * len(layers), 4.5), constrained_layout=True)
     sets = {"truth": truth.features, **{m: s.features for m, s in samples.items()}}
@@ -413,12 +427,7 @@ def _calo_radial_profiles(dataset, layers, truth, samples, colors, out) -> PlotR
             profile = np.nanmean(layer.energies(voxels).sum(axis=1), axis=0)
             style = {"color": TRUTH_COLOR, "lw": 2} if name == "truth" else {"color": colors[name], "lw": 1.2}
             ax.step(centres, profile, where="mid", label=name, **style)
-        ax.set_yscale("log")
-        ax.set_title(f"layer {layer.layer_id}", fontsize="small")
-        ax.set_xlabel("r [mm]", fontsize="small")
-        ax.tick_params(labelsize="x-small")
-    np.atleast_1d(axes)[0].set_ylabel("mean energy [MeV]", fontsize="small")
-    np.atleast_1d(axes)[-1].legend(fontsize="xx-small")
+    _style_layer_axes(axes, layers, "r [mm]", "mean energy [MeV]")
     png, pdf = save_figure(fig, out / "calo" / "radial_profiles.png")
     return PlotRecord(
         png, pdf, "calo", f"{dataset}: average radial shower profile",
@@ -486,14 +495,7 @@ def _calo_layer_energy_vs_einc(dataset, layers, truth, samples, colors, out) -> 
             mean = np.bincount(idx, weights=e_layer, minlength=len(centres)) / np.maximum(counts, 1)
             style = {"color": TRUTH_COLOR, "lw": 2, "marker": "o"} if name == "truth" else {"color": colors[name], "marker": "."}
             ax.plot(centres[counts > 0], mean[counts > 0], label=name, **style)
-    for ax, layer in zip(np.atleast_1d(axes), layers):
-        ax.set_xscale("log")
-        ax.set_yscale("log")
-        ax.set_title(f"layer {layer.layer_id}", fontsize="small")
-        ax.set_xlabel("$E_{inc}$ [MeV]", fontsize="small")
-        ax.tick_params(labelsize="x-small")
-    np.atleast_1d(axes)[0].set_ylabel("mean layer energy [MeV]", fontsize="small")
-    np.atleast_1d(axes)[-1].legend(fontsize="xx-small")
+    _style_layer_axes(axes, layers, "$E_{inc}$ [MeV]", "mean layer energy [MeV]", log_x=True)
     png, pdf = save_figure(fig, out / "calo" / "layer_energy_vs_einc.png")
     return PlotRecord(
         png, pdf, "calo", f"{dataset}: mean layer energy vs incident energy",
