@@ -555,6 +555,11 @@ def test_slurm_runs_every_remote_job_through_sbatch_with_its_resources(slurm_run
 @pytest.mark.slurm
 @pytest.mark.slow
 def test_slurm_report_equals_local_run(slurm_run, local_run):
+    """Same seed, same numbers: where a job runs must not change what it computes.
+
+    A difference with identical truth rows and data files points at training: e.g. a
+    model whose weights are initialised before the training seed is set.
+    """
     cluster, local = report_values(slurm_run.workdir), report_values(local_run)
     assert cluster.keys() == local.keys()
     machine = {key for key in local if key[2].startswith("cost.") and MACHINE_METRIC.search(key[2])}
