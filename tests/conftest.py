@@ -34,6 +34,7 @@ def copy_workflow(dest: Path) -> Path:
     shutil.copy(ROOT / "Snakefile", dest / "Snakefile")
     shutil.copytree(ROOT / "workflow", dest / "workflow", dirs_exist_ok=True)
     shutil.copytree(ROOT / "config", dest / "config", dirs_exist_ok=True)
+    shutil.copytree(ROOT / "profiles", dest / "profiles", dirs_exist_ok=True)
     return dest
 
 

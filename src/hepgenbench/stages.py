@@ -156,6 +156,8 @@ def train(inputs: dict[str, str], outputs: dict[str, str], params: dict[str, Any
     seed = int(params["seed"])
     settings = _train_settings(params, threads, seed)
     tr, va = sets["train"], sets["val"]
+    # The initial weights are drawn at build time: seed first, or two runs start apart.
+    torch.manual_seed(seed)
     model = build(params["family"], tr.n_features, tr.n_conditions, **params.get("hparams", {}))
     log(f"{params['family']} on {tr.meta.get('dataset', '?')}: {model.n_parameters()} parameters, seed {seed}")
     checkpoint = str(Path(outputs["model"]).with_name("checkpoint.pt"))
