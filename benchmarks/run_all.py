@@ -318,7 +318,7 @@ def write_results(info: dict, q: dict | None, timings: dict[str, float], command
         *section("memory", "Memory (bench_memory.py)"),
         "## Script run times",
         "",
-        ", ".join(f"{k} {v:.0f} s" for k, v in timings.items()) or "(re-assembled from earlier JSONs)",
+        ", ".join(f"{k} {v:.0f} s" for k, v in timings.items()) or "(not recorded)",
         "",
     ]
     text = "\n".join(lines)
@@ -355,6 +355,10 @@ def main() -> None:
     if args.full and not args.reuse:
         full = Script("e2e_full", "bench_e2e.py", ["--config", "config/config.yaml", "--target", "1800"], [])
         timings["e2e_full"], rc = run_script(full, False, [])
+    # Script run times accumulate across partial runs (--only), so RESULTS.md lists them all.
+    timings_path = OUT_DIR / "timings.json"
+    timings = {**(json.loads(timings_path.read_text()) if timings_path.exists() else {}), **timings}
+    timings_path.write_text(json.dumps(timings, indent=1))
     q = quality(Path(args.results)) if args.results else None
     if q:
         (OUT_DIR / "quality.json").write_text(json.dumps(q, indent=1, default=str))
