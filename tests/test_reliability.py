@@ -78,7 +78,8 @@ def test_killed_run_resumes_from_checkpoint(tmp_path, sig):
         assert path.stat().st_mtime_ns == mtime, f"{path} was redone"
     log = (wf / "results/logs/phasespace/train/realnvp.log").read_text()
     resumed = re.search(r"resuming from .*checkpoint\.pt after epoch (\d+)", log)
-    assert resumed and int(resumed.group(1)) >= 4, log[:2000]
+    # The checkpoint is written after an epoch's log line: a kill between the two loses one.
+    assert resumed and int(resumed.group(1)) >= 3, log[:2000]
     epochs = [int(r["epoch"]) for r in csv.DictReader((base / "models/realnvp/training.csv").open())]
     assert epochs == list(range(1, 41)), "the resumed log must continue the killed one, not restart"
     assert (wf / "results/report/index.html").exists()

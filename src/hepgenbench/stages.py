@@ -196,6 +196,9 @@ def sample(inputs: dict[str, str], output: str, params: dict[str, Any], threads:
     from hepgenbench.train import load_model, sampling_rates
 
     torch.set_num_threads(threads)
+    # torch seeds its global generator at random in every process; the likelihood bounds
+    # (IWAE samples, Hutchinson probes) draw from it, so seed it like everything else.
+    torch.manual_seed(int(params["seed"]))
     model, _ = load_model(inputs["model"])
     pre = Preprocessor.from_dict(read_json(inputs["transform"]))
     truth = load_split_events(inputs["events"], inputs["split"])["truth_a"]
