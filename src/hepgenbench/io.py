@@ -142,22 +142,60 @@ class EventSet:
         )
 
 
+class EventAppender:
+    """Appends chunks of events to an open HDF5 event file (see :func:`event_writer`)."""
+
+    def __init__(self, f: h5py.File) -> None:
+        self._f = f
+        self.n_events = 0
+        self.finished = False
+
+    def append(self, features: np.ndarray, condition: np.ndarray | None = None,
+               log_density: np.ndarray | None = None) -> None:
+        """Add a chunk: ``features`` (n, D), optional ``condition`` (n, C) and ``log_density`` (n,)."""
+        n = len(features)
+        for key, chunk in (("features", features), ("condition", condition), ("log_density", log_density)):
+            if chunk is None:
+                continue
+            chunk = np.asarray(chunk, dtype=np.float64)
+            if key not in self._f:
+                self._f.create_dataset(key, shape=(0, *chunk.shape[1:]), maxshape=(None, *chunk.shape[1:]),
+                                       dtype=np.float64, chunks=True, compression="gzip", compression_opts=1)
+            data = self._f[key]
+            data.resize(self.n_events + n, axis=0)
+            data[self.n_events :] = chunk
+        self.n_events += n
+
+    def finish(self, header: EventSet, extra: dict[str, np.ndarray] | None = None) -> None:
+        """Write the metadata of ``header`` (its arrays are ignored) and any extra arrays."""
+        for key, value in (extra or {}).items():
+            self._f.create_dataset(key, data=value)
+        self._f.attrs["feature_names"] = json.dumps(header.feature_names)
+        self._f.attrs["condition_names"] = json.dumps(header.condition_names)
+        self._f.attrs["kind"] = header.kind
+        self._f.attrs["transforms"] = json.dumps(header.transforms)
+        self._f.attrs["units"] = json.dumps(header.units)
+        self._f.attrs["meta"] = json.dumps(header.meta, default=_json_default)
+        self.finished = True
+
+
+@contextlib.contextmanager
+def event_writer(path: str | os.PathLike) -> Iterator[EventAppender]:
+    """Stream events into ``path`` chunk by chunk; the file appears, complete, only when the
+    block ends without an error and :meth:`EventAppender.finish` was called. Memory stays
+    at one chunk, whatever the number of events."""
+    with atomic_path(path) as tmp, h5py.File(tmp, "w") as f:
+        appender = EventAppender(f)
+        yield appender
+        if not appender.finished:
+            raise RuntimeError(f"{path}: event_writer left without finish(): the file would lack its metadata")
+
+
 def write_events(path: str | os.PathLike, events: EventSet, extra: dict[str, np.ndarray] | None = None) -> None:
     """Write an :class:`EventSet` (plus optional extra arrays) to HDF5, atomically."""
-    with atomic_path(path) as tmp, h5py.File(tmp, "w") as f:
-        f.create_dataset("features", data=events.features, compression="gzip", compression_opts=1)
-        if events.condition is not None:
-            f.create_dataset("condition", data=events.condition)
-        if events.log_density is not None:
-            f.create_dataset("log_density", data=events.log_density)
-        for key, value in (extra or {}).items():
-            f.create_dataset(key, data=value)
-        f.attrs["feature_names"] = json.dumps(events.feature_names)
-        f.attrs["condition_names"] = json.dumps(events.condition_names)
-        f.attrs["kind"] = events.kind
-        f.attrs["transforms"] = json.dumps(events.transforms)
-        f.attrs["units"] = json.dumps(events.units)
-        f.attrs["meta"] = json.dumps(events.meta, default=_json_default)
+    with event_writer(path) as out:
+        out.append(events.features, events.condition, events.log_density)
+        out.finish(events, extra)
 
 
 def read_events(path: str | os.PathLike) -> EventSet:

@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from hepgenbench.errors import InputError
-from hepgenbench.io import EventSet, read_events, read_json, write_events, write_json
+from hepgenbench.io import EventSet, event_writer, read_events, read_json, write_events, write_json
 from hepgenbench.logging_utils import log
 from hepgenbench.preprocess import Preprocessor
 from hepgenbench.split import SplitFractions, read_split, split_indices, write_split
@@ -63,42 +63,62 @@ def merge(chunks: list[str], output: str) -> None:
 WORKFLOW_KEYS = ("source", "name", "split", "training", "n_events", "chunks", "level")
 
 
+def _root_spec(files: list[str], params: dict[str, Any]):
+    """The reader spec of a ROOT source: the embedded Z→μμ layout, or the user's config."""
+    from hepgenbench.data import readers
+
+    if params["source"] == "pythia":
+        spec = readers.zmumu_spec(files[0])
+        spec.nan_policy = params.get("nan_policy", "refuse")
+        return spec
+    options = {k: v for k, v in params.items() if k not in WORKFLOW_KEYS}
+    return readers.RootSpec.from_config({**options, "files": files})
+
+
 def read_dataset(files: list[str], params: dict[str, Any]) -> EventSet:
     """Read a dataset's source files (embedded or the user's) into an :class:`EventSet`."""
     from hepgenbench.data import readers
 
     kind = params["source"]
-    reader_options = {k: v for k, v in params.items() if k not in WORKFLOW_KEYS}
-    if kind == "pythia":
-        spec = readers.zmumu_spec(files[0])
-        spec.nan_policy = params.get("nan_policy", "refuse")
-        return readers.read_root(spec)
+    if kind in ("pythia", "root"):
+        return readers.read_root(_root_spec(files, params))
     if kind == "calo" or kind == "calochallenge":
         if len(files) != 1:
             raise InputError(f"source '{kind}' reads one CaloChallenge file, got {len(files)}: {files}")
         return readers.read_calochallenge(files[0], nan_policy=params.get("nan_policy", "refuse"))
     if kind == "phasespace":
         return read_events(files[0])
-    if kind == "root":
-        return readers.read_root(readers.RootSpec.from_config({**reader_options, "files": files}))
     if kind == "hdf5":
-        return readers.read_hdf5(readers.Hdf5Spec.from_config({**reader_options, "files": files}))
+        options = {k: v for k, v in params.items() if k not in WORKFLOW_KEYS}
+        return readers.read_hdf5(readers.Hdf5Spec.from_config({**options, "files": files}))
     raise InputError(f"unknown source '{kind}'")
 
 
 def ingest(files: list[str], output: str, params: dict[str, Any]) -> None:
-    """Read the source files, build the flat feature table, write ``events.h5``."""
+    """Read the source files, build the flat feature table, write ``events.h5``.
+
+    ROOT files stream chunk by chunk into the output, so memory holds one chunk however
+    large the files are; the other formats are read whole.
+    """
     t0 = time.perf_counter()
-    events = read_dataset(files, params)
-    if len(events) == 0:
-        raise InputError(f"no events left after reading {files}: check the selection and the files")
-    bad = ~np.isfinite(events.features).all(axis=1)
-    if bad.any():
-        raise InputError(f"{bad.sum()} event(s) with NaN or inf features after reading {files}")
-    events.meta.update(dataset=params["name"], source=params["source"], files=[str(f) for f in files])
-    write_events(output, events)
+    provenance = {"dataset": params["name"], "source": params["source"], "files": [str(f) for f in files]}
+    if params["source"] in ("pythia", "root"):
+        from hepgenbench.data.readers import read_root
+
+        with event_writer(output) as out:
+            header = read_root(_root_spec(files, params), sink=out.append)
+            header.meta.update(provenance)
+            out.finish(header)
+        n_events, n_features = out.n_events, header.n_features
+    else:
+        events = read_dataset(files, params)
+        if len(events) == 0:
+            raise InputError(f"no events left after reading {files}: check the selection and the files")
+        events.meta.update(provenance)
+        write_events(output, events)
+        n_events, n_features = len(events), events.n_features
     dt = time.perf_counter() - t0
-    log(f"ingested {len(events)} events x {events.n_features} features in {dt:.1f} s ({len(events) / dt:.0f} events/s)")
+    log(f"ingested {n_events} events x {n_features} features in {dt:.1f} s ({n_events / dt:.0f} events/s)")
 
 
 def split(events_path: str, output: str, params: dict[str, Any]) -> None:

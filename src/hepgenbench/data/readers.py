@@ -14,6 +14,7 @@ from __future__ import annotations
 import ast
 import glob
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -326,8 +327,13 @@ def _checked_selection(iterator, spec: RootSpec):
         yield item
 
 
-def read_root(spec: RootSpec) -> EventSet:
-    """Read a ROOT TTree into an :class:`EventSet`, chunk by chunk (see :class:`RootSpec`)."""
+def read_root(spec: RootSpec, sink: Callable[[np.ndarray, np.ndarray | None], None] | None = None) -> EventSet:
+    """Read a ROOT TTree into an :class:`EventSet`, chunk by chunk (see :class:`RootSpec`).
+
+    With ``sink``, each chunk's (features, condition) goes to ``sink`` instead of being
+    kept, and the returned EventSet carries the metadata with zero rows: that is how the
+    ingest stage streams files larger than memory into HDF5 (:func:`hepgenbench.io.event_writer`).
+    """
     if spec.nan_policy not in NAN_POLICIES:
         raise InputError(f"nan_policy {spec.nan_policy!r}: expected one of {list(NAN_POLICIES)}")
     if not spec.collections and not spec.branches:
@@ -338,7 +344,7 @@ def read_root(spec: RootSpec) -> EventSet:
         needed |= {f"{coll}_{f}" for f in [*cs.fields, cs.sort_by]}
     needed_for_cut = _selection_names(spec.selection) if spec.selection else set()
     layout = _layout(spec)
-    feature_parts, cond_parts = [], []
+    feature_parts, cond_parts, n_kept = [], [], 0
     meta_counts = {"n_read": 0, "n_after_selection": 0, "n_dropped_nonfinite": 0,
                    "n_dropped_too_few": {c: 0 for c in spec.collections}}
     # Files are checked one at a time as they are read, each opened once: every file's
@@ -362,15 +368,22 @@ def read_root(spec: RootSpec) -> EventSet:
                     features, cond, spec.nan_policy, f"{path}:{spec.tree}",
                     layout.names + spec.condition, layout.branches + spec.condition)
                 meta_counts["n_dropped_nonfinite"] += n_bad
-                feature_parts.append(features)
-                cond_parts.append(cond)
-    features = np.concatenate(feature_parts) if feature_parts else np.empty((0, len(layout.names)))
+                n_kept += len(features)
+                if sink is not None:
+                    sink(features, cond if spec.condition else None)
+                else:
+                    feature_parts.append(features)
+                    cond_parts.append(cond)
+    empty = np.empty((0, len(layout.names)))
+    features = np.concatenate(feature_parts) if feature_parts else empty
     if spec.selection and meta_counts["n_after_selection"] == 0:
         raise InputError(f"selection {spec.selection!r} keeps 0 of {meta_counts['n_read']} events in {files}")
-    if len(features) == 0:
+    if n_kept == 0:
         raise InputError(f"{files}:{spec.tree}: no event has the required objects "
                          f"({ {c: cs.n for c, cs in spec.collections.items()} }); counts: {meta_counts}")
-    condition = np.concatenate(cond_parts) if spec.condition else None
+    condition = None
+    if spec.condition:
+        condition = np.concatenate(cond_parts) if cond_parts else np.empty((0, len(spec.condition)))
     return EventSet(
         features=features,
         feature_names=layout.names,
@@ -379,7 +392,8 @@ def read_root(spec: RootSpec) -> EventSet:
         condition=condition,
         condition_names=list(spec.condition),
         units=[_unit(n) for n in layout.names],
-        meta={"source": "root", "files": files, "tree": spec.tree, "selection": spec.selection, **meta_counts},
+        meta={"source": "root", "files": files, "tree": spec.tree, "selection": spec.selection, "n_events": n_kept,
+              **meta_counts},
     )
 
 
