@@ -68,6 +68,11 @@ class CollectionSpec:
         return cls(n=d["n"], sort_by=d.get("sort_by", "pt"), fields=list(d.get("fields", ["pt", "eta", "phi"])))
 
 
+#: Per-chunk read size. A chunk's working set (awkward arrays, sorting, masks, float64
+#: columns) is several times this, so it is what bounds the ingest stage's memory.
+DEFAULT_STEP_SIZE = "25 MB"
+
+
 @dataclass
 class RootSpec:
     """What to read from ROOT files.
@@ -95,7 +100,7 @@ class RootSpec:
     transforms: dict[str, dict] = field(default_factory=dict)
     kind: str = "generic"
     nan_policy: str = "refuse"
-    step_size: str | int = "100 MB"
+    step_size: str | int = DEFAULT_STEP_SIZE
 
     @classmethod
     def from_config(cls, d: dict) -> "RootSpec":
@@ -118,7 +123,7 @@ class RootSpec:
             transforms=dict(d.get("transforms") or {}),
             kind=d.get("kind", "generic"),
             nan_policy=d.get("nan_policy", "refuse"),
-            step_size=d.get("step_size", "100 MB"),
+            step_size=d.get("step_size", DEFAULT_STEP_SIZE),
         )
 
 
