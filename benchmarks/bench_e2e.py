@@ -27,7 +27,6 @@ from __future__ import annotations
 import argparse
 import csv
 import datetime as dt
-import json
 import os
 import re
 import shutil
@@ -37,6 +36,8 @@ import tempfile
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+
+from _output import write_outputs  # noqa: E402  (benchmarks/ is on sys.path when run as a script)
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -331,11 +332,7 @@ def main() -> None:
     if args.previous:
         previous = previous_run(Path(args.previous), Path(args.previous_time) if args.previous_time else None, args.cores)
     lines = ["# End to end", "", *to_markdown(result, previous, args.target)]
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text("\n".join(lines))
-    if args.json:
-        Path(args.json).write_text(json.dumps({"run": asdict(result), "previous": previous}, indent=1))
-    print("\n".join(lines))
+    write_outputs(args.out, lines, args.json, {"run": asdict(result), "previous": previous})
 
 
 if __name__ == "__main__":

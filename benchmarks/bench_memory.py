@@ -30,6 +30,8 @@ import awkward as ak
 import numpy as np
 import uproot
 
+from _output import write_outputs  # noqa: E402  (benchmarks/ is on sys.path when run as a script)
+
 MB = 1024**2
 #: The embedded Z→μμ selection: two leading muons (pt, eta, phi), the leading jet with its mass.
 ZMUMU_SLICE = {
@@ -224,11 +226,7 @@ def main() -> None:
         if args.workdir is None:
             shutil.rmtree(workdir, ignore_errors=True)
     lines = ["# Ingest memory on a file larger than its limit", "", *to_markdown(result)]
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text("\n".join(lines))
-    if args.json:
-        Path(args.json).write_text(json.dumps(result, indent=1))
-    print("\n".join(lines))
+    write_outputs(args.out, lines, args.json, result)
 
 
 if __name__ == "__main__":

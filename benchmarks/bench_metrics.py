@@ -14,12 +14,10 @@ Usage: ``python benchmarks/bench_metrics.py [--out benchmarks/results/metrics.md
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import time
 from collections.abc import Callable
-from pathlib import Path
 
 import numpy as np
 from scipy import linalg
@@ -27,7 +25,7 @@ from scipy.optimize import nnls
 from threadpoolctl import threadpool_limits
 
 from hepgenbench.evaluate import EvalOptions, evaluate_sample, metric_seed
-from hepgenbench.io import EventSet
+from hepgenbench.testing import zmumu_like
 from hepgenbench.metrics.classifier import classifier_two_sample_test
 from hepgenbench.metrics.histogram import histogram_divergences
 from hepgenbench.metrics.memorisation import memorisation
@@ -35,17 +33,7 @@ from hepgenbench.metrics.physics_distance import fpd, kpd
 from hepgenbench.metrics.sanity import unphysical_fraction
 from hepgenbench.metrics.wasserstein import exact_emd, sliced_wasserstein, w1_per_feature
 
-
-def zmumu_like(n: int, seed: int, pt_shift: float = 0.0) -> EventSet:
-    """10 features named like the Z→μμ dataset's, with simple independent shapes."""
-    rng = np.random.default_rng(seed)
-    columns = {}
-    for obj in ("Muon1", "Muon2", "Jet1"):
-        columns[f"{obj}_pt"] = rng.exponential(20.0, n) + 20.0 + pt_shift
-        columns[f"{obj}_eta"] = rng.uniform(-2.3, 2.3, n)
-        columns[f"{obj}_phi"] = rng.uniform(-np.pi, np.pi, n)
-    columns["Jet1_mass"] = rng.exponential(5.0, n)
-    return EventSet(np.column_stack(list(columns.values())), list(columns), kind="zmumu")
+from _output import write_outputs  # noqa: E402  (benchmarks/ is on sys.path when run as a script)
 
 
 def timed(fn: Callable[[], object]) -> tuple[float, object]:
@@ -221,11 +209,7 @@ def run(args: argparse.Namespace) -> None:
         *[f"| {n} | {t:.3f} | {v:.3f} |" for n, t, v in zip(emd_sizes, emd_times, emd_values)],
         "",
     ]
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text("\n".join(lines))
-    if args.json:
-        Path(args.json).write_text(json.dumps(figures, indent=1))
-    print("\n".join(lines))
+    write_outputs(args.out, lines, args.json, figures)
 
 
 if __name__ == "__main__":

@@ -21,7 +21,6 @@ The device is chosen as the pipeline chooses it (CUDA when present).
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import tempfile
 import time
@@ -42,6 +41,8 @@ from hepgenbench.metrics.wasserstein import exact_emd
 from hepgenbench.models.base import TrainSettings, build, select_device
 from hepgenbench.preprocess import Preprocessor
 from hepgenbench.train import fit
+
+from _output import write_outputs  # noqa: E402  (benchmarks/ is on sys.path when run as a script)
 
 FLOW = "realnvp"
 QUIET = lambda *message: None  # noqa: E731
@@ -148,11 +149,7 @@ def main() -> None:
     with threadpool_limits(limits=1):
         result = run(sizes, emd_sizes)
     lines = ["# Scaling with the number of events", "", *to_markdown(result)]
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text("\n".join(lines))
-    if args.json:
-        Path(args.json).write_text(json.dumps(result, indent=1))
-    print("\n".join(lines))
+    write_outputs(args.out, lines, args.json, result)
 
 
 if __name__ == "__main__":

@@ -11,6 +11,7 @@ from threadpoolctl import threadpool_limits
 from hepgenbench.errors import InputError
 from hepgenbench.evaluate import EvalOptions, evaluate_sample
 from hepgenbench.io import EventSet
+from hepgenbench.testing import zmumu_like
 from hepgenbench.metrics import HEADLINE
 
 #: small settings so that one suite call takes about a second
@@ -26,18 +27,6 @@ def single_openmp_thread():
     # see tests/test_metrics.py: OpenMP barriers stall on a shared 2-core machine
     with threadpool_limits(limits=1):
         yield
-
-
-def zmumu_like(n: int, seed: int, pt_shift: float = 0.0) -> EventSet:
-    """Events with the zmumu feature names, so that the derived observables apply."""
-    rng = np.random.default_rng(seed)
-    columns = {}
-    for obj in ("Muon1", "Muon2", "Jet1"):
-        columns[f"{obj}_pt"] = rng.exponential(20.0, n) + 20.0 + pt_shift
-        columns[f"{obj}_eta"] = rng.uniform(-2.3, 2.3, n)
-        columns[f"{obj}_phi"] = rng.uniform(-np.pi, np.pi, n)
-    columns["Jet1_mass"] = rng.exponential(5.0, n)
-    return EventSet(np.column_stack(list(columns.values())), list(columns), kind="zmumu")
 
 
 def test_suite_has_every_headline_key_and_is_deterministic():
