@@ -23,7 +23,7 @@ from sklearn.preprocessing import StandardScaler
 
 from hepgenbench.errors import InputError
 from hepgenbench.metrics.base import MetricResult
-from hepgenbench.metrics.wasserstein import RandomLike, as_sample_pair, finite_rows
+from hepgenbench.metrics.wasserstein import RandomLike, as_sample_pair, feature_labels, finite_rows
 
 CLASSIFIERS = ("hgb", "mlp")
 #: fixed log-weight binning so that histograms of different models share an axis
@@ -75,9 +75,7 @@ def classifier_two_sample_test(
     n_dropped -= len(truth) + len(gen)
     if folds < 2:
         raise InputError(f"c2st_folds must be at least 2, got {folds}")
-    names = list(feature_names) if feature_names is not None else [f"f{j}" for j in range(truth.shape[1])]
-    if len(names) != truth.shape[1]:
-        raise InputError(f"{len(names)} feature names for {truth.shape[1]} features")
+    names = feature_labels(feature_names, truth.shape[1])
     generator = np.random.default_rng(rng)
     n = min(len(truth), len(gen), max_events or np.inf)
     n = int(n)

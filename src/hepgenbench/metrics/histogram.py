@@ -22,7 +22,7 @@ from scipy.special import rel_entr
 
 from hepgenbench.errors import InputError
 from hepgenbench.metrics.base import MetricResult
-from hepgenbench.metrics.wasserstein import RandomLike, as_sample_pair, finite_rows
+from hepgenbench.metrics.wasserstein import RandomLike, as_sample_pair, feature_labels, finite_rows
 
 #: pseudo-count added to every bin of both histograms for KL and JSD (see module docstring)
 PSEUDO_COUNT = 0.5
@@ -86,9 +86,7 @@ def histogram_divergences(
     truth, gen = finite_rows(truth), finite_rows(gen)
     if n_bins < 2:
         raise InputError(f"n_bins must be at least 2, got {n_bins}")
-    names = list(feature_names) if feature_names is not None else [f"f{j}" for j in range(truth.shape[1])]
-    if len(names) != truth.shape[1]:
-        raise InputError(f"{len(names)} feature names for {truth.shape[1]} features")
+    names = feature_labels(feature_names, truth.shape[1])
     generator = np.random.default_rng(rng)
     edges = [quantile_bin_edges(truth[:, j], n_bins) for j in range(truth.shape[1])]
     n_bins_used = np.array([len(e) + 1 for e in edges])

@@ -48,6 +48,14 @@ def as_sample_pair(truth: np.ndarray, gen: np.ndarray) -> tuple[np.ndarray, np.n
     return arrays[0], arrays[1]
 
 
+def feature_labels(feature_names: list[str] | None, n_features: int) -> list[str]:
+    """The names to report per feature: the given ones (checked against the count) or f0, f1, …"""
+    names = list(feature_names) if feature_names is not None else [f"f{j}" for j in range(n_features)]
+    if len(names) != n_features:
+        raise InputError(f"{len(names)} feature names for {n_features} features")
+    return names
+
+
 def finite_rows(x: np.ndarray) -> np.ndarray:
     """The rows of ``x`` without NaN or inf; the sanity metric counts the others.
 
@@ -118,9 +126,7 @@ def w1_per_feature(
     """
     truth, gen = as_sample_pair(truth, gen)
     truth, gen = finite_rows(truth), finite_rows(gen)
-    names = list(feature_names) if feature_names is not None else [f"f{j}" for j in range(truth.shape[1])]
-    if len(names) != truth.shape[1]:
-        raise InputError(f"{len(names)} feature names for {truth.shape[1]} features")
+    names = feature_labels(feature_names, truth.shape[1])
     generator = np.random.default_rng(rng)
     std = truth.std(axis=0)
     varying = std > 0
