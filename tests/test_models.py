@@ -91,18 +91,42 @@ def test_flow_density_integrates_to_one(family):
     assert mass == pytest.approx(1.0, abs=0.02)
 
 
+def logistic_log_pdf(z: torch.Tensor) -> torch.Tensor:
+    """The logistic with unit variance, written from its textbook pdf e^{-y}/(s(1+e^{-y})²), y = z/s."""
+    s = math.sqrt(3) / math.pi
+    y = z / s
+    return (-y - 2 * torch.log1p(torch.exp(-y)) - math.log(s)).sum(-1)
+
+
+@pytest.mark.parametrize("base", ["normal", "logistic"])
 @pytest.mark.parametrize("family", ["maf", "realnvp", "nsf", "iaf"])
-def test_flow_log_prob_is_change_of_variables(family):
-    """log q(x) = log N(f(x)) + log |det ∂f/∂x| with f the flow's x → z map, Jacobian by autograd."""
+def test_flow_log_prob_is_change_of_variables(family, base):
+    """log q(x) = log base(f(x)) + log |det ∂f/∂x| with f the flow's x → z map, Jacobian by autograd."""
     torch.manual_seed(4)
-    model = build(family, 3, hidden=(16, 16))
+    model = build(family, 3, hidden=(16, 16), base=base)
     x = draw(model, 5, seed=7)
     to_latent = model.flow().transform
+    base_log_pdf = logistic_log_pdf if base == "logistic" else lambda z: torch.distributions.Normal(0.0, 1.0).log_prob(z).sum()
     for xi in torch.as_tensor(x):
         z = to_latent(xi)
         jac = torch.autograd.functional.jacobian(to_latent, xi)
-        expected = torch.distributions.Normal(0.0, 1.0).log_prob(z).sum() + torch.linalg.slogdet(jac).logabsdet
+        expected = base_log_pdf(z) + torch.linalg.slogdet(jac).logabsdet
         assert model.log_prob(xi[None]).item() == pytest.approx(expected.item(), abs=1e-4)
+
+
+def test_logistic_base_draws_have_unit_variance_and_the_textbook_density():
+    model = build("realnvp", 2, hidden=(8,), base="logistic")
+    z = model.draw_base(200_000, torch.Generator().manual_seed(0))
+    assert z.mean().item() == pytest.approx(0.0, abs=0.01)
+    assert z.var().item() == pytest.approx(1.0, rel=0.02)
+    # the uniform's logit has exponential tails: P(z > 3) = 1/(1 + e^{3/s}), s = √3/π
+    assert (z > 3).float().mean().item() == pytest.approx(1 / (1 + math.exp(3 * math.pi / math.sqrt(3))), rel=0.1)
+    far = torch.tensor([[-40.0, 0.3], [25.0, -12.0]])  # where sigmoid(·) rounds to 0 or 1 in float32
+    base = model.flow().base
+    assert torch.allclose(base.log_prob(far), logistic_log_pdf(far), rtol=1e-5)
+    assert torch.isfinite(base.log_prob(far)).all()
+    with pytest.raises(InputError, match="base"):
+        build("maf", 2, base="student")
 
 
 @pytest.mark.parametrize("exact_trace_max_dim", [20, 0])  # exact trace, then Hutchinson
@@ -222,7 +246,7 @@ def test_cfm_hutchinson_agrees_with_exact_trace_for_a_conditional_field():
 
 
 def test_nsf_defaults_shrink_for_calorimeter_dimensions():
-    assert build("nsf", 10).hparams == {"transforms": 5, "hidden": (128, 128), "bins": 8}
+    assert build("nsf", 10).hparams == {"transforms": 5, "hidden": (128, 128), "bins": 8, "base": "normal"}
     big = build("nsf", 368, 1)
     assert (big.hparams["transforms"], big.hparams["bins"]) == (3, 4)
     assert big.n_parameters() < 2_000_000

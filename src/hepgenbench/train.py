@@ -118,7 +118,7 @@ def fit_density(
         raise InputError("training against a density supports unconditional models only")
     device = _prepare(model, settings)
     shuffle = torch.Generator().manual_seed(settings.seed)  # unused by the steps; kept for one checkpoint format
-    z_val = torch.randn((settings.density_batch_size, model.n_features), generator=torch.Generator().manual_seed(settings.seed + 1))
+    z_val = model.draw_base(settings.density_batch_size, torch.Generator().manual_seed(settings.seed + 1)).cpu()
 
     def run_epoch(optimizers: list[torch.optim.Optimizer], deadline: float) -> tuple[dict[str, float], int]:
         losses = []
