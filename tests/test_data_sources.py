@@ -174,7 +174,9 @@ def test_phasespace_generate_writes_eventset(tmp_path):
     events = read_events(path)
     assert events.kind == "phasespace" and events.feature_names == phasespace.FEATURE_NAMES
     np.testing.assert_allclose(events.log_density, phasespace.log_density(events.features))
-    assert events.transforms[0] == {"type": "bounded", "low": DALITZ.m2_12_limits[0], "high": DALITZ.m2_12_limits[1]}
+    masses = {"m_parent": DALITZ.m_parent, "m1": DALITZ.m1, "m2": DALITZ.m2, "m3": DALITZ.m3}
+    assert events.transforms[0] == {"type": "dalitz", "given": "m2_23", **masses}
+    assert events.transforms[1] == {"type": "bounded", "low": DALITZ.m2_23_limits[0], "high": DALITZ.m2_23_limits[1]}
     assert events.transforms[3] == {"type": "bounded", "low": -1.0, "high": 1.0}
     assert events.meta["unweighting_efficiency"] == summary["unweighting_efficiency"]
     again = tmp_path / "again.h5"

@@ -106,12 +106,54 @@ def test_constant_feature_passes_through_with_a_warning():
         ({"type": "sqrt"}, "unknown transform type 'sqrt'"),
         ({"type": "bounded", "low": 1, "high": 0}, "needs numeric low < high"),
         ({"type": "fraction_logit"}, "needs a condition column"),
+        ({"type": "dalitz", "given": "y"}, r"needs \['m_parent', 'm1', 'm2', 'm3'\]"),
+        ({"type": "dalitz", "given": "x", "m_parent": 2, "m1": 0.5, "m2": 0.1, "m3": 0.1}, "must name another feature"),
     ],
 )
 def test_bad_transform_specs_name_the_feature(spec, message):
     ev = EventSet(np.random.default_rng(0).random((50, 1)), ["x"], transforms=[spec])
     with pytest.raises(InputError, match=f"feature 'x'.*{message}"):
         Preprocessor.fit(ev)
+
+
+def dalitz_events(n: int = 3000) -> tuple[EventSet, "object"]:
+    from hepgenbench.data import phasespace
+
+    x, _ = phasespace.sample(n, seed=2)
+    return EventSet(x, list(phasespace.FEATURE_NAMES), transforms=phasespace.transforms()), phasespace
+
+
+def test_dalitz_pair_maps_the_whole_network_space_onto_the_dalitz_plot():
+    """Square-Dalitz coordinates: every network point is physical and the map inverts exactly."""
+    events, phasespace = dalitz_events()
+    pre = Preprocessor.fit(events)
+    np.testing.assert_allclose(pre.inverse(pre.forward(events.features)), events.features, rtol=1e-10, atol=1e-12)
+    u = np.random.default_rng(1).standard_normal((50_000, 5)) * 4  # far beyond the data, too
+    assert np.isfinite(phasespace.log_density(pre.inverse(u))).all()
+    # m²₁₂ at the two ends of its interval for one m²₂₃, by the PDG formula worked by hand:
+    # at m²₂₃ = m_ρ² the K⁻ and π⁺ momenta in the (π⁺π⁰) frame fix the extremes.
+    d = phasespace.DALITZ
+    s23 = d.m_res**2
+    e2 = (s23 - d.m3**2 + d.m2**2) / (2 * np.sqrt(s23))
+    e1 = (d.m_parent**2 - s23 - d.m1**2) / (2 * np.sqrt(s23))
+    p1, p2 = np.sqrt(e1**2 - d.m1**2), np.sqrt(e2**2 - d.m2**2)
+    edge = pre.inverse(pre.forward(np.array([[(e1 + e2) ** 2 - (p1 + p2) ** 2 + 1e-9, s23, 0, 0, 0]])))
+    # (the logit clips at 1e-6 of the interval, ~2e-6 GeV² here; the global limit is 3e-3 lower)
+    assert edge[0, 0] == pytest.approx((e1 + e2) ** 2 - (p1 + p2) ** 2, abs=1e-5)
+    assert (e1 + e2) ** 2 - (p1 + p2) ** 2 - d.m2_12_limits[0] > 3e-3
+    assert pre.forward(np.array([[(e1 + e2) ** 2 - (p1 - p2) ** 2 - 1e-4, s23, 0, 0, 0]]))[0, 0] > 2
+
+
+def test_dalitz_jacobian_is_the_full_determinant():
+    """The m²₁₂ map depends on m²₂₃: the per-feature sum must still equal log|det ∂u/∂x|."""
+    events, _ = dalitz_events(200)
+    pre = Preprocessor.fit(events)
+    x = torch.tensor(events.features[:20], dtype=torch.float64)
+    analytic = pre.log_abs_det_jacobian(x)
+    for xi, expected in zip(x, analytic):
+        jac = torch.autograd.functional.jacobian(lambda r: pre.forward(r[None])[0], xi)
+        assert abs(jac[0, 1]) > 0  # the coupling is real, so the test would catch a wrong sum
+        assert torch.linalg.slogdet(jac).logabsdet.item() == pytest.approx(expected.item(), abs=1e-9)
 
 
 @pytest.mark.parametrize("source", ["zmumu", "phasespace", "calo"])

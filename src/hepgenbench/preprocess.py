@@ -10,6 +10,14 @@ Each feature carries a spec (set by the data source or the user's config):
 ``{"type": "bounded", "low": a, "high": b}``
     ``logit((x − a)/(b − a))`` then standardisation: for variables with hard limits
     (φ, cos θ, Dalitz invariants), so that every generated value lands inside them.
+``{"type": "dalitz", "given": "m2_23", "m_parent": M, "m1": m₁, "m2": m₂, "m3": m₃}``
+    for m²₁₂ of a three-body decay M → 1 2 3: the logit of its position inside the
+    interval that m²₂₃ (the feature named by ``given``) allows (PDG "Kinematics",
+    eq. 49.23). With ``given`` itself ``bounded`` by its own limits, the pair maps the
+    curved Dalitz plot onto the whole plane, the "square Dalitz plot" of amplitude
+    analyses: every point a model generates is physical, and a density with a sharp
+    kinematic edge becomes one without. The Jacobian stays triangular, so it is still the
+    product of the per-feature derivatives.
 ``{"type": "fraction_logit", "alpha": α}``
     for calorimeter cells: the energy fraction ``x / E_inc`` (the first condition
     column), regularised as ``α + (1 − 2α)·f`` and passed through a logit, as in
@@ -40,7 +48,8 @@ from hepgenbench.io import EventSet
 
 Array = Any  # numpy.ndarray or torch.Tensor
 _EPS = 1e-6  # keeps bounded values strictly inside (low, high) before the logit
-KNOWN_TYPES = ("standard", "log", "bounded", "fraction_logit")
+KNOWN_TYPES = ("standard", "log", "bounded", "dalitz", "fraction_logit")
+_DALITZ_MASSES = ("m_parent", "m1", "m2", "m3")
 
 
 def _is_tensor(x: Array) -> bool:
@@ -75,12 +84,16 @@ class FeatureTransform:
 
     name: str
     type: str = "standard"
-    params: dict[str, float] = field(default_factory=dict)
+    params: dict[str, Any] = field(default_factory=dict)
     mean: float = 0.0
     std: float = 1.0
 
-    def elementwise(self, x: Array, scale: Array | None) -> Array:
-        """Physical value → pre-standardisation value."""
+    def _dalitz_interval(self, given: Array) -> tuple[Array, Array]:
+        low, high = dalitz_m2_12_range(given, *(self.params[k] for k in _DALITZ_MASSES))
+        return low, _ns(given).clip(high - low, 1e-12, None)
+
+    def elementwise(self, x: Array, scale: Array | None, given: Array | None = None) -> Array:
+        """Physical value → pre-standardisation value (``given``: the physical column it depends on)."""
         xp = _ns(x)
         if self.type == "standard":
             return x
@@ -89,13 +102,16 @@ class FeatureTransform:
         if self.type == "bounded":
             lo, hi = self.params["low"], self.params["high"]
             return _logit(xp.clip((x - lo) / (hi - lo), _EPS, 1 - _EPS))
+        if self.type == "dalitz":
+            low, width = self._dalitz_interval(given)
+            return _logit(xp.clip((x - low) / width, _EPS, 1 - _EPS))
         if self.type == "fraction_logit":
             alpha = self.params.get("alpha", 1e-6)
             frac = xp.clip(x / scale, 0.0, 1.0)
             return _logit(alpha + (1 - 2 * alpha) * frac)
         raise InputError(f"feature '{self.name}': unknown transform type '{self.type}'; known: {KNOWN_TYPES}")
 
-    def inverse_elementwise(self, y: Array, scale: Array | None) -> Array:
+    def inverse_elementwise(self, y: Array, scale: Array | None, given: Array | None = None) -> Array:
         xp = _ns(y)
         if self.type == "standard":
             return y
@@ -104,13 +120,16 @@ class FeatureTransform:
         if self.type == "bounded":
             lo, hi = self.params["low"], self.params["high"]
             return lo + (hi - lo) * _sigmoid(y)
+        if self.type == "dalitz":
+            low, width = self._dalitz_interval(given)
+            return low + width * _sigmoid(y)
         if self.type == "fraction_logit":
             alpha = self.params.get("alpha", 1e-6)
             frac = xp.clip((_sigmoid(y) - alpha) / (1 - 2 * alpha), 0.0, 1.0)
             return frac * scale
         raise InputError(f"feature '{self.name}': unknown transform type '{self.type}'")
 
-    def log_derivative(self, x: Array, scale: Array | None) -> Array:
+    def log_derivative(self, x: Array, scale: Array | None, given: Array | None = None) -> Array:
         """log |du/dx| of the full map (elementwise then standardisation)."""
         xp = _ns(x)
         if self.type == "standard":
@@ -121,6 +140,10 @@ class FeatureTransform:
             lo, hi = self.params["low"], self.params["high"]
             s = xp.clip((x - lo) / (hi - lo), _EPS, 1 - _EPS)
             d = -(xp.log(s) + xp.log1p(-s) + math.log(hi - lo))
+        elif self.type == "dalitz":
+            low, width = self._dalitz_interval(given)
+            s = xp.clip((x - low) / width, _EPS, 1 - _EPS)
+            d = -(xp.log(s) + xp.log1p(-s) + xp.log(width))
         elif self.type == "fraction_logit":
             alpha = self.params.get("alpha", 1e-6)
             s = alpha + (1 - 2 * alpha) * xp.clip(x / scale, 0.0, 1.0)
@@ -152,8 +175,12 @@ class Preprocessor:
                 raise InputError(f"feature '{name}': 'fraction_logit' needs a condition column (the incident energy)")
             if kind == "bounded" and not spec.get("high", 0) > spec.get("low", 0):
                 raise InputError(f"feature '{name}': 'bounded' needs numeric low < high, got {spec}")
-            ft = FeatureTransform(name, kind, {k: float(v) for k, v in spec.items()})
-            y = ft.elementwise(train.features[:, j], scale)
+            given = None
+            if kind == "dalitz":
+                _check_dalitz(name, spec, train.feature_names)
+                given = train.features[:, train.feature_names.index(spec["given"])]
+            ft = FeatureTransform(name, kind, {k: v if k == "given" else float(v) for k, v in spec.items()})
+            y = ft.elementwise(train.features[:, j], scale, given)
             ft.mean, ft.std = _mean_std(name, y)
             feats.append(ft)
         conds = []
@@ -168,22 +195,37 @@ class Preprocessor:
     def _scale(self, cond: Array | None) -> Array | None:
         return None if cond is None else cond[:, 0]
 
+    def _given(self, f: FeatureTransform, x: Array) -> Array | None:
+        """The physical column that feature ``f``'s map depends on (``dalitz``), else None."""
+        if f.type != "dalitz":
+            return None
+        return x[:, [g.name for g in self.features].index(f.params["given"])]
+
     def forward(self, x: Array, cond: Array | None = None) -> Array:
         """Physical units → network space."""
         s = self._scale(cond)
-        cols = [(f.elementwise(x[:, j], s) - f.mean) / f.std for j, f in enumerate(self.features)]
+        cols = [(f.elementwise(x[:, j], s, self._given(f, x)) - f.mean) / f.std for j, f in enumerate(self.features)]
         return _ns(x).stack(cols, 1)
 
     def inverse(self, u: Array, cond: Array | None = None) -> Array:
         """Network space → physical units; ``cond`` is in physical units."""
         s = self._scale(cond)
-        cols = [f.inverse_elementwise(u[:, j] * f.std + f.mean, s) for j, f in enumerate(self.features)]
+        cols = [f.inverse_elementwise(u[:, j] * f.std + f.mean, s) if f.type != "dalitz" else None
+                for j, f in enumerate(self.features)]
+        # A dependent feature is inverted after the column it depends on, which never is one.
+        partial = _ns(u).stack([c if c is not None else u[:, j] for j, c in enumerate(cols)], 1)
+        cols = [c if c is not None else f.inverse_elementwise(u[:, j] * f.std + f.mean, s, self._given(f, partial))
+                for j, (c, f) in enumerate(zip(cols, self.features))]
         return _ns(u).stack(cols, 1)
 
     def log_abs_det_jacobian(self, x: Array, cond: Array | None = None) -> Array:
-        """Σ_j log |du_j/dx_j| per event: log q_physical(x) = log q_network(u) + this."""
+        """Σ_j log |du_j/dx_j| per event: log q_physical(x) = log q_network(u) + this.
+
+        Exact for the ``dalitz`` pair too: u(m²₁₂) depends on m²₂₃ but not the reverse, so
+        the Jacobian is triangular and its determinant the product of the diagonal.
+        """
         s = self._scale(cond)
-        return sum(f.log_derivative(x[:, j], s) for j, f in enumerate(self.features))
+        return sum(f.log_derivative(x[:, j], s, self._given(f, x)) for j, f in enumerate(self.features))
 
     def forward_condition(self, cond: Array | None) -> Array | None:
         if cond is None or not self.conditions:
@@ -197,6 +239,30 @@ class Preprocessor:
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "Preprocessor":
         return cls([FeatureTransform(**f) for f in d["features"]], [FeatureTransform(**f) for f in d.get("conditions", [])])
+
+
+def dalitz_m2_12_range(m2_23: Array, m_parent: float, m1: float, m2: float, m3: float) -> tuple[Array, Array]:
+    """The allowed ``(low, high)`` of m²₁₂ at fixed m²₂₃ in M → 1 2 3 (numpy or torch).
+
+    Energies of particles 2 and 1 in the (2, 3) rest frame fix the extremes, where the two
+    momenta are parallel or antiparallel (PDG "Kinematics", eq. 49.23). Outside the m²₂₃
+    band the interval is empty (low = high), never NaN.
+    """
+    xp = _ns(m2_23)
+    m23 = xp.sqrt(xp.clip(m2_23, 1e-12, None))
+    e2 = (m2_23 - m3**2 + m2**2) / (2 * m23)
+    e1 = (m_parent**2 - m2_23 - m1**2) / (2 * m23)
+    p2 = xp.sqrt(xp.clip(e2**2 - m2**2, 0.0, None))
+    p1 = xp.sqrt(xp.clip(e1**2 - m1**2, 0.0, None))
+    return (e1 + e2) ** 2 - (p1 + p2) ** 2, (e1 + e2) ** 2 - (p1 - p2) ** 2
+
+
+def _check_dalitz(name: str, spec: dict[str, Any], feature_names: list[str]) -> None:
+    missing = [k for k in ("given", *_DALITZ_MASSES) if k not in spec]
+    if missing:
+        raise InputError(f"feature '{name}': 'dalitz' needs {missing} (the m²₂₃ feature's name and the four masses)")
+    if spec["given"] not in feature_names or spec["given"] == name:
+        raise InputError(f"feature '{name}': 'dalitz' given '{spec['given']}' must name another feature; have {feature_names}")
 
 
 def _mean_std(name: str, y: np.ndarray) -> tuple[float, float]:

@@ -35,6 +35,7 @@ from scipy import integrate
 
 from hepgenbench.errors import InputError
 from hepgenbench.io import EventSet, write_events
+from hepgenbench.preprocess import dalitz_m2_12_range
 
 FEATURE_NAMES = ["m2_12", "m2_23", "phi", "cos_theta", "psi"]
 UNITS = ["GeV^2", "GeV^2", "rad", "", "rad"]
@@ -62,20 +63,8 @@ class ThreeBodyDecay:
         return (self.m2 + self.m3) ** 2, (self.m_parent - self.m1) ** 2
 
     def m2_12_range(self, m2_23):
-        """The allowed ``(low, high)`` of m²₁₂ at fixed m²₂₃ (numpy or torch, elementwise).
-
-        Energies of particles 2 and 1 in the (2, 3) rest frame fix the extremes, where the two
-        momenta are parallel or antiparallel (PDG "Kinematics", eq. 49.23).
-        """
-        lib = torch if isinstance(m2_23, torch.Tensor) else np
-        # Clamped away from 0 so that unphysical inputs give an empty interval, not a warning.
-        m23 = lib.sqrt(lib.clip(m2_23, 1e-12, None))
-        e2 = (m2_23 - self.m3**2 + self.m2**2) / (2 * m23)
-        e1 = (self.m_parent**2 - m2_23 - self.m1**2) / (2 * m23)
-        # Clamped so that points outside the band give a finite (empty) interval, not NaN.
-        p2 = lib.sqrt(lib.clip(e2**2 - self.m2**2, 0.0, None))
-        p1 = lib.sqrt(lib.clip(e1**2 - self.m1**2, 0.0, None))
-        return (e1 + e2) ** 2 - (p1 + p2) ** 2, (e1 + e2) ** 2 - (p1 - p2) ** 2
+        """The allowed ``(low, high)`` of m²₁₂ at fixed m²₂₃ (numpy or torch, elementwise)."""
+        return dalitz_m2_12_range(m2_23, self.m_parent, self.m1, self.m2, self.m3)
 
     def m2_13(self, m2_12, m2_23):
         """The third invariant from m²₁₂ + m²₂₃ + m²₁₃ = M² + m₁² + m₂² + m₃²."""
@@ -221,10 +210,16 @@ def sample(n: int, seed: int, decay: ThreeBodyDecay = DALITZ) -> tuple[np.ndarra
 
 
 def transforms(decay: ThreeBodyDecay = DALITZ) -> list[dict]:
-    """Preprocessing specs: a logit of each feature rescaled to its kinematic range."""
-    (lo12, hi12), (lo23, hi23) = decay.m2_12_limits, decay.m2_23_limits
+    """Preprocessing specs: a logit of each feature rescaled to its kinematic range.
+
+    m²₁₂ is placed within the interval that its event's m²₂₃ allows, not within the global
+    limits, so the curved Dalitz plot becomes the whole plane in network space (see the
+    ``dalitz`` transform in :mod:`hepgenbench.preprocess`).
+    """
+    lo23, hi23 = decay.m2_23_limits
+    masses = {"m_parent": decay.m_parent, "m1": decay.m1, "m2": decay.m2, "m3": decay.m3}
     return [
-        {"type": "bounded", "low": lo12, "high": hi12},
+        {"type": "dalitz", "given": "m2_23", **masses},
         {"type": "bounded", "low": lo23, "high": hi23},
         {"type": "bounded", "low": -math.pi, "high": math.pi},
         {"type": "bounded", "low": -1.0, "high": 1.0},
