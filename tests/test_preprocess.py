@@ -156,6 +156,51 @@ def test_dalitz_jacobian_is_the_full_determinant():
         assert torch.linalg.slogdet(jac).logabsdet.item() == pytest.approx(expected.item(), abs=1e-9)
 
 
+def zmumu_events(n: int) -> EventSet:
+    from hepgenbench.data.readers import default_transform, zmumu_spec
+    from hepgenbench.testing import zmumu_like
+
+    ev = zmumu_like(n, seed=3)
+    spec = zmumu_spec("unused.root").transforms
+    return EventSet(ev.features, ev.feature_names, transforms=[spec.get(k, default_transform(k)) for k in ev.feature_names])
+
+
+def test_pair_mass_puts_log_m_mumu_on_a_network_axis():
+    """The second muon's pT enters as log m_μμ, checked against `vector`'s invariant mass."""
+    import vector
+
+    events = zmumu_events(4000)
+    pre = Preprocessor.fit(events)
+    col = {k: events.features[:, j] for j, k in enumerate(events.feature_names)}
+    mu = [vector.array({"pt": col[f"Muon{i}_pt"], "eta": col[f"Muon{i}_eta"], "phi": col[f"Muon{i}_phi"],
+                        "mass": np.zeros(len(events))}) for i in (1, 2)]
+    m_mumu = (mu[0] + mu[1]).mass
+    f = pre.features[3]
+    assert f.name == "Muon2_pt" and f.type == "pair_mass"
+    np.testing.assert_allclose(pre.forward(events.features)[:, 3] * f.std + f.mean, np.log(m_mumu), rtol=1e-10)
+    np.testing.assert_allclose(pre.inverse(pre.forward(events.features)), events.features, rtol=1e-9)
+    # The Jacobian: triangular, so the per-feature sum is the full log-determinant.
+    x = torch.tensor(events.features[:10], dtype=torch.float64)
+    for xi, expected in zip(x, pre.log_abs_det_jacobian(x)):
+        jac = torch.autograd.functional.jacobian(lambda r: pre.forward(r[None])[0], xi)
+        assert abs(jac[3, 0]) > 0
+        assert torch.linalg.slogdet(jac).logabsdet.item() == pytest.approx(expected.item(), abs=1e-9)
+
+
+@pytest.mark.parametrize(
+    "given, message",
+    [
+        (["Muon1_pt", "Muon1_eta"], "needs given = 5 feature name"),
+        (["Muon1_pt", "Muon1_eta", "Muon1_phi", "Muon2_eta", "nope"], "given 'nope' must name another feature"),
+    ],
+)
+def test_pair_mass_spec_errors_name_the_feature(given, message):
+    events = zmumu_events(50)
+    events.transforms[3] = {"type": "pair_mass", "given": given}
+    with pytest.raises(InputError, match=f"feature 'Muon2_pt'.*{message}"):
+        Preprocessor.fit(events)
+
+
 @pytest.mark.parametrize("source", ["zmumu", "phasespace", "calo"])
 def test_round_trip_on_every_embedded_dataset(tmp_path, source):
     """inverse(forward(x)) == x on the real generated events of each dataset."""

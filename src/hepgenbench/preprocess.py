@@ -18,6 +18,13 @@ Each feature carries a spec (set by the data source or the user's config):
     analyses: every point a model generates is physical, and a density with a sharp
     kinematic edge becomes one without. The Jacobian stays triangular, so it is still the
     product of the per-feature derivatives.
+``{"type": "pair_mass", "given": [pt₁, η₁, φ₁, η₂, φ₂]}``
+    for the pT of the second of two massless particles (a muon pair, say), given the
+    other five features by name: the log of the pair's invariant mass,
+    m² = 2 pT₁ pT₂ (cosh Δη − cos Δφ), replaces log pT₂. A resonance (the Z) is then
+    one coordinate of the network space instead of a thin curved sheet, which is how
+    precision event generators represent it (arXiv:2110.13632). The Jacobian is again
+    triangular: ∂ log m / ∂pT₂ = 1 / (2 pT₂).
 ``{"type": "fraction_logit", "alpha": α}``
     for calorimeter cells: the energy fraction ``x / E_inc`` (the first condition
     column), regularised as ``α + (1 − 2α)·f`` and passed through a logit, as in
@@ -48,7 +55,8 @@ from hepgenbench.io import EventSet
 
 Array = Any  # numpy.ndarray or torch.Tensor
 _EPS = 1e-6  # keeps bounded values strictly inside (low, high) before the logit
-KNOWN_TYPES = ("standard", "log", "bounded", "dalitz", "fraction_logit")
+KNOWN_TYPES = ("standard", "log", "bounded", "dalitz", "pair_mass", "fraction_logit")
+DEPENDENT_TYPES = {"dalitz": 1, "pair_mass": 5}  # how many other features each depends on
 _DALITZ_MASSES = ("m_parent", "m1", "m2", "m3")
 
 
@@ -88,12 +96,21 @@ class FeatureTransform:
     mean: float = 0.0
     std: float = 1.0
 
-    def _dalitz_interval(self, given: Array) -> tuple[Array, Array]:
-        low, high = dalitz_m2_12_range(given, *(self.params[k] for k in _DALITZ_MASSES))
-        return low, _ns(given).clip(high - low, 1e-12, None)
+    def _dalitz_interval(self, given: list[Array]) -> tuple[Array, Array]:
+        (m2_23,) = given
+        low, high = dalitz_m2_12_range(m2_23, *(self.params[k] for k in _DALITZ_MASSES))
+        return low, _ns(m2_23).clip(high - low, 1e-12, None)
 
-    def elementwise(self, x: Array, scale: Array | None, given: Array | None = None) -> Array:
-        """Physical value → pre-standardisation value (``given``: the physical column it depends on)."""
+    @staticmethod
+    def _half_log_pair_factor(given: list[Array]) -> Array:
+        """½ log(2 pT₁ (cosh Δη − cos Δφ)): log m = this + ½ log pT₂."""
+        pt1, eta1, phi1, eta2, phi2 = given
+        xp = _ns(pt1)
+        factor = 2 * pt1 * (xp.cosh(eta1 - eta2) - xp.cos(phi1 - phi2))
+        return 0.5 * xp.log(xp.clip(factor, 1e-12, None))
+
+    def elementwise(self, x: Array, scale: Array | None, given: list[Array] | None = None) -> Array:
+        """Physical value → pre-standardisation value (``given``: the physical columns it depends on)."""
         xp = _ns(x)
         if self.type == "standard":
             return x
@@ -105,13 +122,15 @@ class FeatureTransform:
         if self.type == "dalitz":
             low, width = self._dalitz_interval(given)
             return _logit(xp.clip((x - low) / width, _EPS, 1 - _EPS))
+        if self.type == "pair_mass":
+            return self._half_log_pair_factor(given) + 0.5 * xp.log(xp.clip(x, 1e-30, None))
         if self.type == "fraction_logit":
             alpha = self.params.get("alpha", 1e-6)
             frac = xp.clip(x / scale, 0.0, 1.0)
             return _logit(alpha + (1 - 2 * alpha) * frac)
         raise InputError(f"feature '{self.name}': unknown transform type '{self.type}'; known: {KNOWN_TYPES}")
 
-    def inverse_elementwise(self, y: Array, scale: Array | None, given: Array | None = None) -> Array:
+    def inverse_elementwise(self, y: Array, scale: Array | None, given: list[Array] | None = None) -> Array:
         xp = _ns(y)
         if self.type == "standard":
             return y
@@ -123,13 +142,15 @@ class FeatureTransform:
         if self.type == "dalitz":
             low, width = self._dalitz_interval(given)
             return low + width * _sigmoid(y)
+        if self.type == "pair_mass":
+            return xp.exp(2 * (y - self._half_log_pair_factor(given)))
         if self.type == "fraction_logit":
             alpha = self.params.get("alpha", 1e-6)
             frac = xp.clip((_sigmoid(y) - alpha) / (1 - 2 * alpha), 0.0, 1.0)
             return frac * scale
         raise InputError(f"feature '{self.name}': unknown transform type '{self.type}'")
 
-    def log_derivative(self, x: Array, scale: Array | None, given: Array | None = None) -> Array:
+    def log_derivative(self, x: Array, scale: Array | None, given: list[Array] | None = None) -> Array:
         """log |du/dx| of the full map (elementwise then standardisation)."""
         xp = _ns(x)
         if self.type == "standard":
@@ -144,6 +165,8 @@ class FeatureTransform:
             low, width = self._dalitz_interval(given)
             s = xp.clip((x - low) / width, _EPS, 1 - _EPS)
             d = -(xp.log(s) + xp.log1p(-s) + xp.log(width))
+        elif self.type == "pair_mass":
+            d = -xp.log(2 * xp.clip(x, 1e-30, None))
         elif self.type == "fraction_logit":
             alpha = self.params.get("alpha", 1e-6)
             s = alpha + (1 - 2 * alpha) * xp.clip(x / scale, 0.0, 1.0)
@@ -176,9 +199,9 @@ class Preprocessor:
             if kind == "bounded" and not spec.get("high", 0) > spec.get("low", 0):
                 raise InputError(f"feature '{name}': 'bounded' needs numeric low < high, got {spec}")
             given = None
-            if kind == "dalitz":
-                _check_dalitz(name, spec, train.feature_names)
-                given = train.features[:, train.feature_names.index(spec["given"])]
+            if kind in DEPENDENT_TYPES:
+                _check_dependent(name, kind, spec, train.feature_names, train.transforms)
+                given = [train.features[:, train.feature_names.index(g)] for g in _given_names(spec)]
             ft = FeatureTransform(name, kind, {k: v if k == "given" else float(v) for k, v in spec.items()})
             y = ft.elementwise(train.features[:, j], scale, given)
             ft.mean, ft.std = _mean_std(name, y)
@@ -195,11 +218,12 @@ class Preprocessor:
     def _scale(self, cond: Array | None) -> Array | None:
         return None if cond is None else cond[:, 0]
 
-    def _given(self, f: FeatureTransform, x: Array) -> Array | None:
-        """The physical column that feature ``f``'s map depends on (``dalitz``), else None."""
-        if f.type != "dalitz":
+    def _given(self, f: FeatureTransform, x: Array) -> list[Array] | None:
+        """The physical columns that feature ``f``'s map depends on (``dalitz``, ``pair_mass``)."""
+        if f.type not in DEPENDENT_TYPES:
             return None
-        return x[:, [g.name for g in self.features].index(f.params["given"])]
+        names = [g.name for g in self.features]
+        return [x[:, names.index(g)] for g in _given_names(f.params)]
 
     def forward(self, x: Array, cond: Array | None = None) -> Array:
         """Physical units → network space."""
@@ -210,9 +234,9 @@ class Preprocessor:
     def inverse(self, u: Array, cond: Array | None = None) -> Array:
         """Network space → physical units; ``cond`` is in physical units."""
         s = self._scale(cond)
-        cols = [f.inverse_elementwise(u[:, j] * f.std + f.mean, s) if f.type != "dalitz" else None
+        cols = [f.inverse_elementwise(u[:, j] * f.std + f.mean, s) if f.type not in DEPENDENT_TYPES else None
                 for j, f in enumerate(self.features)]
-        # A dependent feature is inverted after the column it depends on, which never is one.
+        # A dependent feature is inverted after the columns it depends on, which never are.
         partial = _ns(u).stack([c if c is not None else u[:, j] for j, c in enumerate(cols)], 1)
         cols = [c if c is not None else f.inverse_elementwise(u[:, j] * f.std + f.mean, s, self._given(f, partial))
                 for j, (c, f) in enumerate(zip(cols, self.features))]
@@ -221,8 +245,9 @@ class Preprocessor:
     def log_abs_det_jacobian(self, x: Array, cond: Array | None = None) -> Array:
         """Σ_j log |du_j/dx_j| per event: log q_physical(x) = log q_network(u) + this.
 
-        Exact for the ``dalitz`` pair too: u(m²₁₂) depends on m²₂₃ but not the reverse, so
-        the Jacobian is triangular and its determinant the product of the diagonal.
+        Exact for the dependent types too: u(m²₁₂) depends on m²₂₃ but not the reverse
+        (likewise log m_μμ on the first muon and the angles), so the Jacobian is triangular
+        and its determinant the product of the diagonal.
         """
         s = self._scale(cond)
         return sum(f.log_derivative(x[:, j], s, self._given(f, x)) for j, f in enumerate(self.features))
@@ -257,12 +282,26 @@ def dalitz_m2_12_range(m2_23: Array, m_parent: float, m1: float, m2: float, m3: 
     return (e1 + e2) ** 2 - (p1 + p2) ** 2, (e1 + e2) ** 2 - (p1 - p2) ** 2
 
 
-def _check_dalitz(name: str, spec: dict[str, Any], feature_names: list[str]) -> None:
-    missing = [k for k in ("given", *_DALITZ_MASSES) if k not in spec]
+def _given_names(spec: dict[str, Any]) -> list[str]:
+    given = spec.get("given")
+    return [given] if isinstance(given, str) else list(given or [])
+
+
+def _check_dependent(name: str, kind: str, spec: dict[str, Any], feature_names: list[str], transforms: list[dict]) -> None:
+    """A dependent transform names other, independent features, as many as it needs."""
+    needed = ("given", *_DALITZ_MASSES) if kind == "dalitz" else ("given",)
+    missing = [k for k in needed if k not in spec]
     if missing:
-        raise InputError(f"feature '{name}': 'dalitz' needs {missing} (the m²₂₃ feature's name and the four masses)")
-    if spec["given"] not in feature_names or spec["given"] == name:
-        raise InputError(f"feature '{name}': 'dalitz' given '{spec['given']}' must name another feature; have {feature_names}")
+        what = "the m²₂₃ feature's name and the four masses" if kind == "dalitz" else "the names of pT₁, η₁, φ₁, η₂, φ₂"
+        raise InputError(f"feature '{name}': '{kind}' needs {missing} ({what})")
+    given = _given_names(spec)
+    if len(given) != DEPENDENT_TYPES[kind]:
+        raise InputError(f"feature '{name}': '{kind}' needs given = {DEPENDENT_TYPES[kind]} feature name(s), got {given}")
+    for g in given:
+        if g not in feature_names or g == name:
+            raise InputError(f"feature '{name}': '{kind}' given '{g}' must name another feature; have {feature_names}")
+        if transforms[feature_names.index(g)].get("type") in DEPENDENT_TYPES:
+            raise InputError(f"feature '{name}': '{kind}' given '{g}', which itself depends on other features")
 
 
 def _mean_std(name: str, y: np.ndarray) -> tuple[float, float]:

@@ -162,6 +162,8 @@ def zmumu_spec(path: str | os.PathLike) -> RootSpec:
             "Muon": CollectionSpec(n=2, sort_by="pt", fields=["pt", "eta", "phi"]),
             "Jet": CollectionSpec(n=1, sort_by="pt", fields=["pt", "eta", "phi", "mass"]),
         },
+        # The Z peak as a network coordinate: log m_μμ in place of log pT of the second muon.
+        transforms={"Muon2_pt": {"type": "pair_mass", "given": ["Muon1_pt", "Muon1_eta", "Muon1_phi", "Muon2_eta", "Muon2_phi"]}},
         kind="zmumu",
     )
 
