@@ -175,3 +175,21 @@ def test_sampling_rates_measures_every_batch_size():
     assert rates[100] > rates[1]  # batching amortises the per-call overhead
     with pytest.raises(InputError, match="cond_pool"):
         sampling_rates(model)
+
+
+def test_sampling_rates_bound_a_slow_sampler_by_max_seconds(monkeypatch):
+    """A sampler taking 50 ms a call: batch 1 gets few calls, batch 1000 is skipped (None)."""
+    import time
+
+    model = build("realnvp", 3, hidden=(8,))
+    calls = []
+
+    def slow_sample(n, cond=None, generator=None):
+        calls.append(n)
+        time.sleep(0.05)
+
+    monkeypatch.setattr(model, "sample", slow_sample)
+    rates = sampling_rates(model, batch_sizes=(1, 1000), repeats=3, max_seconds=0.3)
+    assert rates[1000] is None  # 1000 events at ~20/s would take ~50 s
+    assert rates[1] == pytest.approx(20.0, rel=0.3)
+    assert len(calls) <= 1 + 3 * 2  # the warm-up, then 3 repeats of int(0.3 / (3 × 0.05)) = 2 calls

@@ -386,7 +386,7 @@ def sampling_rates(
     """Events per second of ``model.sample`` at each batch size: the median of ``repeats``.
 
     At batch size 1 each repeat times ``calls_at_batch_one`` calls, since one call is too
-    short to time. Conditions are drawn (with replacement) from ``cond_pool``. A batch size
+    short to time (fewer, down to one, when they would take longer than ``max_seconds``). Conditions are drawn (with replacement) from ``cond_pool``. A batch size
     whose one call would take longer than ``max_seconds`` at the rate just measured is not
     run and reads ``None``: an autoregressive flow on 368 calorimeter cells would otherwise
     spend a quarter of an hour proving that it is slow.
@@ -416,7 +416,12 @@ def sampling_rates(
                 rates[batch] = None
                 continue
             n_repeats = max(1, min(repeats, int(max_seconds / predicted)))
+        t0 = time.perf_counter()
         draw(min(batch, 1000))  # warm-up
+        if batch == 1 and max_seconds is not None:
+            # A slow sampler at batch 1 (368 autoregressive passes) gets fewer timed calls, so
+            # that this measurement too stays within max_seconds.
+            calls = max(1, min(calls, int(max_seconds / (n_repeats * (time.perf_counter() - t0)))))
         timings = []
         for _ in range(n_repeats):
             t0 = time.perf_counter()
