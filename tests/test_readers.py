@@ -218,3 +218,13 @@ def test_streaming_ingest_writes_the_same_events_chunk_by_chunk(root_file, tmp_p
     written = read_events(tmp_path / "events.h5")
     np.testing.assert_array_equal(written.features, one_shot.features)
     assert written.feature_names == one_shot.feature_names and written.meta["dataset"] == "mine"
+
+
+@pytest.mark.parametrize("level, has_mass", [("parton", False), ("hard", False), ("hadron", True)])
+def test_embedded_zmumu_keeps_the_jet_mass_at_hadron_level_only(level, has_mass):
+    """Below hadron level a jet is often one parton, its mass a spike at the parton mass."""
+    from hepgenbench.stages import _root_spec
+
+    spec = _root_spec(["events.root"], {"source": "pythia", "level": level})
+    assert ("mass" in spec.collections["Jet"].fields) is has_mass
+    assert spec.transforms["Muon2_pt"]["type"] == "pair_mass"

@@ -68,7 +68,7 @@ def _root_spec(files: list[str], params: dict[str, Any]):
     from hepgenbench.data import readers
 
     if params["source"] == "pythia":
-        spec = readers.zmumu_spec(files[0])
+        spec = readers.zmumu_spec(files[0], jet_mass=params.get("level", "parton") == "hadron")
         spec.nan_policy = params.get("nan_policy", "refuse")
         return spec
     options = {k: v for k, v in params.items() if k not in WORKFLOW_KEYS}

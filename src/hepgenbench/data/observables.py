@@ -37,7 +37,7 @@ def zmumu_observables(events: EventSet) -> tuple[np.ndarray, list[str]]:
     """Dimuon mass and pT, ΔR between the muons, |Δφ| between the dimuon system and the jet."""
     mu1 = _momenta(events, "Muon1", MUON_MASS_GEV)
     mu2 = _momenta(events, "Muon2", MUON_MASS_GEV)
-    jet = _momenta(events, "Jet1", np.clip(_column(events, "Jet1_mass"), 0.0, None))
+    jet = _momenta(events, "Jet1", 0.0)  # |Δφ| needs the jet's direction only, so no Jet1_mass either
     dimuon = mu1 + mu2
     values = [dimuon.mass, dimuon.pt, mu1.deltaR(mu2), np.abs(dimuon.deltaphi(jet))]
     return np.column_stack(values), ["m_mumu", "pt_mumu", "dR_mumu", "dphi_mumu_jet"]
