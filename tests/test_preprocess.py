@@ -116,6 +116,25 @@ def test_bad_transform_specs_name_the_feature(spec, message):
         Preprocessor.fit(ev)
 
 
+def test_fraction_logit_threshold_zero_suppresses_generated_cells_only():
+    """Cells generated below the readout threshold read exactly 0; the truth is untouched."""
+    e_inc = np.full((6, 1), 1000.0)
+    cells = np.array([[0.0], [0.02], [0.5], [12.0], [0.0], [300.0]])
+    ev = EventSet(cells, ["v000"], transforms=[{"type": "fraction_logit", "alpha": 1e-6, "threshold": 0.015}],
+                  condition=e_inc, condition_names=["E_inc"])
+    pre = Preprocessor.fit(ev)
+    np.testing.assert_allclose(pre.inverse(pre.forward(cells, e_inc), e_inc), cells, rtol=1e-6, atol=1e-9)
+    # network values whose cell energies are 1 keV, 14 keV, 16 keV and 1 MeV
+    wanted = np.array([[0.001], [0.014], [0.016], [1.0]])
+    u = pre.forward(wanted, e_inc[:4])
+    back = pre.inverse(u, e_inc[:4])
+    assert back[0, 0] == 0.0 and back[1, 0] == 0.0
+    np.testing.assert_allclose(back[2:], wanted[2:], rtol=1e-6)
+    # and the same in torch, where the stages apply it
+    back_t = pre.inverse(torch.as_tensor(u), torch.as_tensor(e_inc[:4]))
+    np.testing.assert_allclose(back_t.numpy(), back, rtol=1e-6, atol=0)
+
+
 def dalitz_events(n: int = 3000) -> tuple[EventSet, "object"]:
     from hepgenbench.data import phasespace
 

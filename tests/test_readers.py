@@ -157,7 +157,7 @@ def test_read_calochallenge_round_trip(tmp_path):
         np.testing.assert_array_equal(events.condition, f["incident_energies"][()])
     assert events.kind == "calo" and events.condition_names == ["E_inc"]
     assert events.feature_names[0] == "v000" and events.feature_names[-1] == "v367"
-    assert events.transforms[5] == {"type": "fraction_logit", "alpha": 1e-6}
+    assert events.transforms[5] == {"type": "fraction_logit", "alpha": 1e-6, "threshold": 0.015}
 
 
 def test_read_calochallenge_errors(tmp_path):

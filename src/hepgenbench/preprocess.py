@@ -29,7 +29,8 @@ Each feature carries a spec (set by the data source or the user's config):
     for calorimeter cells: the energy fraction ``x / E_inc`` (the first condition
     column), regularised as ``α + (1 − 2α)·f`` and passed through a logit, as in
     CaloFlow (arXiv:2106.05285). Zero cells map to a finite value, and the inverse
-    never produces a negative energy.
+    never produces a negative energy. An optional ``threshold`` (same unit as ``x``)
+    zero-suppresses the inverse: cells below it come back as exactly 0.
 
 After the elementwise map every feature is standardised with the training mean and
 standard deviation. Conditions are standardised, after a log when they are positive (the
@@ -147,7 +148,12 @@ class FeatureTransform:
         if self.type == "fraction_logit":
             alpha = self.params.get("alpha", 1e-6)
             frac = xp.clip((_sigmoid(y) - alpha) / (1 - 2 * alpha), 0.0, 1.0)
-            return frac * scale
+            energy = frac * scale
+            # Zero suppression: a generated cell below the readout threshold reads 0, as the
+            # detector made every truth cell. Without it a model's cells are almost never
+            # exactly 0, and the sparsity alone tells it from the truth.
+            threshold = self.params.get("threshold", 0.0)
+            return xp.where(energy < threshold, xp.zeros_like(energy), energy) if threshold > 0 else energy
         raise InputError(f"feature '{self.name}': unknown transform type '{self.type}'")
 
     def log_derivative(self, x: Array, scale: Array | None, given: list[Array] | None = None) -> Array:

@@ -60,7 +60,7 @@ def merge(chunks: list[str], output: str) -> None:
 
 
 #: Dataset config keys that steer the workflow rather than the reader.
-WORKFLOW_KEYS = ("source", "name", "split", "training", "n_events", "chunks", "level")
+WORKFLOW_KEYS = ("source", "name", "split", "training", "n_events", "chunks", "level", "readout_threshold_mev")
 
 
 def _root_spec(files: list[str], params: dict[str, Any]):
@@ -85,7 +85,10 @@ def read_dataset(files: list[str], params: dict[str, Any]) -> EventSet:
     if kind == "calo" or kind == "calochallenge":
         if len(files) != 1:
             raise InputError(f"source '{kind}' reads one CaloChallenge file, got {len(files)}: {files}")
-        return readers.read_calochallenge(files[0], nan_policy=params.get("nan_policy", "refuse"))
+        return readers.read_calochallenge(
+            files[0], nan_policy=params.get("nan_policy", "refuse"),
+            readout_threshold_mev=params.get("readout_threshold_mev", readers.READOUT_THRESHOLD_MEV),
+        )
     if kind == "phasespace":
         return read_events(files[0])
     if kind == "hdf5":

@@ -24,7 +24,7 @@ import h5py
 import numpy as np
 import uproot
 
-from hepgenbench.data.calo import N_VOXELS
+from hepgenbench.data.calo import N_VOXELS, READOUT_THRESHOLD_MEV
 from hepgenbench.errors import InputError
 from hepgenbench.io import EventSet
 
@@ -465,12 +465,16 @@ def voxel_names() -> list[str]:
     return [f"v{i:03d}" for i in range(N_VOXELS)]
 
 
-def read_calochallenge(path: str | os.PathLike, nan_policy: str = "refuse") -> EventSet:
+def read_calochallenge(
+    path: str | os.PathLike, nan_policy: str = "refuse", readout_threshold_mev: float = READOUT_THRESHOLD_MEV
+) -> EventSet:
     """Read a CaloChallenge dataset-1-photon file (``incident_energies``, ``showers``, MeV).
 
     Features are the 368 voxels ``v000``…``v367``; the condition is ``E_inc``. Each voxel's
-    transform ``{"type": "fraction_logit", "alpha": 1e-6}`` asks preprocessing for the voxel
-    energy divided by E_inc, then a logit regularised by α (as in CaloFlow, arXiv:2106.05285).
+    transform ``{"type": "fraction_logit", "alpha": 1e-6, "threshold": …}`` asks preprocessing
+    for the voxel energy divided by E_inc, then a logit regularised by α (as in CaloFlow,
+    arXiv:2106.05285), and zero-suppresses generated voxels below the readout threshold, as
+    the detector did to the truth.
     """
     path = str(path)
     resolve_files([path])
@@ -494,7 +498,7 @@ def read_calochallenge(path: str | os.PathLike, nan_policy: str = "refuse") -> E
         features=showers,
         feature_names=names,
         kind="calo",
-        transforms=[{"type": "fraction_logit", "alpha": 1e-6} for _ in names],
+        transforms=[{"type": "fraction_logit", "alpha": 1e-6, "threshold": readout_threshold_mev} for _ in names],
         condition=e_inc,
         condition_names=["E_inc"],
         units=["MeV"] * N_VOXELS,
