@@ -165,7 +165,24 @@ def quality(results: Path) -> dict:
     q["not_ok"] = sorted(f"{d}/{m}: {r.get('status')}" for (d, m), r in records.items() if r.get("status") not in ("ok", "diverged"))
     q["costs"] = {f"{d}/{m}": {**r.get("cost", {}), **{k: r.get("training", {}).get(k) for k in ("epochs", "best_epoch", "stopped_because")}}
                   for (d, m), r in records.items() if m != "truth"}
+    for key, dataset in (("zmumu_best_c2st", "zmumu"), ("calo_best_c2st_high_level", "calo")):
+        if q.get(key):
+            q[f"{dataset}_best_losses"] = losses_at_best_epoch(results / dataset / "models" / q[key][0] / "training.csv")
     return q
+
+
+def losses_at_best_epoch(csv_path: Path) -> dict | None:
+    """Training and validation loss at the epoch of the lowest validation loss (a gap = over-fitting)."""
+    import csv
+
+    if not csv_path.exists():
+        return None
+    rows = list(csv.DictReader(csv_path.open()))
+    if not rows:
+        return None
+    best = min(rows, key=lambda r: float(r["val_loss"]))
+    return {"epoch": int(best["epoch"]), "train_loss": float(best["train_loss"]), "val_loss": float(best["val_loss"]),
+            "epochs": len(rows)}
 
 
 # --------------------------------------------------------------------------- report
@@ -303,11 +320,22 @@ def miss_notes(models: dict | None, e2e: dict | None, memory: dict | None, q: di
             rows = {k: v for k, v in costs.items() if k.startswith(dataset + "/")}
             budget = sorted(k.split("/")[1] for k, v in rows.items() if v.get("stopped_because") == "time_budget")
             late = [f for f in budget if (c := rows[f"{dataset}/{f}"]).get("train_time_s", 0) - c.get("time_to_best_s", 0) < 10]
-            if rows:
-                notes.append(f"- **{dataset} quality**: {len(budget)} of {len(rows)} families stopped on the 75 s wall-clock "
-                             f"budget rather than by early stopping ({', '.join(budget)}); {len(late)} of them "
-                             f"({', '.join(late)}) reached their best validation loss in the last 10 s, i.e. were still "
-                             "improving. A longer `time_budget_s` (or more events) is what the figures point to.")
+            if not rows:
+                continue
+            early = sorted(k.split("/")[1] for k, v in rows.items() if v.get("stopped_because") == "early_stopping")
+            text = (f"- **{dataset} quality**: {len(early)} of {len(rows)} families stopped early (validation loss no "
+                    f"longer improving: {', '.join(early) or 'none'}), {len(budget)} on the 75 s wall-clock budget "
+                    f"({', '.join(budget) or 'none'})")
+            text += (f", {len(late)} of those ({', '.join(late)}) reaching their best validation loss in the last 10 s, "
+                     "i.e. still improving" if budget else "")
+            best = q.get(f"{dataset}_best_losses")
+            name = (q.get("zmumu_best_c2st") if dataset == "zmumu" else q.get("calo_best_c2st_high_level") or [None])[0]
+            if best:
+                text += (f". The best family, {name}, had its lowest validation loss at epoch {best['epoch']} of "
+                         f"{best['epochs']}: training loss {best['train_loss']:.3f} against validation {best['val_loss']:.3f}")
+            text += (". Where the families stop early, more training events are what the figures point to (and larger "
+                     "models with them, on a GPU); where they stop on the budget, a longer `time_budget_s`.")
+            notes.append(text)
         u = q.get("iaf_unweighting")
         if u and u.get("flat") and u["model"]["efficiency"] < 0.3:
             iaf = costs.get("phasespace/iaf", {})
