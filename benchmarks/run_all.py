@@ -108,12 +108,15 @@ def best_by(rows: dict[str, dict], key: str, score) -> tuple[str, float] | None:
     return model, v
 
 
-def iaf_unweighting(results: Path, n: int = 100_000, seed: int = 0) -> dict | None:
-    """The trained IAF as a phase-space sampler, when the run did not record it.
+def iaf_unweighting(results: Path, n: int = 100_000, seeds: tuple[int, ...] = (0, 1, 2)) -> dict | None:
+    """The trained IAF as a phase-space sampler, on ``n`` fresh events per seed.
 
     Samples u ~ q in network space, maps x = T⁻¹(u) with the fitted preprocessing, and
     weighs w = p(x)/q(x) with log q(x) = log q(u) + log|du/dx| (the Jacobian of the
-    preprocessing), p the true density; efficiency ⟨w⟩/max w as in arXiv:2212.06172.
+    preprocessing), p the true density; efficiency ⟨w⟩/max w as in arXiv:2212.06172. The
+    largest weight grows with the number of events drawn, so the pipeline's figure (on the
+    evaluation's few thousand events) is an upper bound; this one is judged at 1e5, the
+    median of three seeds, with flat phase space drawn alike.
     """
     import numpy as np
     import torch
@@ -128,14 +131,18 @@ def iaf_unweighting(results: Path, n: int = 100_000, seed: int = 0) -> dict | No
         return None
     model, _ = load_model(model_path)
     pre = Preprocessor.from_dict(read_json(results / "phasespace" / "preprocess" / "transform.json"))
-    with torch.no_grad():
-        u, log_q_u = model.sample_and_log_prob(n, generator=torch.Generator().manual_seed(seed))
-    u, log_q_u = u.double().cpu().numpy(), log_q_u.double().cpu().numpy()
-    x = pre.inverse(u)
-    model_eff = unweighting_efficiency(log_density(x), log_q_u + pre.log_abs_det_jacobian(x))
-    flat_x, _ = sample_flat(n, np.random.default_rng(seed))
-    flat_eff = unweighting_efficiency(log_density(flat_x), flat_log_density(flat_x))
-    return {"model": model_eff, "flat": flat_eff, "n": n, "source": "computed by run_all.py from model.pt"}
+    model_eff, flat_eff = [], []
+    for seed in seeds:
+        with torch.no_grad():
+            u, log_q_u = model.sample_and_log_prob(n, generator=torch.Generator().manual_seed(seed))
+        u, log_q_u = u.double().cpu().numpy(), log_q_u.double().cpu().numpy()
+        x = pre.inverse(u)
+        model_eff.append(unweighting_efficiency(log_density(x), log_q_u + pre.log_abs_det_jacobian(x))["efficiency"])
+        flat_x, _ = sample_flat(n, np.random.default_rng(seed))
+        flat_eff.append(unweighting_efficiency(log_density(flat_x), flat_log_density(flat_x))["efficiency"])
+    return {"model": {"efficiency": float(np.median(model_eff)), "per_seed": model_eff},
+            "flat": {"efficiency": float(np.median(flat_eff)), "per_seed": flat_eff}, "n": n,
+            "source": f"{n:.0e} events × {len(seeds)} seeds from model.pt, median"}
 
 
 def quality(results: Path) -> dict:
@@ -151,13 +158,11 @@ def quality(results: Path) -> dict:
     ps = models_of(records, "phasespace")
     if ps:
         q["phasespace_best_kl"] = best_by(ps, "kl_exact", lambda v: v)
+        q["kl_exact"] = {m: r["metrics"]["kl_exact"]["value"] for m, r in ps.items() if r.get("metrics", {}).get("kl_exact")}
+        q["iaf_unweighting"] = iaf_unweighting(results)
         recorded = ps.get("iaf", {}).get("metrics", {}).get("unweighting_efficiency")
-        flat = records.get(("phasespace", "truth"), {}).get("metrics", {}).get("unweighting_efficiency")
-        if recorded:
-            q["iaf_unweighting"] = {"model": {"efficiency": recorded["value"]},
-                                    "flat": {"efficiency": flat["value"]} if flat else None, "source": "recorded by the pipeline"}
-        else:
-            q["iaf_unweighting"] = iaf_unweighting(results)
+        if q["iaf_unweighting"] and recorded:
+            q["iaf_unweighting"]["pipeline"] = {"efficiency": recorded["value"], "n": recorded.get("n")}
     calo = models_of(records, "calo")
     if calo:
         q["calo_best_c2st_high_level"] = best_by(calo, "c2st_auc_high_level", lambda v: abs(v - 0.5))
@@ -253,9 +258,11 @@ def quality_rows(q: dict) -> list[str]:
         rows.append(f"| phasespace: best exact KL(truth‖model) ({best[0]}) | {best[1]:.4f} nats | ≤ 0.05 | {verdict(best[1] <= 0.05)} |")
     if u := q.get("iaf_unweighting"):
         eff = u["model"]["efficiency"]
-        flat = f"{u['flat']['efficiency']:.3f}" if u.get("flat") else "—"
-        rows.append(f"| phasespace: iaf unweighting efficiency ⟨w⟩/max w (flat phase space: {flat}; {u['source']}) "
-                    f"| {eff:.3f} | ≥ 0.3 | {verdict(eff >= 0.3)} |")
+        spread = ", ".join(f"{e:.3f}" for e in u["model"].get("per_seed", []))
+        pipe = u.get("pipeline")
+        pipe = f"; the report's figure on {pipe['n']} events: {pipe['efficiency']:.3f}" if pipe else ""
+        rows.append(f"| phasespace: iaf unweighting efficiency ⟨w⟩/max w ({u['source']}: {spread}; flat phase space "
+                    f"{u['flat']['efficiency']:.3f}{pipe}) | {eff:.3f} | ≥ 0.3 | {verdict(eff >= 0.3)} |")
     if best := q.get("calo_best_c2st_high_level"):
         rows.append(f"| calo: best high-level C2ST AUC ({best[0]}) | {best[1]:.3f} | ≤ 0.75 | {verdict(best[1] <= 0.75)} |")
     if "diverged" in q:
@@ -339,10 +346,14 @@ def miss_notes(models: dict | None, e2e: dict | None, memory: dict | None, q: di
         u = q.get("iaf_unweighting")
         if u and u.get("flat") and u["model"]["efficiency"] < 0.3:
             iaf = costs.get("phasespace/iaf", {})
-            notes.append(f"- **iaf unweighting** {u['model']['efficiency']:.3f}, below flat phase space "
-                         f"({u['flat']['efficiency']:.3f}): it trained {iaf.get('epochs')} epochs of density steps "
-                         f"in its 75 s budget ({iaf.get('stopped_because')}); ⟨w⟩/max w is set by the worst-covered "
-                         "region, so it needs far more steps than its KL does.")
+            kl = (q.get("kl_exact") or {}).get("iaf")
+            notes.append(f"- **iaf unweighting** {u['model']['efficiency']:.3f} at 1e5 events (flat phase space "
+                         f"{u['flat']['efficiency']:.3f}), after {iaf.get('epochs')} epochs of density steps in its 75 s "
+                         f"budget ({iaf.get('stopped_because')})" + (f", at an exact KL of {kl:.4f} nats" if kl else "")
+                         + ". ⟨w⟩/max w is set by the single largest weight, which grows with the sample; in a side check "
+                         "on this run the largest weights sat at the edges of the uniform angles (cos θ → ±1, ψ → ±π), "
+                         "the far tails of their logit. A flow on the compact unit hypercube with spline couplings, as "
+                         "MadNIS and i-flow use, keeps p/q bounded there; a longer density training would narrow it.")
     return notes
 
 
