@@ -210,8 +210,10 @@ def speed_rows(data: dict | None, models: dict | None, metrics: dict | None, e2e
             rate = f["sample_largest"]
             target = f"≥ {SAMPLING_TARGET:.0e}" if family in FAST_SAMPLERS else "none (see the tables below)"
             ok = None if family not in FAST_SAMPLERS else (rate is not None and rate >= SAMPLING_TARGET)
-            rows.append(f"| Sampling {family}, batch {models['largest_batch']:.0e}, {models['dim']}-D (events/s, median) "
-                        f"| {fmt(rate)} | {target} | {verdict(ok)} |")
+            all_cores = f.get("sample_largest_all_cores")
+            beside = f" ({fmt(all_cores)} on all cores)" if all_cores else ""
+            rows.append(f"| Sampling {family}, batch {models['largest_batch']:.0e}, {models['dim']}-D, one thread (events/s, "
+                        f"median) | {fmt(rate)}{beside} | {target} | {verdict(ok)} |")
     if metrics:
         t = metrics["suite_seconds"]
         rows.append(f"| Metric suite, {metrics['n']:.0e} vs {metrics['n']:.0e} events (s) | {t:.1f} | ≤ 60 | {verdict(t <= 60)} |")
@@ -302,7 +304,9 @@ def miss_notes(models: dict | None, e2e: dict | None, memory: dict | None, q: di
                 "a 1e5 batch (one thread, 2026-11-25) put 28 % of the time in the softmax over the 8 bin widths and "
                 "heights and 23 % in the conditioners' matrix products, the rest in the spline's gathers and "
                 "arithmetic. Fewer transforms or bins (4 transforms × 8 bins at 96 hidden units sampled 7e4/s in the "
-                "same session) or a fused spline kernel would be needed for 1e5/s on one core.")
+                "same session) or a fused spline kernel would be needed for 1e5/s on one core"
+                + (f"; on the machine's {os.cpu_count()} cores it samples {fmt(nsf['sample_largest_all_cores'])}/s."
+                   if nsf.get("sample_largest_all_cores") else "."))
     if e2e and e2e["run"]["wall_s"] > 180:
         run = e2e["run"]
         notes.append(
