@@ -99,11 +99,11 @@ def logistic_log_pdf(z: torch.Tensor) -> torch.Tensor:
 
 
 @pytest.mark.parametrize("base", ["normal", "logistic"])
-@pytest.mark.parametrize("family", ["maf", "realnvp", "nsf", "iaf"])
-def test_flow_log_prob_is_change_of_variables(family, base):
+@pytest.mark.parametrize("family, extra", [("maf", {}), ("realnvp", {}), ("nsf", {}), ("iaf", {}), ("iaf", {"transform": "spline"})])
+def test_flow_log_prob_is_change_of_variables(family, extra, base):
     """log q(x) = log base(f(x)) + log |det ∂f/∂x| with f the flow's x → z map, Jacobian by autograd."""
     torch.manual_seed(4)
-    model = build(family, 3, hidden=(16, 16), base=base)
+    model = build(family, 3, hidden=(16, 16), base=base, **extra)
     x = draw(model, 5, seed=7)
     to_latent = model.flow().transform
     base_log_pdf = logistic_log_pdf if base == "logistic" else lambda z: torch.distributions.Normal(0.0, 1.0).log_prob(z).sum()
@@ -152,13 +152,59 @@ def test_cfm_log_prob_on_a_linear_field(exact_trace_max_dim):
     assert samples.std() == pytest.approx(math.exp(a), rel=0.03)
 
 
-def test_iaf_density_of_its_samples_agrees_both_ways():
-    """The fast (sampling) direction and the slow (inverse) direction give the same log q."""
+@pytest.mark.parametrize("transform", ["spline", "affine"])
+def test_iaf_density_of_its_samples_agrees_both_ways(transform):
+    """The sampling direction and the density direction give the same log q."""
     torch.manual_seed(5)
-    model = build("iaf", 4, hidden=(16, 16))
+    box = {"loc": [0.3, -1.0, 0.0, 0.5], "scale": [1.8, 0.6, 1.0, 2.5]}
+    model = build("iaf", 4, hidden=(16, 16), transform=transform, unit_box=box)
     with torch.no_grad():
         x, log_q = model.sample_and_log_prob(200)
         assert torch.allclose(model.log_prob(x), log_q, atol=1e-4)
+
+
+def test_box_squash_maps_the_real_line_through_the_unit_box():
+    """y = B(2u − 1) with logit u = scale·x + loc; its log-derivative by autograd, and finite
+    where tanh rounds to ±1 in float32."""
+    from hepgenbench.models.flows import BoxSquash
+
+    loc, scale = torch.tensor([0.4, -2.0]), torch.tensor([1.5, 0.7])
+    squash = BoxSquash(loc, scale)
+    x = torch.tensor([[0.3, -1.2], [2.0, 4.0], [-3.0, 0.0]])
+    u = torch.sigmoid(scale * x + loc)
+    assert torch.allclose(squash(x), 5.0 * (2 * u - 1), atol=1e-6)
+    assert torch.allclose(squash.inv(squash(x)), x, atol=1e-4)
+    for xi in x:
+        jac = torch.autograd.functional.jacobian(squash, xi)
+        assert torch.allclose(squash.log_abs_det_jacobian(xi, squash(xi)), jac.diagonal().log(), atol=1e-5)
+    far = torch.tensor([[40.0, -60.0]])
+    assert torch.isfinite(squash.log_abs_det_jacobian(far, squash(far))).all()
+    assert torch.isfinite(squash.inv(squash(far))).all()
+
+
+def test_iaf_spline_on_the_unit_box_is_flat_there_at_identity_splines():
+    """With identity splines the spline IAF is the flat density on its unit box: q(x) is the
+    box's Jacobian, Π scale·u(1 − u), whatever loc and scale say."""
+    box = {"loc": [0.3, -1.0], "scale": [1.8, 0.6]}
+    model = build("iaf", 2, hidden=(8,), transform="spline", unit_box=box)
+    with torch.no_grad():
+        for coupling in model.flow.transform.transforms[1:-1]:
+            # zuko's spline is the identity when all its parameters are 0 (even bins, slopes e⁰)
+            coupling.hyper[-1].weight.zero_()
+            coupling.hyper[-1].bias.zero_()
+        x = torch.tensor([[0.0, 0.0], [2.0, -3.0], [-4.0, 5.0]])
+        u = torch.sigmoid(torch.tensor(box["scale"]) * x + torch.tensor(box["loc"]))
+        flat = (torch.tensor(box["scale"]) * u * (1 - u)).log().sum(-1)
+        assert torch.allclose(model.log_prob(x), flat, atol=1e-4)
+
+
+def test_iaf_hyperparameters_are_checked():
+    with pytest.raises(InputError, match="unknown transform 'planar'"):
+        build("iaf", 3, transform="planar")
+    with pytest.raises(InputError, match="unit_box needs 3"):
+        build("iaf", 3, transform="spline", unit_box={"loc": [0.0, 0.0], "scale": [1.0, 1.0]})
+    with pytest.raises(InputError, match="unit_box must be"):
+        build("iaf", 3, transform="spline", unit_box=[1, 2, 3])
 
 
 def four_gaussians_log_density(x: np.ndarray) -> np.ndarray:

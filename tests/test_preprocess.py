@@ -238,3 +238,20 @@ def test_round_trip_on_every_embedded_dataset(tmp_path, source):
     scale = np.abs(events.features).max(axis=0) + 1e-12
     # Relative to each column's scale: calorimeter cells span six decades.
     np.testing.assert_allclose(back / scale, events.features / scale, atol=1e-7)
+
+
+def test_unit_box_locates_each_logit_feature_on_its_interval():
+    """logit u = scale·x + loc recovers the fraction u of each feature's own interval."""
+    events, phasespace = dalitz_events()
+    pre = Preprocessor.fit(events)
+    box = pre.unit_box()
+    x = pre.forward(events.features)
+    u = 1 / (1 + np.exp(-(np.asarray(box["scale"]) * x + np.asarray(box["loc"]))))
+    m2_12, m2_23 = events.features[:, 0], events.features[:, 1]
+    low, high = phasespace.DALITZ.m2_12_range(m2_23)
+    np.testing.assert_allclose(u[:, 0], (m2_12 - low) / (high - low), atol=1e-9)
+    for j, f in enumerate(pre.features[1:], start=1):  # m²₂₃ and the three angles are 'bounded'
+        lo, hi = f.params["low"], f.params["high"]
+        np.testing.assert_allclose(u[:, j], (events.features[:, j] - lo) / (hi - lo), atol=1e-9)
+    # a log or standardised feature has no box: the whole set then has none
+    assert Preprocessor.fit(_events()).unit_box() is None

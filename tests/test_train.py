@@ -149,12 +149,13 @@ def truncated_gaussian(u: torch.Tensor) -> torch.Tensor:
     return torch.where((u.abs() < 3).all(-1), log_p, torch.full_like(log_p, -math.inf))
 
 
-def test_iaf_trained_on_a_density_beats_flat_sampling():
+@pytest.mark.parametrize("transform", ["affine", "spline"])
+def test_iaf_trained_on_a_density_beats_flat_sampling(transform):
     uniform = torch.rand(20000, 2, generator=torch.Generator().manual_seed(0)) * 6 - 3
     flat = unweighting_efficiency(truncated_gaussian(uniform).numpy(), np.full(20000, -math.log(36.0)))
 
     torch.manual_seed(0)
-    model = build("iaf", 2, hidden=(32, 32))
+    model = build("iaf", 2, hidden=(32, 32), transform=transform)
     settings = TrainSettings(max_epochs=6, learning_rate=3e-3, density_batch_size=512, density_steps_per_epoch=50)
     log = fit_density(model, truncated_gaussian, settings, log=QUIET)
     with torch.no_grad():

@@ -134,4 +134,12 @@ def test_phase_space_samplers_report_unweighting_efficiency(first_run):
     assert flat["proposal"].startswith("flat phase space") and 0.05 < flat["value"] < 0.6
     iaf = metrics("iaf")["unweighting_efficiency"]
     assert 0 < iaf["value"] <= 1 and iaf["relative_integration_error"] > 0
+    # the workflow tells the IAF where the preprocessing's unit box is (for transform: spline)
+    from hepgenbench.io import read_json
+    from hepgenbench.preprocess import Preprocessor
+    from hepgenbench.train import load_model
+
+    model, _ = load_model(first_run / "results/phasespace/models/iaf/model.pt")
+    pre = Preprocessor.from_dict(read_json(first_run / "results/phasespace/preprocess/transform.json"))
+    assert model.hparams["unit_box"] == pre.unit_box() and len(model.hparams["unit_box"]["loc"]) == 5
     assert "unweighting_efficiency" not in json.loads((first_run / "results/zmumu/metrics/truth.json").read_text())["metrics"]

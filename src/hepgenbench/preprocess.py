@@ -58,6 +58,7 @@ Array = Any  # numpy.ndarray or torch.Tensor
 _EPS = 1e-6  # keeps bounded values strictly inside (low, high) before the logit
 KNOWN_TYPES = ("standard", "log", "bounded", "dalitz", "pair_mass", "fraction_logit")
 DEPENDENT_TYPES = {"dalitz": 1, "pair_mass": 5}  # how many other features each depends on
+UNIT_BOX_TYPES = ("bounded", "dalitz")  # logit of a fraction u ∈ (0, 1) that fills its interval
 _DALITZ_MASSES = ("m_parent", "m1", "m2", "m3")
 
 
@@ -257,6 +258,16 @@ class Preprocessor:
         """
         s = self._scale(cond)
         return sum(f.log_derivative(x[:, j], s, self._given(f, x)) for j, f in enumerate(self.features))
+
+    def unit_box(self) -> dict[str, list[float]] | None:
+        """Where the network coordinates' unit box is, when every feature is the logit of a
+        fraction of its interval: logit u_j = scale_j · x_j + loc_j, u ∈ (0, 1) (None otherwise).
+
+        A flow that knows it can put its splines on the box (see the ``iaf`` family).
+        """
+        if not self.features or any(f.type not in UNIT_BOX_TYPES for f in self.features):
+            return None
+        return {"loc": [f.mean for f in self.features], "scale": [f.std for f in self.features]}
 
     def forward_condition(self, cond: Array | None) -> Array | None:
         if cond is None or not self.conditions:

@@ -153,7 +153,7 @@ def _train_settings(params: dict[str, Any], threads: int, seed: int):
     return TrainSettings(**{**opts, "threads": threads, "seed": seed})
 
 
-def _density_in_network_space(kind: str, pre: Preprocessor):
+def density_in_network_space(kind: str, pre: Preprocessor):
     """The true log-density pulled back to network space: log p_u(u) = log p_x(x) − log|du/dx|."""
     if kind != "phasespace":
         raise InputError(f"density-trained models need a dataset with a known density (phasespace), not '{kind}'")
@@ -172,7 +172,7 @@ def train(inputs: dict[str, str], outputs: dict[str, str], params: dict[str, Any
 
     import hepgenbench.models  # noqa: F401  (fills the registry)
     from hepgenbench import train as trainer
-    from hepgenbench.models.base import build
+    from hepgenbench.models.base import REGISTRY, build
 
     sets = load_split_events(inputs["events"], inputs["split"])
     pre = Preprocessor.from_dict(read_json(inputs["transform"]))
@@ -181,12 +181,15 @@ def train(inputs: dict[str, str], outputs: dict[str, str], params: dict[str, Any
     tr, va = sets["train"], sets["val"]
     # The initial weights are drawn at build time: seed first, or two runs start apart.
     torch.manual_seed(seed)
-    model = build(params["family"], tr.n_features, tr.n_conditions, **params.get("hparams", {}))
+    hparams = dict(params.get("hparams", {}))
+    if "unit_box" in REGISTRY[params["family"]].defaults and "unit_box" not in hparams:
+        hparams["unit_box"] = pre.unit_box()
+    model = build(params["family"], tr.n_features, tr.n_conditions, **hparams)
     log(f"{params['family']} on {tr.meta.get('dataset', '?')}: {model.n_parameters()} parameters, seed {seed}")
     checkpoint = str(Path(outputs["model"]).with_name("checkpoint.pt"))
     if model.trains_on_density:
         training_log = trainer.fit_density(
-            model, _density_in_network_space(tr.kind, pre), settings,
+            model, density_in_network_space(tr.kind, pre), settings,
             checkpoint_path=checkpoint, csv_path=outputs["log_csv"], log=log,
         )
     else:
