@@ -228,3 +228,4 @@ def test_embedded_zmumu_keeps_the_jet_mass_at_hadron_level_only(level, has_mass)
     spec = _root_spec(["events.root"], {"source": "pythia", "level": level})
     assert ("mass" in spec.collections["Jet"].fields) is has_mass
     assert spec.transforms["Muon2_pt"]["type"] == "pair_mass"
+    assert {spec.transforms[k]["given"] for k in ("Muon2_phi", "Jet1_phi")} == {"Muon1_phi"}

@@ -25,6 +25,14 @@ Each feature carries a spec (set by the data source or the user's config):
     one coordinate of the network space instead of a thin curved sheet, which is how
     precision event generators represent it (arXiv:2110.13632). The Jacobian is again
     triangular: ∂ log m / ∂pT₂ = 1 / (2 pT₂).
+``{"type": "delta_phi", "given": φ_ref}``
+    for an azimuth measured from another object's (the leading muon's, say): the logit
+    of (φ − φ_ref) mod 2π as a fraction of 2π. Physics is symmetric under a rotation
+    about the beam, so only the reference azimuth is uniform and every other one is an
+    opening angle. In absolute azimuths a back-to-back pair is a band that wraps around
+    the (φ₁, φ₂) square; measured from φ₁ it is one peak at π in the middle of the
+    interval. Its own given may not depend on it, but may itself be dependent: a
+    ``pair_mass`` can take a ``delta_phi`` azimuth among its given features.
 ``{"type": "fraction_logit", "alpha": α}``
     for calorimeter cells: the energy fraction ``x / E_inc`` (the first condition
     column), regularised as ``α + (1 − 2α)·f`` and passed through a logit, as in
@@ -56,9 +64,10 @@ from hepgenbench.io import EventSet
 
 Array = Any  # numpy.ndarray or torch.Tensor
 _EPS = 1e-6  # keeps bounded values strictly inside (low, high) before the logit
-KNOWN_TYPES = ("standard", "log", "bounded", "dalitz", "pair_mass", "fraction_logit")
-DEPENDENT_TYPES = {"dalitz": 1, "pair_mass": 5}  # how many other features each depends on
-UNIT_BOX_TYPES = ("bounded", "dalitz")  # logit of a fraction u ∈ (0, 1) that fills its interval
+KNOWN_TYPES = ("standard", "log", "bounded", "dalitz", "pair_mass", "delta_phi", "fraction_logit")
+DEPENDENT_TYPES = {"dalitz": 1, "pair_mass": 5, "delta_phi": 1}  # how many other features each depends on
+UNIT_BOX_TYPES = ("bounded", "dalitz", "delta_phi")  # logit of a fraction u ∈ (0, 1) that fills its interval
+_TWO_PI = 2 * math.pi
 _DALITZ_MASSES = ("m_parent", "m1", "m2", "m3")
 
 
@@ -126,6 +135,8 @@ class FeatureTransform:
             return _logit(xp.clip((x - low) / width, _EPS, 1 - _EPS))
         if self.type == "pair_mass":
             return self._half_log_pair_factor(given) + 0.5 * xp.log(xp.clip(x, 1e-30, None))
+        if self.type == "delta_phi":
+            return _logit(xp.clip(_opening_fraction(x, given), _EPS, 1 - _EPS))
         if self.type == "fraction_logit":
             alpha = self.params.get("alpha", 1e-6)
             frac = xp.clip(x / scale, 0.0, 1.0)
@@ -146,6 +157,9 @@ class FeatureTransform:
             return low + width * _sigmoid(y)
         if self.type == "pair_mass":
             return xp.exp(2 * (y - self._half_log_pair_factor(given)))
+        if self.type == "delta_phi":
+            # back into (−π, π], the range of the reference azimuth itself
+            return math.pi - xp.remainder(math.pi - given[0] - _TWO_PI * _sigmoid(y), _TWO_PI)
         if self.type == "fraction_logit":
             alpha = self.params.get("alpha", 1e-6)
             frac = xp.clip((_sigmoid(y) - alpha) / (1 - 2 * alpha), 0.0, 1.0)
@@ -174,6 +188,9 @@ class FeatureTransform:
             d = -(xp.log(s) + xp.log1p(-s) + xp.log(width))
         elif self.type == "pair_mass":
             d = -xp.log(2 * xp.clip(x, 1e-30, None))
+        elif self.type == "delta_phi":
+            s = xp.clip(_opening_fraction(x, given), _EPS, 1 - _EPS)
+            d = -(xp.log(s) + xp.log1p(-s) + math.log(_TWO_PI))
         elif self.type == "fraction_logit":
             alpha = self.params.get("alpha", 1e-6)
             s = alpha + (1 - 2 * alpha) * xp.clip(x / scale, 0.0, 1.0)
@@ -207,12 +224,13 @@ class Preprocessor:
                 raise InputError(f"feature '{name}': 'bounded' needs numeric low < high, got {spec}")
             given = None
             if kind in DEPENDENT_TYPES:
-                _check_dependent(name, kind, spec, train.feature_names, train.transforms)
+                _check_dependent(name, kind, spec, train.feature_names)
                 given = [train.features[:, train.feature_names.index(g)] for g in _given_names(spec)]
             ft = FeatureTransform(name, kind, {k: v if k == "given" else float(v) for k, v in spec.items()})
             y = ft.elementwise(train.features[:, j], scale, given)
             ft.mean, ft.std = _mean_std(name, y)
             feats.append(ft)
+        dependency_order(feats)  # refuses a cycle before anything is written
         conds = []
         if train.condition is not None:
             for j, name in enumerate(train.condition_names):
@@ -226,7 +244,7 @@ class Preprocessor:
         return None if cond is None else cond[:, 0]
 
     def _given(self, f: FeatureTransform, x: Array) -> list[Array] | None:
-        """The physical columns that feature ``f``'s map depends on (``dalitz``, ``pair_mass``)."""
+        """The physical columns that feature ``f``'s map depends on (its ``given``)."""
         if f.type not in DEPENDENT_TYPES:
             return None
         names = [g.name for g in self.features]
@@ -241,20 +259,22 @@ class Preprocessor:
     def inverse(self, u: Array, cond: Array | None = None) -> Array:
         """Network space → physical units; ``cond`` is in physical units."""
         s = self._scale(cond)
-        cols = [f.inverse_elementwise(u[:, j] * f.std + f.mean, s) if f.type not in DEPENDENT_TYPES else None
-                for j, f in enumerate(self.features)]
-        # A dependent feature is inverted after the columns it depends on, which never are.
-        partial = _ns(u).stack([c if c is not None else u[:, j] for j, c in enumerate(cols)], 1)
-        cols = [c if c is not None else f.inverse_elementwise(u[:, j] * f.std + f.mean, s, self._given(f, partial))
-                for j, (c, f) in enumerate(zip(cols, self.features))]
+        index = {f.name: j for j, f in enumerate(self.features)}
+        cols: list[Array | None] = [None] * len(self.features)
+        # A dependent feature is inverted after the physical columns it depends on.
+        for j in dependency_order(self.features):
+            f = self.features[j]
+            given = [cols[index[g]] for g in _given_names(f.params)] if f.type in DEPENDENT_TYPES else None
+            cols[j] = f.inverse_elementwise(u[:, j] * f.std + f.mean, s, given)
         return _ns(u).stack(cols, 1)
 
     def log_abs_det_jacobian(self, x: Array, cond: Array | None = None) -> Array:
         """Σ_j log |du_j/dx_j| per event: log q_physical(x) = log q_network(u) + this.
 
         Exact for the dependent types too: u(m²₁₂) depends on m²₂₃ but not the reverse
-        (likewise log m_μμ on the first muon and the angles), so the Jacobian is triangular
-        and its determinant the product of the diagonal.
+        (likewise log m_μμ on the first muon and the angles, an opening angle on its
+        reference azimuth), and the dependencies have no cycle, so in their order the
+        Jacobian is triangular and its determinant the product of the diagonal.
         """
         s = self._scale(cond)
         return sum(f.log_derivative(x[:, j], s, self._given(f, x)) for j, f in enumerate(self.features))
@@ -304,12 +324,13 @@ def _given_names(spec: dict[str, Any]) -> list[str]:
     return [given] if isinstance(given, str) else list(given or [])
 
 
-def _check_dependent(name: str, kind: str, spec: dict[str, Any], feature_names: list[str], transforms: list[dict]) -> None:
+def _check_dependent(name: str, kind: str, spec: dict[str, Any], feature_names: list[str]) -> None:
     """A dependent transform names other, independent features, as many as it needs."""
     needed = ("given", *_DALITZ_MASSES) if kind == "dalitz" else ("given",)
     missing = [k for k in needed if k not in spec]
     if missing:
-        what = "the m²₂₃ feature's name and the four masses" if kind == "dalitz" else "the names of pT₁, η₁, φ₁, η₂, φ₂"
+        what = {"dalitz": "the m²₂₃ feature's name and the four masses", "pair_mass": "the names of pT₁, η₁, φ₁, η₂, φ₂",
+                "delta_phi": "the name of the reference azimuth"}[kind]
         raise InputError(f"feature '{name}': '{kind}' needs {missing} ({what})")
     given = _given_names(spec)
     if len(given) != DEPENDENT_TYPES[kind]:
@@ -317,8 +338,31 @@ def _check_dependent(name: str, kind: str, spec: dict[str, Any], feature_names: 
     for g in given:
         if g not in feature_names or g == name:
             raise InputError(f"feature '{name}': '{kind}' given '{g}' must name another feature; have {feature_names}")
-        if transforms[feature_names.index(g)].get("type") in DEPENDENT_TYPES:
-            raise InputError(f"feature '{name}': '{kind}' given '{g}', which itself depends on other features")
+
+
+def dependency_order(features: list[FeatureTransform]) -> list[int]:
+    """Feature indices, each after the features it is given (the order of the inverse).
+
+    Raises :class:`InputError` naming the features of a cycle, which no inverse resolves.
+    """
+    index = {f.name: j for j, f in enumerate(features)}
+    needs = {j: {index[g] for g in _given_names(f.params)} if f.type in DEPENDENT_TYPES else set()
+             for j, f in enumerate(features)}
+    order: list[int] = []
+    while needs:
+        ready = [j for j, deps in needs.items() if not deps - set(order)]
+        if not ready:
+            cycle = sorted(features[j].name for j in needs)
+            raise InputError(f"features {cycle}: their 'given' transforms depend on each other in a cycle")
+        order += ready
+        for j in ready:
+            del needs[j]
+    return order
+
+
+def _opening_fraction(phi: Array, given: list[Array]) -> Array:
+    """(φ − φ_ref) mod 2π as a fraction of 2π, in [0, 1)."""
+    return _ns(phi).remainder(phi - given[0], _TWO_PI) / _TWO_PI
 
 
 def _mean_std(name: str, y: np.ndarray) -> tuple[float, float]:

@@ -169,8 +169,13 @@ def zmumu_spec(path: str | os.PathLike, jet_mass: bool = True) -> RootSpec:
             "Muon": CollectionSpec(n=2, sort_by="pt", fields=["pt", "eta", "phi"]),
             "Jet": CollectionSpec(n=1, sort_by="pt", fields=jet_fields),
         },
-        # The Z peak as a network coordinate: log m_μμ in place of log pT of the second muon.
-        transforms={"Muon2_pt": {"type": "pair_mass", "given": ["Muon1_pt", "Muon1_eta", "Muon1_phi", "Muon2_eta", "Muon2_phi"]}},
+        # The Z peak as a network coordinate: log m_μμ in place of log pT of the second muon;
+        # and azimuths measured from the leading muon's, which alone is uniform.
+        transforms={
+            "Muon2_pt": {"type": "pair_mass", "given": ["Muon1_pt", "Muon1_eta", "Muon1_phi", "Muon2_eta", "Muon2_phi"]},
+            "Muon2_phi": {"type": "delta_phi", "given": "Muon1_phi"},
+            "Jet1_phi": {"type": "delta_phi", "given": "Muon1_phi"},
+        },
         kind="zmumu",
     )
 
