@@ -21,6 +21,7 @@ from hepgenbench.data.readers import (
     zmumu_spec,
 )
 from hepgenbench.errors import InputError
+from hepgenbench.ordering import ObjectOrder, object_orders
 
 # Five events; muons deliberately NOT sorted by pt, event 2 has one muon, event 4 has no jet.
 MUON_PT = [[10.0, 30.0, 20.0], [50.0, 40.0], [25.0], [5.0, 6.0], [70.0, 80.0]]
@@ -75,6 +76,10 @@ def test_read_root_takes_leading_objects_sorted_and_drops_short_events(root_file
     assert events.transforms[0] == {"type": "log", "offset": 0.0}
     assert events.transforms[1] == {"type": "standard"}
     assert events.transforms[2] == {"type": "bounded", "low": -3.141593, "high": 3.141593}
+    # the order is recorded for the sample stage; a collection not sorted by a feature is not
+    assert object_orders(events.meta) == [ObjectOrder.of_collection("Muon", 2, "pt", ["pt", "eta", "phi"])]
+    unsorted = dimuon_spec(root_file, collections={"Muon": CollectionSpec(n=2, sort_by="pt", fields=["eta", "phi"])})
+    assert object_orders(read_root(unsorted).meta) == []
 
 
 def test_chunked_reading_equals_one_shot(root_file, tmp_path):

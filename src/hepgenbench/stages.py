@@ -22,6 +22,7 @@ import numpy as np
 from hepgenbench.errors import InputError
 from hepgenbench.io import EventSet, event_writer, read_events, read_json, write_events, write_json
 from hepgenbench.logging_utils import log
+from hepgenbench.ordering import META_KEY as ORDER_KEY, object_orders, ordered_log_prob, put_in_order
 from hepgenbench.preprocess import Preprocessor
 from hepgenbench.split import SplitFractions, read_split, split_indices, write_split
 
@@ -243,11 +244,13 @@ def sample(inputs: dict[str, str], output: str, params: dict[str, Any], threads:
     u = np.concatenate(chunks)
     dt = time.perf_counter() - t0
     log(f"sampled {len(u)} events in {dt:.2f} s ({len(u) / dt:.0f} events/s)")
-    x = pre.inverse(u, truth.condition)
+    orders = object_orders(truth.meta)
+    # Muon1 is by definition the harder muon: generated objects are stored in the truth's order.
+    x = put_in_order(pre.inverse(u, truth.condition), truth.feature_names, orders)
     generated = EventSet(
         features=x, feature_names=truth.feature_names, kind=truth.kind, transforms=truth.transforms,
         condition=truth.condition, condition_names=truth.condition_names, units=truth.units,
-        meta={"model": params["model"], "family": model.family},
+        meta={"model": params["model"], "family": model.family, ORDER_KEY: [o.to_dict() for o in orders]},
     )
     extra = {}
     if model.has_likelihood:
@@ -283,18 +286,23 @@ def flat_phase_space_weights(n: int, seed: int) -> dict:
 
 
 def _log_prob_physical(model, pre: Preprocessor, events: EventSet, batch: int) -> np.ndarray:
-    """log q(x) in physical units: the model's density in network space plus the Jacobian."""
+    """log q(x) in physical units: the model's density in network space plus the Jacobian,
+    summed over the object orders that the sample stage folds into one (``ordering``)."""
     import torch
 
-    u = torch.as_tensor(pre.forward(events.features, events.condition), dtype=torch.float32)
     c = pre.forward_condition(events.condition)
     c = None if c is None else torch.as_tensor(c, dtype=torch.float32)
-    out = []
-    for start in range(0, len(u), batch):
-        sl = slice(start, start + batch)
-        lp = model.log_prob(u[sl], None if c is None else c[sl])
-        out.append(lp.detach().double().cpu().numpy())
-    return np.concatenate(out) + pre.log_abs_det_jacobian(events.features, events.condition)
+
+    def unordered(x: np.ndarray) -> np.ndarray:
+        u = torch.as_tensor(pre.forward(x, events.condition), dtype=torch.float32)
+        out = []
+        for start in range(0, len(u), batch):
+            sl = slice(start, start + batch)
+            lp = model.log_prob(u[sl], None if c is None else c[sl])
+            out.append(lp.detach().double().cpu().numpy())
+        return np.concatenate(out) + pre.log_abs_det_jacobian(x, events.condition)
+
+    return ordered_log_prob(unordered, events.features, events.feature_names, object_orders(events.meta))
 
 
 # --------------------------------------------------------------------------- evaluation

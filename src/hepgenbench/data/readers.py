@@ -26,6 +26,7 @@ import uproot
 
 from hepgenbench.data.calo import N_VOXELS, READOUT_THRESHOLD_MEV
 from hepgenbench.errors import InputError
+from hepgenbench.ordering import META_KEY, ObjectOrder
 from hepgenbench.io import EventSet
 
 NAN_POLICIES = ("refuse", "drop")
@@ -412,8 +413,15 @@ def read_root(spec: RootSpec, sink: Callable[[np.ndarray, np.ndarray | None], No
         condition_names=list(spec.condition),
         units=[_unit(n) for n in layout.names],
         meta={"source": "root", "files": files, "tree": spec.tree, "selection": spec.selection, "n_events": n_kept,
-              **meta_counts},
+              **meta_counts, META_KEY: [o.to_dict() for o in _object_orders(spec)]},
     )
+
+
+def _object_orders(spec: RootSpec) -> list[ObjectOrder]:
+    """The collections stored leading first by a field that is itself a feature (so that
+    generated objects can be put in the same order; see :mod:`hepgenbench.ordering`)."""
+    return [ObjectOrder.of_collection(name, cs.n, cs.sort_by, cs.fields)
+            for name, cs in spec.collections.items() if cs.n >= 2 and cs.sort_by in cs.fields]
 
 
 def _open_hdf5(path: str) -> h5py.File:
