@@ -325,7 +325,8 @@ def _given_names(spec: dict[str, Any]) -> list[str]:
 
 
 def _check_dependent(name: str, kind: str, spec: dict[str, Any], feature_names: list[str]) -> None:
-    """A dependent transform names other, independent features, as many as it needs."""
+    """A dependent transform names other features, as many as it needs (a cycle among them is
+    refused by :func:`dependency_order`)."""
     needed = ("given", *_DALITZ_MASSES) if kind == "dalitz" else ("given",)
     missing = [k for k in needed if k not in spec]
     if missing:
