@@ -276,7 +276,7 @@ class IAF(FlowGenerator):
     ``benchmarks/bench_iaf.py`` trains both on the phasespace density for the default
     budget over three seeds. The spline moves the largest weights off the boundary, but
     it did not unweight better in 75 s on a CPU (median efficiency 0.25 against 0.29 at
-    1e5 events, 2026-12-01) and it samples about 3× slower, so the affine flow stays the
+    1e5 events, 2026-12-01) and it samples 3–4× slower, so the affine flow stays the
     default.
     """
 
