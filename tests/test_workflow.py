@@ -163,7 +163,8 @@ def test_generated_muons_are_stored_leading_first_and_scored_so(first_run):
 
     model, _ = load_model(base / "models/realnvp/model.pt")
     pre = Preprocessor.from_dict(read_json(base / "preprocess/transform.json"))
-    truth = stages.load_split_events(base / "data/events.h5", base / "data/split.h5")["truth_a"].subset(np.arange(200))
+    truth = stages.load_split_events(base / "data/events.h5", base / "data/split.h5")["truth_a"]
+    truth = truth.subset(np.arange(min(200, len(truth))))  # the quick config's truth holds ~120
     assert truth.meta["object_order"]
     truth.meta.pop("object_order")
     as_stored = stages._log_prob_physical(model, pre, truth, batch=1000)
@@ -171,4 +172,7 @@ def test_generated_muons_are_stored_leading_first_and_scored_so(first_run):
     swapped = truth.subset(np.arange(len(truth)))
     swapped.features[:, sorted(swap)] = truth.features[:, swap]
     expected = np.logaddexp(as_stored, stages._log_prob_physical(model, pre, swapped, batch=1000))
-    np.testing.assert_allclose(read_extra(base / "samples/realnvp.h5", "truth_log_prob")[:200], expected, rtol=1e-5)
+    stored = read_extra(base / "samples/realnvp.h5", "truth_log_prob")[: len(truth)]
+    np.testing.assert_allclose(stored, expected, rtol=1e-5)
+    # the swapped order adds density: negligibly for most events, visibly for some
+    assert (expected >= as_stored).all() and (expected - as_stored > 1e-2).any()
