@@ -26,8 +26,8 @@ import uproot
 
 from hepgenbench.data.calo import N_VOXELS, READOUT_THRESHOLD_MEV
 from hepgenbench.errors import InputError
-from hepgenbench.ordering import META_KEY, ObjectOrder
 from hepgenbench.io import EventSet
+from hepgenbench.ordering import META_KEY, ObjectOrder
 
 NAN_POLICIES = ("refuse", "drop")
 # A jet can be a single massless parton: log(m + 1 GeV) stays finite and invertible at m = 0,
