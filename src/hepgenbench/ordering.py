@@ -45,8 +45,7 @@ class ObjectOrder:
         widths = {len(o) for o in self.objects}
         if len(self.objects) < 2 or len(widths) != 1:
             raise InputError(f"object order by '{self.key}': needs two or more objects with the same fields, got {self.objects}")
-        if not any(name.endswith(f"_{self.key}") for name in self.objects[0]):
-            raise InputError(f"object order by '{self.key}': the objects' fields {self.objects[0]} do not include it")
+        self._key_field()  # refuses objects without the key among their fields
 
     @classmethod
     def of_collection(cls, collection: str, n: int, key: str, fields: list[str]) -> "ObjectOrder":
@@ -67,7 +66,11 @@ class ObjectOrder:
         return np.array([[feature_names.index(n) for n in o] for o in self.objects])
 
     def _key_field(self) -> int:
-        return next(j for j, name in enumerate(self.objects[0]) if name.endswith(f"_{self.key}"))
+        """The position of the key among each object's fields."""
+        for j, name in enumerate(self.objects[0]):
+            if name.endswith(f"_{self.key}"):
+                return j
+        raise InputError(f"object order by '{self.key}': the objects' fields {self.objects[0]} do not include it")
 
     def sort(self, x: np.ndarray, feature_names: list[str]) -> np.ndarray:
         """``x`` with each event's objects in descending order of the key (a new array)."""
