@@ -13,6 +13,7 @@ import torch
 import hepgenbench.models  # noqa: F401  (registers the families)
 from hepgenbench.errors import InputError
 from hepgenbench.models.base import build
+from hepgenbench.models.flows import forward_kl, kl_estimate
 from hepgenbench.train import TrainSettings, fit, fit_density, sampling_rates, unweighting_efficiency
 
 QUIET = lambda message: None  # noqa: E731
@@ -147,6 +148,29 @@ def truncated_gaussian(u: torch.Tensor) -> torch.Tensor:
     a, b, rho = d[:, 0] / 0.8, d[:, 1] / 0.4, 0.6
     log_p = -0.5 * (a**2 - 2 * rho * a * b + b**2) / (1 - rho**2)
     return torch.where((u.abs() < 3).all(-1), log_p, torch.full_like(log_p, -math.inf))
+
+
+def gaussian_log_density(x: torch.Tensor, mu: float, sigma: float) -> torch.Tensor:
+    return -0.5 * ((x - mu) / sigma) ** 2 - math.log(sigma * math.sqrt(2 * math.pi))
+
+
+def test_forward_kl_of_two_gaussians_and_its_pathwise_gradient():
+    """q = N(θ, 1) sampled as x = θ + z, p = N(μ, σ²): KL(p‖q) = −log σ + (σ² + (μ − θ)²)/2 − ½,
+    and its gradient in θ, through the samples as the density step takes it, is θ − μ."""
+    mu, sigma = 0.5, 0.8
+    theta = torch.zeros((), dtype=torch.float64, requires_grad=True)
+    z = torch.randn(400_000, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    x = theta + z
+    log_w = gaussian_log_density(x, mu, sigma) - gaussian_log_density(x, theta, 1.0)
+    kl = forward_kl(log_w)
+    kl.backward()
+    exact = -math.log(sigma) + (sigma**2 + mu**2) / 2 - 0.5
+    assert kl.item() == pytest.approx(exact, abs=0.003)
+    assert float(theta.grad) == pytest.approx(-mu, abs=0.01)
+    # Events outside p's support (weight 0) only add to the count n: KL of p against the
+    # mixture ½q + ½(mass where p = 0) is the KL against q plus log 2.
+    with_zeros = torch.cat([log_w.detach(), torch.full((len(log_w),), -math.inf, dtype=torch.float64)])
+    assert kl_estimate(with_zeros) == pytest.approx(kl.item() + math.log(2), abs=1e-9)
 
 
 @pytest.mark.parametrize("transform", ["affine", "spline"])
