@@ -105,13 +105,13 @@ def main() -> None:
     lines += ["", f"## NSF: the spline's bin normalisation and the conditioner width ({args.dim}-D, batch "
               f"{args.largest_batch:.0e}, {args.threads} thread(s))", "",
               "torch's CPU softmax over a last dimension of a few bins is slow; `flows.RQSTransform` normalises the "
-              "bins by exp / sum instead and is otherwise zuko's `MonotonicRQSTransform` (tests/test_models.py "
-              "compares the two).", "",
+              "bins by exp / sum instead, and its inverse normalises only the bin each value falls in; otherwise it "
+              "is zuko's `MonotonicRQSTransform` (tests/test_models.py compares the two).", "",
               "| variant | parameters | events/s |", "|---|---|---|"]
     for key, label, hidden, spline in (
         ("softmax", "zuko's spline (softmax), 128 hidden", (128, 128), MonotonicRQSTransform),
-        ("default", "RQSTransform (exp / sum), 128 hidden: the default", (128, 128), flows.RQSTransform),
-        ("narrow", "RQSTransform (exp / sum), 96 hidden", (96, 96), flows.RQSTransform),
+        ("default", "RQSTransform (exp / sum, one bin normalised), 128 hidden: the default", (128, 128), flows.RQSTransform),
+        ("narrow", "RQSTransform (exp / sum, one bin normalised), 96 hidden", (96, 96), flows.RQSTransform),
     ):
         with mock.patch.object(flows, "RQSTransform", spline):
             model = build("nsf", args.dim, hidden=hidden)

