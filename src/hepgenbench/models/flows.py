@@ -125,8 +125,9 @@ class FlowGenerator(Generator):
         modes and leaves q thin where p is not. The pathwise gradient needs only the
         sampling direction, one pass for an IAF (Kingma et al., arXiv:1606.04934); the
         score-function form, Σ w̃ ∇log q at fixed points (MadNIS, arXiv:2212.06172), needs
-        the density of given points, one pass per feature for an IAF, and reached a
-        quarter of the steps and a twentieth of the KL in the same time (2026-12-01).
+        the density of given points, one pass per feature for an IAF: on the phasespace
+        density in 75 s it took a quarter of the steps and ended at a KL of 0.004 nats
+        against 0.0003 (2026-12-01).
         """
         (optimizer,) = optimizers
         x, log_q = self.sample_and_log_prob(batch_size)
