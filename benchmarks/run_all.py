@@ -359,8 +359,8 @@ def miss_notes(models: dict | None, e2e: dict | None, memory: dict | None, q: di
                          f"{u['flat']['efficiency']:.3f}), after {iaf.get('epochs')} epochs of density steps in its 75 s "
                          f"budget ({iaf.get('stopped_because')})" + (f", at an exact KL of {kl:.4f} nats" if kl else "")
                          + ". ⟨w⟩/max w is set by the single largest weight, which grows with the sample, and "
-                         "the affine flow's largest weights sit at the edges of the uniform angles (cos θ → ±1, "
-                         "ψ → ±π), the far tails of their logit." + _spline_note(load("iaf")))
+                         "the affine flow's largest weights sit in the far tails of the logits, at the edges of "
+                         "the box." + _spline_note(load("iaf")))
     return notes
 
 
@@ -392,12 +392,18 @@ def _spline_note(bench: dict | None) -> str:
     if not bench or "spline" not in bench:
         return " `benchmarks/bench_iaf.py` compares it with `transform: spline` on the unit box."
     spline, affine = bench["spline"], bench["affine"]
-    return (f" With `transform: spline` (rational-quadratic couplings on the unit box, as MadNIS and i-flow use) "
-            f"p/q stays bounded at the boundary, but in bench_iaf.py's {bench['budget_s']:.0f} s it reached a median "
-            f"{spline['efficiency_median']:.3f} over {len(spline['per_seed'])} training seeds against the affine "
-            f"flow's {affine['efficiency_median']:.3f}, and sampled at {spline['sampling_rate_1e5']:.1e} events/s "
-            f"against {affine['sampling_rate_1e5']:.1e}. What would reach 0.3: longer density training (a GPU) "
-            "at either transform.")
+    seeds = ", ".join(f"{e:.3f}" for e in affine["per_seed"])
+    note = (f" bench_iaf.py trains the same affine flow for the same {bench['budget_s']:.0f} s over "
+            f"{len(affine['per_seed'])} training seeds: per seed {seeds}, median {affine['efficiency_median']:.3f}.")
+    if affine["efficiency_median"] >= IAF_EFFICIENCY_TARGET:
+        note += (" A typical seed reaches the target, and the default run's seed did not: the spread between trained "
+                 "models is that of one largest weight.")
+    note += (f" With `transform: spline` (rational-quadratic couplings on the unit box, as MadNIS and i-flow use) "
+             f"p/q stays bounded at the boundary, but it reached a median {spline['efficiency_median']:.3f} in the same "
+             f"time, and sampled at {spline['sampling_rate_1e5']:.1e} events/s against {affine['sampling_rate_1e5']:.1e}. "
+             "What would reach 0.3 for every seed: a defensive mixture with flat phase space, q' = (1 − α) q + α·flat, "
+             "which bounds every weight by p / (α·flat), or longer density training (a GPU).")
+    return note
 
 
 def section(name: str, title: str) -> list[str]:
