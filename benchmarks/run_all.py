@@ -401,7 +401,7 @@ def _spline_note(bench: dict | None) -> str:
     note += (f" With `transform: spline` (rational-quadratic couplings on the unit box, as MadNIS and i-flow use) "
              f"p/q stays bounded at the boundary, but it reached a median {spline['efficiency_median']:.3f} in the same "
              f"time, and sampled at {spline['sampling_rate_1e5']:.1e} events/s against {affine['sampling_rate_1e5']:.1e}. "
-             "What would reach 0.3 for every seed: a defensive mixture with flat phase space, q' = (1 − α) q + α·flat, "
+             f"What would reach {IAF_EFFICIENCY_TARGET:g} for every seed: a defensive mixture with flat phase space, q' = (1 − α) q + α·flat, "
              "which bounds every weight by p / (α·flat), or longer density training (a GPU).")
     return note
 
