@@ -99,9 +99,14 @@ def logistic_log_pdf(z: torch.Tensor) -> torch.Tensor:
 
 
 @pytest.mark.parametrize("base", ["normal", "logistic"])
-@pytest.mark.parametrize("family, extra", [("maf", {}), ("realnvp", {}), ("nsf", {}), ("iaf", {}), ("iaf", {"transform": "spline"})])
+@pytest.mark.parametrize("family, extra", [
+    ("maf", {}), ("realnvp", {}), ("nsf", {}), ("iaf", {"defensive": 0}), ("iaf", {"transform": "spline", "defensive": 0}),
+])
 def test_flow_log_prob_is_change_of_variables(family, extra, base):
-    """log q(x) = log base(f(x)) + log |det ∂f/∂x| with f the flow's x → z map, Jacobian by autograd."""
+    """log q(x) = log base(f(x)) + log |det ∂f/∂x| with f the flow's x → z map, Jacobian by autograd.
+
+    The IAF's defensive mixture is switched off: its flow alone is a change of variables.
+    """
     torch.manual_seed(4)
     model = build(family, 3, hidden=(16, 16), base=base, **extra)
     x = draw(model, 5, seed=7)
@@ -161,6 +166,54 @@ def test_iaf_density_of_its_samples_agrees_both_ways(transform):
     with torch.no_grad():
         x, log_q = model.sample_and_log_prob(200)
         assert torch.allclose(model.log_prob(x), log_q, atol=1e-4)
+
+
+def test_iaf_defensive_mixture_is_the_flow_plus_a_flat_box_and_samples_as_it_says():
+    """q' = (1 − α) q + α·flat, flat = Π scale·u(1 − u) the uniform density on the unit box;
+    q' ≥ α·flat everywhere (which bounds every weight p/q'), and draws from q' weigh any
+    normalised density r to E[r/q'] = 1, near the flow and near the box alike."""
+    alpha = 0.3
+    box = {"loc": [2.0, -1.0], "scale": [0.5, 0.5]}  # the flat box's centre, −loc/scale, sits at (−4, 2)
+    torch.manual_seed(6)
+    model = build("iaf", 2, hidden=(16, 16), unit_box=box, defensive=alpha)
+    flow_only = build("iaf", 2, hidden=(16, 16), unit_box=box, defensive=0)
+    flow_only.load_state_dict(model.state_dict())
+    x = torch.tensor([[0.0, 0.0], [-4.0, 2.0], [1.5, -2.0], [30.0, -30.0], [-25.0, 40.0]])
+    scale, loc = torch.tensor(box["scale"]), torch.tensor(box["loc"])
+    u = torch.sigmoid(scale * x.double() + loc)
+    flat = (scale * u * (1 - u)).prod(-1)
+    with torch.no_grad():
+        q = flow_only.log_prob(x).double().exp()
+        mixture = model.log_prob(x).double().exp()
+    assert torch.allclose(mixture, (1 - alpha) * q + alpha * flat, rtol=1e-4)
+    assert (model.log_prob(x).double() >= math.log(alpha) + flat.log() - 1e-5).all()
+    assert q[3] < 1e-6 * flat[3]  # far out the flow alone would give weights 1e6 times larger
+
+    with torch.no_grad():
+        xs, log_q = model.sample_and_log_prob(200_000, generator=torch.Generator().manual_seed(0))
+    assert torch.allclose(model.log_prob(xs[:500]), log_q[:500], atol=1e-4)
+    for centre, width in (((0.0, 0.0), 1.0), ((-4.0, 2.0), 2.0)):
+        r = torch.distributions.Normal(torch.tensor(centre), width).log_prob(xs.double()).sum(-1)
+        ratio = (r - log_q.double()).exp()
+        assert ratio.mean().item() == pytest.approx(1.0, abs=4 * ratio.std().item() / math.sqrt(len(ratio)) + 1e-3)
+    drawn = model.sample(200_000, generator=torch.Generator().manual_seed(0))
+    assert torch.equal(drawn, xs)  # one seed, the same events whether or not their density is asked for
+    with pytest.raises(InputError, match="defensive"):
+        build("iaf", 2, defensive=1.0)
+
+
+def test_iaf_marginal_spline_starts_as_the_identity():
+    torch.manual_seed(7)
+    with_marginals = build("iaf", 3, hidden=(16, 16), defensive=0)
+    plain = build("iaf", 3, hidden=(16, 16), defensive=0, marginal_bins=0)
+    marginals, affine = "flow.transform.transforms.0.", "flow.transform.transforms.1."
+    state = {k.replace(affine, marginals, 1) if k.startswith(affine) else k: v
+             for k, v in with_marginals.state_dict().items() if not k.startswith(marginals)}
+    plain.load_state_dict(state)
+    x = torch.randn(50, 3, generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        assert torch.allclose(with_marginals.log_prob(x), plain.log_prob(x), atol=1e-5)
+    assert with_marginals.n_parameters() == plain.n_parameters() + 3 * (8 + 8 + 7)
 
 
 def test_box_squash_maps_the_real_line_through_the_unit_box():
