@@ -109,8 +109,8 @@ def fit_density(
 
     An epoch is ``settings.density_steps_per_epoch`` steps of ``density_batch_size`` fresh
     samples (see :meth:`hepgenbench.models.flows.FlowGenerator.density_step`). The
-    validation loss is the self-normalised estimate of KL(p‖q) on one fixed set of draws,
-    so that it moves only when the model does.
+    validation loss is the self-normalised estimate of KL(p‖q) on one fixed set of base
+    draws, so that it moves only when the model does.
     """
     if not hasattr(model, "density_step"):
         raise InputError(f"model family '{model.family}' cannot be trained against a density; use a flow such as 'iaf'")
@@ -118,6 +118,7 @@ def fit_density(
         raise InputError("training against a density supports unconditional models only")
     device = _prepare(model, settings)
     shuffle = torch.Generator().manual_seed(settings.seed)  # unused by the steps; kept for one checkpoint format
+    z_val = model.draw_base(settings.density_batch_size, torch.Generator().manual_seed(settings.seed + 1)).cpu()
 
     def run_epoch(optimizers: list[torch.optim.Optimizer], deadline: float) -> tuple[dict[str, float], int]:
         losses = []
@@ -128,7 +129,7 @@ def fit_density(
         return {"loss": float(np.mean(losses))}, len(losses) * settings.density_batch_size
 
     def validate() -> float:
-        return model.density_validation(log_density, settings.density_batch_size, settings.seed + 1)
+        return model.density_validation(log_density, z_val)
 
     return _train(model, settings, device, run_epoch, validate, shuffle, checkpoint_path, csv_path, log, callback)
 
