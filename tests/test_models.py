@@ -200,6 +200,8 @@ def test_iaf_defensive_mixture_is_the_flow_plus_a_flat_box_and_samples_as_it_say
     assert torch.equal(drawn, xs)  # one seed, the same events whether or not their density is asked for
     with pytest.raises(InputError, match="defensive"):
         build("iaf", 2, defensive=1.0)
+    almost_all_box = build("iaf", 2, defensive=0.9999)  # the flow's share of a small batch is then empty
+    assert almost_all_box.sample_and_log_prob(3)[0].shape == almost_all_box.sample(3).shape == (3, 2)
 
 
 def test_iaf_marginal_spline_starts_as_the_identity():
