@@ -358,9 +358,11 @@ def miss_notes(models: dict | None, e2e: dict | None, memory: dict | None, q: di
             notes.append(f"- **iaf unweighting** {u['model']['efficiency']:.3f} at 1e5 events (flat phase space "
                          f"{u['flat']['efficiency']:.3f}), after {iaf.get('epochs')} epochs of density steps in its 75 s "
                          f"budget ({iaf.get('stopped_because')})" + (f", at an exact KL of {kl:.4f} nats" if kl else "")
-                         + ". ⟨w⟩/max w is set by the single largest weight, which grows with the sample, and "
-                         "the affine flow's largest weights sit in the far tails of the logits, at the edges of "
-                         "the box." + _spline_note(load("iaf")))
+                         + ". ⟨w⟩/max w is set by the single largest weight, which grows with the sample. The "
+                         "sampler is already the defensive mixture 0.95 q + 0.05 flat box, which caps each weight at "
+                         "p / (0.05·flat); what is left are the edges of the box, where the flow's tails fall faster "
+                         "than p's and the flat component's events then carry weights near that cap."
+                         + _spline_note(load("iaf")))
     return notes
 
 
@@ -401,8 +403,8 @@ def _spline_note(bench: dict | None) -> str:
     note += (f" With `transform: spline` (rational-quadratic couplings on the unit box, as MadNIS and i-flow use) "
              f"p/q stays bounded at the boundary, but it reached a median {spline['efficiency_median']:.3f} in the same "
              f"time, and sampled at {spline['sampling_rate_1e5']:.1e} events/s against {affine['sampling_rate_1e5']:.1e}. "
-             f"What would reach {IAF_EFFICIENCY_TARGET:g} for every seed: a defensive mixture with flat phase space, q' = (1 − α) q + α·flat, "
-             "which bounds every weight by p / (α·flat), or longer density training (a GPU).")
+             f"What would reach {IAF_EFFICIENCY_TARGET:g} for every seed: a flow whose tails match p's at the edges of the "
+             "box (the spline's slopes there trained, or a longer density training on a GPU).")
     return note
 
 
