@@ -177,6 +177,24 @@ class E2EResult:
     log_wrapper_mean_s: float | None
     load_before: float
     load_after: float
+    scontrol_s: float | None = None
+
+
+def scontrol_seconds() -> float | None:
+    """How long ``scontrol show config`` takes here (None without Slurm's client).
+
+    snakemake-executor-plugin-slurm runs it when Snakemake loads its plugins, at every
+    start, even of a local run, with a 10 s timeout: with the client installed but no
+    controller answering, each start waits that long (2026-12-02, plugin 2.x).
+    """
+    if shutil.which("scontrol") is None:
+        return None
+    t0 = time.perf_counter()
+    try:
+        subprocess.run(["scontrol", "show", "config"], capture_output=True, timeout=15)
+    except subprocess.TimeoutExpired:
+        pass
+    return time.perf_counter() - t0
 
 
 def run_e2e(config: str, cores: int, workdir: Path) -> E2EResult:
@@ -187,6 +205,7 @@ def run_e2e(config: str, cores: int, workdir: Path) -> E2EResult:
     (shim_dir / "hepgenbench").write_text(SHIM.format(real=real, record=record))
     (shim_dir / "hepgenbench").chmod(0o755)
     env = {**os.environ, "PATH": f"{shim_dir}:{Path(sys.executable).parent}:{os.environ['PATH']}", "CONDOR_CONFIG": "/dev/null"}
+    scontrol_s = scontrol_seconds()
     load_before = os.getloadavg()[0]
     t0_epoch, t0 = time.time(), time.perf_counter()
     proc = subprocess.run([sys.executable, "-m", "snakemake", "--cores", str(cores), "--configfile", config],
@@ -214,7 +233,7 @@ def run_e2e(config: str, cores: int, workdir: Path) -> E2EResult:
         spans = sorted(b - a for _, a, b in intervals if _ != "all")
         log_wrapper = (sum(spans) - own) / max(1, len(jobs))
     return E2EResult(
-        config=config, cores=cores, returncode=proc.returncode, wall_s=wall, busy_s=busy,
+        config=config, cores=cores, returncode=proc.returncode, wall_s=wall, busy_s=busy, scontrol_s=scontrol_s,
         overhead_s=wall - busy, overhead_fraction=(wall - busy) / wall,
         startup_s=(min(j.start for j in jobs) - t0_epoch) if jobs else wall,
         tail_s=(t1_epoch - max(j.end for j in jobs)) if jobs else 0.0,
@@ -277,6 +296,8 @@ def to_markdown(r: E2EResult, previous: dict | None, target_s: float) -> list[st
         f"| **overhead (W − B) / W** | {r.overhead_s:.1f} s = {100 * r.overhead_fraction:.1f} % | ≤ 5 % | "
         f"{ok(r.overhead_fraction <= 0.05)} |",
         f"| … of which before the first job / after the last | {r.startup_s:.1f} s / {r.tail_s:.1f} s | | |",
+        "| … of that, `scontrol show config`, which the Slurm executor plugin runs at each Snakemake start | "
+        + ("no Slurm client here" if r.scontrol_s is None else f"{r.scontrol_s:.1f} s") + " | | |",
         f"| Σ own times (all jobs) / benchmark TSVs only | {r.sum_own_s:.1f} s / {r.benchmarked_sum_s:.1f} s | | |",
         f"| own time of jobs without a `benchmark:` (merge, split, preprocess, report) | {r.unbenchmarked_own_s:.1f} s | | |",
         f"| makespan lower bound L = max(critical path {r.critical_path_s:.1f} s, Σ own / {r.cores}) | "
