@@ -307,7 +307,7 @@ class IAF(FlowGenerator):
       the largest weights, and so the unweighting efficiency, stop depending on a few
       events at the edge of the box. The flow q is trained alone; sampling, ``log_prob``
       and :meth:`sample_and_log_prob` are the mixture's. It costs at most −log(1 − α) in
-      KL(p‖q). On two flows trained for 75 s, each weighed over 10 seeds of 1e5 events,
+      KL(p‖q): the default run's exact KL went from 0.0009 to 0.0084 nats. On two flows trained for 75 s, each weighed over 10 seeds of 1e5 events,
       the median efficiency went from 0.29 and 0.50 at α = 0 to 0.74 and 0.73 at 0.05
       (0.53–0.70 at 0.01–0.1). Training q as the mixture, the box's events in the
       forward-KL estimate, cost a quarter of the epochs and ended lower (median 0.44
