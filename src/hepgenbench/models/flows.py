@@ -102,7 +102,7 @@ class FlowGenerator(Generator):
         z = standard_normal((n, self.n_features), generator, self.device)
         if self.hparams["base"] == "logistic":
             # Φ(z) is uniform, and its logit, scaled, is the unit-variance logistic.
-            return torch.special.ndtr(z).clamp(1e-7, 1 - 1e-7).logit() * _LOGISTIC_SCALE
+            return _standard_logistic(z) * _LOGISTIC_SCALE
         return z
 
     # ------------------------------------------------------------------------------------
@@ -179,7 +179,7 @@ class UnitLogistic(Distribution):
 
     def log_prob(self, x: Tensor) -> Tensor:
         y = (x - self.loc) / _LOGISTIC_SCALE
-        return (-y - 2 * softplus(-y) - math.log(_LOGISTIC_SCALE)).sum(-1)
+        return (_log_standard_logistic_pdf(y) - math.log(_LOGISTIC_SCALE)).sum(-1)
 
     def rsample(self, sample_shape: torch.Size = torch.Size()) -> Tensor:
         u = torch.rand(self._extended_shape(sample_shape), device=self.loc.device).clamp(1e-7, 1 - 1e-7)
@@ -187,6 +187,16 @@ class UnitLogistic(Distribution):
 
 
 BASES = ("normal", "logistic")
+
+
+def _standard_logistic(z: Tensor) -> Tensor:
+    """N(0, 1) draws made standard logistic: the logit of the uniform Φ(z), clamped to stay finite in float32."""
+    return torch.special.ndtr(z).clamp(1e-7, 1 - 1e-7).logit()
+
+
+def _log_standard_logistic_pdf(y: Tensor) -> Tensor:
+    """log(e^{-y} / (1 + e^{-y})²), finite for any y (the uniform's density in its logit)."""
+    return -y - 2 * softplus(-y)
 
 
 def forward_kl(log_w: Tensor) -> Tensor:
@@ -391,14 +401,14 @@ class IAF(FlowGenerator):
         if not alpha:
             return log_q
         a = self.box_scale * x + self.box_loc
-        log_flat = (self.box_scale.log() - softplus(a) - softplus(-a)).sum(-1)
+        log_flat = (self.box_scale.log() + _log_standard_logistic_pdf(a)).sum(-1)  # a flat box is logistic in its logit
         return torch.logaddexp(log_q + math.log1p(-alpha), log_flat + math.log(alpha))
 
     def _draw_components(self, n: int, generator: torch.Generator | None) -> tuple[Tensor, Tensor]:
         """Which of ``n`` events the flat box gives (each with probability α), and those events."""
         from_box = torch.special.ndtr(standard_normal((n,), generator, self.device)) < self.hparams["defensive"]
-        u = torch.special.ndtr(standard_normal((int(from_box.sum()), self.n_features), generator, self.device))
-        return from_box, (u.clamp(1e-7, 1 - 1e-7).logit() - self.box_loc) / self.box_scale
+        logit = _standard_logistic(standard_normal((int(from_box.sum()), self.n_features), generator, self.device))
+        return from_box, (logit - self.box_loc) / self.box_scale
 
 
 def _base_box(n_features: int) -> tuple[Tensor, Tensor]:
