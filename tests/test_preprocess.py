@@ -289,3 +289,118 @@ def test_unit_box_locates_each_logit_feature_on_its_interval():
         np.testing.assert_allclose(u[:, j], (events.features[:, j] - lo) / (hi - lo), atol=1e-9)
     # a log or standardised feature has no box: the whole set then has none
     assert Preprocessor.fit(_events()).unit_box() is None
+
+
+def _share_events(n: int = 400, seed: int = 0, zeros: float = 0.2) -> EventSet:
+    """Three layers of 3, 4 and 1 cells, some exactly empty, and E_inc above their sum."""
+    rng = np.random.default_rng(seed)
+    scales = np.array([1, 2, 5, 0.5, 3, 1, 8, 2.0])
+    x = rng.gamma(1.0, scales, size=(n, 8)) * (rng.random((n, 8)) >= zeros)
+    e_inc = x.sum(1, keepdims=True) * rng.uniform(1.0, 1.3, (n, 1)) + 1.0
+    groups = ["a"] * 3 + ["b"] * 4 + ["c"]
+    return EventSet(x, [f"v{i}" for i in range(8)], transforms=[
+        {"type": "shower_share", "group": g, "alpha": 1e-6} for g in groups], condition=e_inc, condition_names=["E_inc"])
+
+
+def test_shower_shares_order_each_stick_by_mean_energy_and_round_trip():
+    ev = _share_events()
+    pre = Preprocessor.fit(ev)
+    mean = ev.features.mean(0)
+    layer_means = [mean[list(cells)].sum() for cells in pre.shares.layers]
+    assert layer_means == sorted(layer_means)
+    for cells in pre.shares.layers:
+        assert list(mean[list(cells)]) == sorted(mean[list(cells)]), "the remainder of a stick is its largest cell"
+    u = pre.forward(ev.features, ev.condition)
+    np.testing.assert_allclose(u.mean(0), 0, atol=1e-9)
+    np.testing.assert_allclose(u.std(0), 1, atol=1e-9)
+    back = pre.inverse(u, ev.condition)
+    np.testing.assert_allclose(back, ev.features, rtol=1e-9, atol=1e-9)  # zeros to α's precision
+    # E_tot / E_inc is one coordinate: the last cell of the last layer holds it
+    total = pre.features[pre.shares.layers[-1][-1]]
+    j = pre.shares.layers[-1][-1]
+    np.testing.assert_allclose(np.exp(u[:, j] * total.std + total.mean) - pre.shares.TOTAL_OFFSET,
+                               ev.features.sum(1) / ev.condition[:, 0], rtol=1e-9)
+
+
+def test_shower_shares_jacobian_matches_autograd():
+    ev = _share_events(zeros=0.0)
+    pre = Preprocessor.fit(ev)
+    x = torch.as_tensor(ev.features[:6])
+    e = torch.as_tensor(ev.condition[:6])
+    analytic = pre.log_abs_det_jacobian(ev.features[:6], ev.condition[:6])
+    for i in range(6):
+        jac = torch.autograd.functional.jacobian(lambda row: pre.forward(row[None], e[i:i + 1])[0], x[i])
+        assert torch.linalg.slogdet(jac).logabsdet.item() == pytest.approx(analytic[i], abs=1e-8)
+    # the same determinant from torch inputs, where a flow's density is pulled back
+    np.testing.assert_allclose(pre.log_abs_det_jacobian(x[:6], e).numpy(), analytic, rtol=1e-12)
+
+
+def test_shower_shares_inverse_of_any_output_conserves_energy_and_stays_physical():
+    ev = _share_events()
+    pre = Preprocessor.fit(ev)
+    rng = np.random.default_rng(3)
+    wild = rng.normal(0, 5, size=(2000, 8))
+    e_inc = np.full((2000, 1), 50.0)
+    cells = pre.inverse(wild, e_inc)
+    assert (cells >= 0).all()
+    j = pre.shares.layers[-1][-1]
+    total = pre.features[j]
+    np.testing.assert_allclose(cells.sum(1), e_inc[:, 0] * (np.exp(wild[:, j] * total.std + total.mean) - 1e-6), rtol=1e-9)
+    # torch and numpy agree, both ways
+    back_t = pre.inverse(torch.as_tensor(wild), torch.as_tensor(e_inc))
+    np.testing.assert_allclose(back_t.numpy(), cells, rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(pre.forward(torch.as_tensor(ev.features), torch.as_tensor(ev.condition)).numpy(),
+                               pre.forward(ev.features, ev.condition), rtol=1e-9, atol=1e-9)
+
+
+def test_shower_shares_survive_json_and_zero_suppress():
+    ev = _share_events()
+    for t in ev.transforms:
+        t["threshold"] = 0.05
+    pre = Preprocessor.fit(ev)
+    again = Preprocessor.from_dict(pre.to_dict())
+    assert again.shares == pre.shares
+    u = pre.forward(ev.features, ev.condition)
+    np.testing.assert_array_equal(again.forward(ev.features, ev.condition), u)
+    small = ev.features.copy()
+    small[:, 0] = 0.04  # below the threshold: generated, it reads 0
+    back = pre.inverse(pre.forward(small, ev.condition), ev.condition)
+    assert (back[:, 0] == 0).all()
+    np.testing.assert_allclose(back, np.where(small < 0.05, 0.0, small), rtol=1e-6, atol=0)
+
+
+@pytest.mark.parametrize("change, message", [
+    (lambda t: t[0].pop("group"), "feature 'v0': 'shower_share' needs 'group'"),
+    (lambda t: t[1].update(alpha=1e-3), "must share one alpha and one threshold"),
+])
+def test_shower_share_specs_are_checked(change, message):
+    ev = _share_events()
+    change(ev.transforms)
+    with pytest.raises(InputError, match=message):
+        Preprocessor.fit(ev)
+
+
+@pytest.mark.parametrize("kind", ["shower_share", "fraction_logit"])
+def test_dequantize_spreads_suppressed_cells_below_the_threshold_and_the_inverse_restores_them(kind):
+    ev = _share_events(n=4000, zeros=0.3)
+    ev.features[ev.features < 0.05] = 0.0  # read out as the detector does
+    for t in ev.transforms:
+        t.update(type=kind, threshold=0.05)
+        if kind == "fraction_logit":
+            t.pop("group")
+    pre = Preprocessor.fit(ev)
+    cells = pre.dequantize(ev.features, np.random.default_rng(1))
+    empty = ev.features == 0
+    np.testing.assert_array_equal(cells[~empty], ev.features[~empty])
+    spread = cells[empty] / 0.05  # uniform on [0, 1): mean 1/2, variance 1/12
+    assert spread.min() >= 0 and spread.max() < 1
+    assert abs(spread.mean() - 0.5) < 4 * np.sqrt(1 / 12 / spread.size)
+    assert abs(spread.var() - 1 / 12) < 0.01
+    # the models see the dequantized cells standardised, and their inverse suppresses them again
+    u = pre.forward(cells, ev.condition)
+    np.testing.assert_allclose(u.mean(0), 0, atol=0.05)
+    np.testing.assert_allclose(pre.inverse(u, ev.condition), ev.features, rtol=1e-6, atol=0)
+    # features without a threshold are left alone
+    ev_plain = _events()
+    np.testing.assert_array_equal(Preprocessor.fit(ev_plain).dequantize(ev_plain.features, np.random.default_rng(1)),
+                                  ev_plain.features)

@@ -162,7 +162,13 @@ def test_read_calochallenge_round_trip(tmp_path):
         np.testing.assert_array_equal(events.condition, f["incident_energies"][()])
     assert events.kind == "calo" and events.condition_names == ["E_inc"]
     assert events.feature_names[0] == "v000" and events.feature_names[-1] == "v367"
-    assert events.transforms[5] == {"type": "fraction_logit", "alpha": 1e-6, "threshold": 0.015}
+    assert events.transforms[5] == {"type": "shower_share", "group": "layer0", "alpha": 1e-6, "threshold": 0.015}
+    assert events.transforms[8]["group"] == "layer1" and events.transforms[-1]["group"] == "layer12"
+    assert [t["group"] for t in events.transforms].count("layer2") == 190
+    voxels = read_calochallenge(path, representation="voxels")
+    assert voxels.transforms[5] == {"type": "fraction_logit", "alpha": 1e-6, "threshold": 0.015}
+    with pytest.raises(InputError, match="representation 'pixels' is not one of"):
+        read_calochallenge(path, representation="pixels")
 
 
 def test_read_calochallenge_errors(tmp_path):

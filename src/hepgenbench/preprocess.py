@@ -39,6 +39,14 @@ Each feature carries a spec (set by the data source or the user's config):
     CaloFlow (arXiv:2106.05285). Zero cells map to a finite value, and the inverse
     never produces a negative energy. An optional ``threshold`` (same unit as ``x``)
     zero-suppresses the inverse: cells below it come back as exactly 0.
+``{"type": "shower_share", "group": "<layer>", "alpha": α}``
+    for calorimeter cells, as one block: every cell of this type, grouped into layers by
+    ``group``, is re-expressed by the shower's total energy over E_inc, each layer's share
+    of it and each cell's share of its layer, by stick breaking (see :class:`ShowerShares`).
+    It is CaloFlow's split of the energy from the shape (arXiv:2106.05285), kept
+    invertible: E_tot / E_inc, which a per-cell map spreads over hundreds of coordinates,
+    is one coordinate, and no generated cell can be negative or overdraw its layer. An
+    optional ``threshold`` zero-suppresses the inverse as for ``fraction_logit``.
 
 After the elementwise map every feature is standardised with the training mean and
 standard deviation. Conditions are standardised, after a log when they are positive (the
@@ -55,7 +63,7 @@ import math
 import sys
 import warnings
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -64,7 +72,8 @@ from hepgenbench.io import EventSet
 
 Array = Any  # numpy.ndarray or torch.Tensor
 _EPS = 1e-6  # keeps bounded values strictly inside (low, high) before the logit
-KNOWN_TYPES = ("standard", "log", "bounded", "dalitz", "pair_mass", "delta_phi", "fraction_logit")
+KNOWN_TYPES = ("standard", "log", "bounded", "dalitz", "pair_mass", "delta_phi", "fraction_logit", "shower_share")
+SHARE_TYPE = "shower_share"  # a block over every feature of the type, not a per-feature map
 DEPENDENT_TYPES = {"dalitz": 1, "pair_mass": 5, "delta_phi": 1}  # how many other features each depends on
 UNIT_BOX_TYPES = ("bounded", "dalitz", "delta_phi")  # logit of a fraction u ∈ (0, 1) that fills its interval
 _TWO_PI = 2 * math.pi
@@ -122,6 +131,7 @@ class FeatureTransform:
 
     def elementwise(self, x: Array, scale: Array | None, given: list[Array] | None = None) -> Array:
         """Physical value → pre-standardisation value (``given``: the physical columns it depends on)."""
+        _refuse_block(self)
         xp = _ns(x)
         if self.type == "standard":
             return x
@@ -144,6 +154,7 @@ class FeatureTransform:
         raise InputError(f"feature '{self.name}': unknown transform type '{self.type}'; known: {KNOWN_TYPES}")
 
     def inverse_elementwise(self, y: Array, scale: Array | None, given: list[Array] | None = None) -> Array:
+        _refuse_block(self)
         xp = _ns(y)
         if self.type == "standard":
             return y
@@ -173,6 +184,7 @@ class FeatureTransform:
 
     def log_derivative(self, x: Array, scale: Array | None, given: list[Array] | None = None) -> Array:
         """log |du/dx| of the full map (elementwise then standardisation)."""
+        _refuse_block(self)
         xp = _ns(x)
         if self.type == "standard":
             d = xp.zeros_like(x)
@@ -200,12 +212,164 @@ class FeatureTransform:
         return d - math.log(self.std)
 
 
+def _refuse_block(f: FeatureTransform) -> None:
+    if f.type == SHARE_TYPE:  # a programming error: the Preprocessor maps these as one block
+        raise RuntimeError(f"feature '{f.name}': '{SHARE_TYPE}' is a block transform, applied by Preprocessor")
+
+
+def _reverse_cumsum(y: Array) -> Array:
+    """R_k = Σ_{j≥k} y_j along axis 1: what is left of the stick at value k."""
+    xp = _ns(y)
+    return xp.flip(xp.cumsum(xp.flip(y, (1,)), 1), (1,))
+
+
+def _exclusive_cumprod(a: Array) -> Array:
+    """Π_{j<k} a_j along axis 1 (1 at k = 0)."""
+    xp = _ns(a)
+    return xp.cumprod(xp.concatenate([xp.ones_like(a[:, :1]), a[:, :-1]], 1), 1)
+
+
+@dataclass(frozen=True)
+class ShowerShares:
+    """A shower's cells as its energy and its shape, by stick breaking; bijective.
+
+    For n values y ≥ 0 with R_k = Σ_{j≥k} y_j (what is left before the k-th), the n − 1
+    shares s_k = y_k / R_k ∈ [0, 1] and the sum R_0 give back y_k = s_k R_0 Π_{j<k}(1 − s_j),
+    the last value taking what is left. This is done twice: the cells of each layer into
+    the layer's energy and their shares of it, and the layers' energies into E_tot and
+    their shares of it. Layers and cells are in ascending order of their mean energy in the
+    training split, so that the remainder of each stick is its largest value and the other
+    shares are close to plain fractions of the layer (CaloFlow's normalised cells,
+    arXiv:2106.05285). One coordinate per cell column:
+
+    * a cell other than its layer's last: logit(α + (1 − 2α) s) of its share;
+    * the last cell of a layer other than the last layer: that of its layer's share;
+    * the last cell of the last layer: log(E_tot / E_inc + δ).
+
+    The Jacobian of (R_0, s) → y is Π_{k<n−1} R_k, so log |∂coordinates/∂x| is a sum of
+    −log R_k and the logits' log-derivatives. The share of an empty remainder (R_k = 0) is
+    set to 0 and, being constant, adds nothing: like a zero cell, it is a point mass, which
+    no density describes.
+
+    Attributes:
+        layers: per layer in stick order, the column indices of its cells in stick order.
+        alpha: the logit's regulariser.
+        threshold: generated cells below it come back as 0 (the cells' unit).
+    """
+
+    layers: tuple[tuple[int, ...], ...]
+    alpha: float = 1e-6
+    threshold: float = 0.0
+
+    TOTAL_OFFSET: ClassVar[float] = 1e-6  # δ: keeps a shower with no energy finite
+
+    @classmethod
+    def from_features(cls, features: list[FeatureTransform]) -> "ShowerShares | None":
+        """The block of a fitted preprocessor's ``shower_share`` features (None if it has none)."""
+        cells = [(j, f.params) for j, f in enumerate(features) if f.type == SHARE_TYPE]
+        if not cells:
+            return None
+        groups: dict[str, list[tuple[int, dict]]] = {}
+        for j, params in cells:
+            groups.setdefault(str(params["group"]), []).append((j, params))
+        ordered = sorted(groups.values(), key=lambda g: g[0][1]["layer_rank"])
+        layers = tuple(tuple(j for j, p in sorted(g, key=lambda c: c[1]["cell_rank"])) for g in ordered)
+        first = cells[0][1]
+        return cls(layers, float(first.get("alpha", 1e-6)), float(first.get("threshold", 0.0)))
+
+    @property
+    def columns(self) -> list[int]:
+        return [j for layer in self.layers for j in layer]
+
+    def coordinates(self, x: Array, e_inc: Array) -> dict[int, Array]:
+        """Cells (physical units) → the block's coordinates, by column."""
+        xp = _ns(x)
+        out: dict[int, Array] = {}
+        energies = []
+        for cells in self.layers:
+            y = xp.clip(x[:, list(cells)], 0.0, None)
+            remaining = _reverse_cumsum(y)
+            logits = self._share_logit(y[:, :-1], remaining[:, :-1])
+            out.update({col: logits[:, i] for i, col in enumerate(cells[:-1])})
+            energies.append(remaining[:, 0])
+        energy = xp.stack(energies, 1)
+        remaining = _reverse_cumsum(energy)
+        logits = self._share_logit(energy[:, :-1], remaining[:, :-1])
+        out.update({cells[-1]: logits[:, i] for i, cells in enumerate(self.layers[:-1])})
+        out[self.layers[-1][-1]] = xp.log(remaining[:, 0] / e_inc + self.TOTAL_OFFSET)
+        return out
+
+    def cells(self, coordinates: dict[int, Array], e_inc: Array) -> dict[int, Array]:
+        """The block's coordinates, by column → cells (physical units), by column."""
+        xp = _ns(e_inc)
+        total = e_inc * xp.clip(xp.exp(coordinates[self.layers[-1][-1]]) - self.TOTAL_OFFSET, 0.0, None)
+        energy = self._unbreak(total, self._shares(coordinates, [cells[-1] for cells in self.layers[:-1]], total))
+        out: dict[int, Array] = {}
+        for l, cells in enumerate(self.layers):
+            y = self._unbreak(energy[:, l], self._shares(coordinates, cells[:-1], total))
+            if self.threshold > 0:  # zero suppression, as for fraction_logit
+                y = xp.where(y < self.threshold, xp.zeros_like(y), y)
+            out.update({col: y[:, i] for i, col in enumerate(cells)})
+        return out
+
+    def log_abs_det_jacobian(self, x: Array, e_inc: Array) -> Array:
+        """log |∂coordinates/∂cells| per event."""
+        xp = _ns(x)
+        total = 0.0
+        energies = []
+        for cells in self.layers:
+            y = xp.clip(x[:, list(cells)], 0.0, None)
+            remaining = _reverse_cumsum(y)
+            total = total + self._share_log_derivative(y[:, :-1], remaining[:, :-1])
+            energies.append(remaining[:, 0])
+        energy = xp.stack(energies, 1)
+        remaining = _reverse_cumsum(energy)
+        total = total + self._share_log_derivative(energy[:, :-1], remaining[:, :-1])
+        return total - xp.log(remaining[:, 0] + self.TOTAL_OFFSET * e_inc)
+
+    def _regularised_share(self, y: Array, remaining: Array) -> Array:
+        xp = _ns(y)
+        nonempty = remaining > 0
+        share = xp.where(nonempty, y / xp.where(nonempty, remaining, xp.ones_like(remaining)), xp.zeros_like(y))
+        return self.alpha + (1 - 2 * self.alpha) * xp.clip(share, 0.0, 1.0)
+
+    def _share_logit(self, y: Array, remaining: Array) -> Array:
+        return _logit(self._regularised_share(y, remaining))
+
+    def _share_log_derivative(self, y: Array, remaining: Array) -> Array:
+        xp = _ns(y)
+        p = self._regularised_share(y, remaining)
+        nonempty = remaining > 0
+        safe = xp.where(nonempty, remaining, xp.ones_like(remaining))
+        d = math.log(1 - 2 * self.alpha) - xp.log(p) - xp.log1p(-p) - xp.log(safe)
+        return xp.where(nonempty, d, xp.zeros_like(d)).sum(1)
+
+    def _shares(self, coordinates: dict[int, Array], columns: tuple[int, ...] | list[int], like: Array) -> Array:
+        """The shares of ``columns`` back from their logits, (N, len(columns))."""
+        xp = _ns(like)
+        if not columns:
+            return xp.zeros_like(like[:, None])[:, :0]
+        p = xp.stack([_sigmoid(coordinates[c]) for c in columns], 1)
+        return xp.clip((p - self.alpha) / (1 - 2 * self.alpha), 0.0, 1.0)
+
+    @staticmethod
+    def _unbreak(total: Array, shares: Array) -> Array:
+        """(R_0, s) → y: y_k = s_k R_0 Π_{j<k}(1 − s_j), the last value taking what is left."""
+        xp = _ns(total)
+        full = xp.concatenate([shares, xp.ones_like(total[:, None])], 1)
+        return total[:, None] * full * _exclusive_cumprod(1 - full)
+
+
 @dataclass
 class Preprocessor:
     """Fitted feature and condition transforms of one dataset; JSON-serialisable."""
 
     features: list[FeatureTransform]
     conditions: list[FeatureTransform] = field(default_factory=list)
+    shares: ShowerShares | None = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        self.shares = ShowerShares.from_features(self.features)
 
     @classmethod
     def fit(cls, train: EventSet) -> "Preprocessor":
@@ -218,18 +382,25 @@ class Preprocessor:
             kind = spec.pop("type", "standard")
             if kind not in KNOWN_TYPES:
                 raise InputError(f"feature '{name}': unknown transform type '{kind}'; known: {KNOWN_TYPES}")
-            if kind == "fraction_logit" and scale is None:
-                raise InputError(f"feature '{name}': 'fraction_logit' needs a condition column (the incident energy)")
+            if kind in ("fraction_logit", SHARE_TYPE) and scale is None:
+                raise InputError(f"feature '{name}': '{kind}' needs a condition column (the incident energy)")
             if kind == "bounded" and not spec.get("high", 0) > spec.get("low", 0):
                 raise InputError(f"feature '{name}': 'bounded' needs numeric low < high, got {spec}")
-            given = None
+            if kind == SHARE_TYPE and "group" not in spec:
+                raise InputError(f"feature '{name}': '{SHARE_TYPE}' needs 'group', the name of the cell's layer")
             if kind in DEPENDENT_TYPES:
                 _check_dependent(name, kind, spec, train.feature_names)
-                given = [train.features[:, train.feature_names.index(g)] for g in _given_names(spec)]
-            ft = FeatureTransform(name, kind, {k: v if k == "given" else float(v) for k, v in spec.items()})
-            y = ft.elementwise(train.features[:, j], scale, given)
-            ft.mean, ft.std = _mean_std(name, y)
+            ft = FeatureTransform(name, kind, {k: v if k in ("given", "group") else float(v) for k, v in spec.items()})
             feats.append(ft)
+        # Standardise what the models will see: the cells dequantized (see ``dequantize``);
+        # the draw fixes only each column's mean and standard deviation.
+        x = _dequantize(feats, train.features, np.random.default_rng(0))
+        for j, ft in enumerate(feats):
+            if ft.type != SHARE_TYPE:
+                given = [x[:, train.feature_names.index(g)] for g in _given_names(ft.params)] \
+                    if ft.type in DEPENDENT_TYPES else None
+                ft.mean, ft.std = _mean_std(ft.name, ft.elementwise(x[:, j], scale, given))
+        _fit_shares(feats, train.features, x, scale)
         dependency_order(feats)  # refuses a cycle before anything is written
         conds = []
         if train.condition is not None:
@@ -239,6 +410,18 @@ class Preprocessor:
                 ft.mean, ft.std = _mean_std(name, ft.elementwise(c, None))
                 conds.append(ft)
         return cls(feats, conds)
+
+    def dequantize(self, x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        """A copy of ``x`` whose zero-suppressed cells are spread uniformly over [0, threshold).
+
+        Suppression leaves every empty cell at exactly 0: a point mass, which no density
+        describes, and in network space far below the smallest cell that reads out. Spread
+        below the threshold, where the inverse suppresses it back to 0, it joins them, as
+        CaloFlow's uniform noise does (arXiv:2106.05285). Training and the likelihood see
+        dequantized cells; the sample, and so every metric, is zero-suppressed as the truth.
+        Features without a readout ``threshold`` are returned as they are.
+        """
+        return _dequantize(self.features, x, rng)
 
     def _scale(self, cond: Array | None) -> Array | None:
         return None if cond is None else cond[:, 0]
@@ -253,7 +436,9 @@ class Preprocessor:
     def forward(self, x: Array, cond: Array | None = None) -> Array:
         """Physical units → network space."""
         s = self._scale(cond)
-        cols = [(f.elementwise(x[:, j], s, self._given(f, x)) - f.mean) / f.std for j, f in enumerate(self.features)]
+        block = self.shares.coordinates(x, s) if self.shares else {}
+        cols = [((block[j] if j in block else f.elementwise(x[:, j], s, self._given(f, x))) - f.mean) / f.std
+                for j, f in enumerate(self.features)]
         return _ns(x).stack(cols, 1)
 
     def inverse(self, u: Array, cond: Array | None = None) -> Array:
@@ -261,9 +446,15 @@ class Preprocessor:
         s = self._scale(cond)
         index = {f.name: j for j, f in enumerate(self.features)}
         cols: list[Array | None] = [None] * len(self.features)
+        if self.shares:
+            standard = {j: u[:, j] * self.features[j].std + self.features[j].mean for j in self.shares.columns}
+            for j, cells in self.shares.cells(standard, s).items():
+                cols[j] = cells
         # A dependent feature is inverted after the physical columns it depends on.
         for j in dependency_order(self.features):
             f = self.features[j]
+            if f.type == SHARE_TYPE:
+                continue
             given = [cols[index[g]] for g in _given_names(f.params)] if f.type in DEPENDENT_TYPES else None
             cols[j] = f.inverse_elementwise(u[:, j] * f.std + f.mean, s, given)
         return _ns(u).stack(cols, 1)
@@ -274,10 +465,16 @@ class Preprocessor:
         Exact for the dependent types too: u(m²₁₂) depends on m²₂₃ but not the reverse
         (likewise log m_μμ on the first muon and the angles, an opening angle on its
         reference azimuth), and the dependencies have no cycle, so in their order the
-        Jacobian is triangular and its determinant the product of the diagonal.
+        Jacobian is triangular and its determinant the product of the diagonal. The
+        ``shower_share`` block is a map of its own cells only, with its own determinant.
         """
         s = self._scale(cond)
-        return sum(f.log_derivative(x[:, j], s, self._given(f, x)) for j, f in enumerate(self.features))
+        total = sum(f.log_derivative(x[:, j], s, self._given(f, x)) for j, f in enumerate(self.features)
+                    if f.type != SHARE_TYPE)
+        if self.shares:
+            total = total + self.shares.log_abs_det_jacobian(x, s) - sum(
+                math.log(self.features[j].std) for j in self.shares.columns)
+        return total
 
     def unit_box(self) -> dict[str, list[float]] | None:
         """Where the network coordinates' unit box is, when every feature is the logit of a
@@ -359,6 +556,42 @@ def dependency_order(features: list[FeatureTransform]) -> list[int]:
         for j in ready:
             del needs[j]
     return order
+
+
+def _dequantize(features: list[FeatureTransform], x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    out = np.array(x, dtype=np.float64, copy=True)
+    for j, f in enumerate(features):
+        threshold = f.params.get("threshold", 0.0) if f.type in ("fraction_logit", SHARE_TYPE) else 0.0
+        if threshold > 0:
+            empty = out[:, j] < threshold
+            out[empty, j] = rng.uniform(0.0, threshold, int(empty.sum()))
+    return out
+
+
+def _fit_shares(features: list[FeatureTransform], x: np.ndarray, x_dequantized: np.ndarray,
+                scale: np.ndarray | None) -> None:
+    """Put the ``shower_share`` cells in stick order (ascending mean energy of ``x``, within
+    each layer and across layers) and standardise the block's coordinates of
+    ``x_dequantized``, in place."""
+    columns = [j for j, f in enumerate(features) if f.type == SHARE_TYPE]
+    if not columns:
+        return
+    groups: dict[str, list[int]] = {}
+    for j in columns:
+        groups.setdefault(str(features[j].params["group"]), []).append(j)
+    mean = np.clip(x, 0.0, None).mean(axis=0)
+    layer_mean = {g: mean[cols].sum() for g, cols in groups.items()}
+    for layer_rank, g in enumerate(sorted(groups, key=lambda g: (layer_mean[g], groups[g][0]))):
+        for cell_rank, j in enumerate(sorted(groups[g], key=lambda j: (mean[j], j))):
+            features[j].params.update(layer_rank=layer_rank, cell_rank=cell_rank)
+    alphas = {features[j].params.get("alpha", 1e-6) for j in columns}
+    thresholds = {features[j].params.get("threshold", 0.0) for j in columns}
+    if len(alphas) > 1 or len(thresholds) > 1:
+        raise InputError(f"'{SHARE_TYPE}' features must share one alpha and one threshold; got alpha {sorted(alphas)}, "
+                         f"threshold {sorted(thresholds)}")
+    block = ShowerShares.from_features(features)
+    for j, y in block.coordinates(x_dequantized, scale).items():
+        features[j].mean, features[j].std = _mean_std(features[j].name, y)
 
 
 def _opening_fraction(phi: Array, given: list[Array]) -> Array:

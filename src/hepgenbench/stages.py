@@ -24,6 +24,7 @@ from hepgenbench.io import EventSet, event_writer, read_events, read_json, write
 from hepgenbench.logging_utils import log
 from hepgenbench.ordering import META_KEY as ORDER_KEY, object_orders, ordered_log_prob, put_in_order
 from hepgenbench.preprocess import Preprocessor
+from hepgenbench.seeding import derive_seed
 from hepgenbench.split import SplitFractions, read_split, split_indices, write_split
 
 #: Sources the workflow generates itself, and the event kind each yields.
@@ -61,7 +62,8 @@ def merge(chunks: list[str], output: str) -> None:
 
 
 #: Dataset config keys that steer the workflow rather than the reader.
-WORKFLOW_KEYS = ("source", "name", "split", "training", "n_events", "chunks", "level", "readout_threshold_mev")
+WORKFLOW_KEYS = ("source", "name", "split", "training", "n_events", "chunks", "level", "readout_threshold_mev",
+                 "representation")
 
 
 def _root_spec(files: list[str], params: dict[str, Any]):
@@ -89,6 +91,7 @@ def read_dataset(files: list[str], params: dict[str, Any]) -> EventSet:
         return readers.read_calochallenge(
             files[0], nan_policy=params.get("nan_policy", "refuse"),
             readout_threshold_mev=params.get("readout_threshold_mev", readers.READOUT_THRESHOLD_MEV),
+            representation=params.get("representation", "shares"),
         )
     if kind == "phasespace":
         return read_events(files[0])
@@ -194,8 +197,11 @@ def train(inputs: dict[str, str], outputs: dict[str, str], params: dict[str, Any
             checkpoint_path=checkpoint, csv_path=outputs["log_csv"], log=log,
         )
     else:
-        to_net = lambda s: (pre.forward(s.features, s.condition), pre.forward_condition(s.condition))  # noqa: E731
-        (u_tr, c_tr), (u_va, c_va) = to_net(tr), to_net(va)
+        def to_net(events: EventSet, part: str) -> tuple[np.ndarray, np.ndarray | None]:
+            cells = pre.dequantize(events.features, np.random.default_rng(derive_seed(seed, "dequantize", part)))
+            return pre.forward(cells, events.condition), pre.forward_condition(events.condition)
+
+        (u_tr, c_tr), (u_va, c_va) = to_net(tr, "train"), to_net(va, "val")
         training_log = trainer.fit(
             model, u_tr, u_va, c_tr, c_va, settings,
             checkpoint_path=checkpoint, csv_path=outputs["log_csv"], log=log,
@@ -255,7 +261,7 @@ def sample(inputs: dict[str, str], output: str, params: dict[str, Any], threads:
     extra = {}
     if model.has_likelihood:
         n_nll = min(len(truth), int(params.get("nll_max_events", 20000)))
-        extra["truth_log_prob"] = _log_prob_physical(model, pre, truth.subset(np.arange(n_nll)), batch)
+        extra["truth_log_prob"] = _log_prob_physical(model, pre, truth.subset(np.arange(n_nll)), batch, seed)
         log(f"log-likelihood of {n_nll} truth events: mean {np.mean(extra['truth_log_prob']):.4f}")
     if truth.kind == "phasespace" and model.has_likelihood and not model.likelihood_is_bound:
         generated.meta["importance_weights"] = _importance_weights(model, pre, generated, batch, params)
@@ -273,7 +279,7 @@ def _importance_weights(model, pre: Preprocessor, generated: EventSet, batch: in
     from hepgenbench.train import unweighting_efficiency
 
     sub = generated.subset(np.arange(min(len(generated), int(params.get("nll_max_events", 20000)))))
-    return unweighting_efficiency(log_density(sub.features), _log_prob_physical(model, pre, sub, batch))
+    return unweighting_efficiency(log_density(sub.features), _log_prob_physical(model, pre, sub, batch, int(params["seed"])))
 
 
 def flat_phase_space_weights(n: int, seed: int) -> dict:
@@ -285,9 +291,13 @@ def flat_phase_space_weights(n: int, seed: int) -> dict:
     return unweighting_efficiency(log_density(x), flat_log_density(x))
 
 
-def _log_prob_physical(model, pre: Preprocessor, events: EventSet, batch: int) -> np.ndarray:
+def _log_prob_physical(model, pre: Preprocessor, events: EventSet, batch: int, seed: int) -> np.ndarray:
     """log q(x) in physical units: the model's density in network space plus the Jacobian,
-    summed over the object orders that the sample stage folds into one (``ordering``)."""
+    summed over the object orders that the sample stage folds into one (``ordering``).
+
+    Zero-suppressed cells are dequantized first, as in training (``Preprocessor.dequantize``):
+    the likelihood of a shower is then its dequantized density.
+    """
     import torch
 
     c = pre.forward_condition(events.condition)
@@ -302,7 +312,8 @@ def _log_prob_physical(model, pre: Preprocessor, events: EventSet, batch: int) -
             out.append(lp.detach().double().cpu().numpy())
         return np.concatenate(out) + pre.log_abs_det_jacobian(x, events.condition)
 
-    return ordered_log_prob(unordered, events.features, events.feature_names, object_orders(events.meta))
+    cells = pre.dequantize(events.features, np.random.default_rng(derive_seed(seed, "dequantize", "likelihood")))
+    return ordered_log_prob(unordered, cells, events.feature_names, object_orders(events.meta))
 
 
 # --------------------------------------------------------------------------- evaluation

@@ -24,7 +24,7 @@ import h5py
 import numpy as np
 import uproot
 
-from hepgenbench.data.calo import N_VOXELS, READOUT_THRESHOLD_MEV
+from hepgenbench.data.calo import N_VOXELS, READOUT_THRESHOLD_MEV, voxel_geometry
 from hepgenbench.errors import InputError
 from hepgenbench.io import EventSet
 from hepgenbench.ordering import META_KEY, ObjectOrder
@@ -478,16 +478,37 @@ def voxel_names() -> list[str]:
     return [f"v{i:03d}" for i in range(N_VOXELS)]
 
 
+#: How a shower reaches the generators (the ``representation`` key of a calo dataset).
+CALO_REPRESENTATIONS = ("shares", "voxels")
+
+
+def calo_transforms(representation: str, readout_threshold_mev: float) -> list[dict]:
+    """The voxels' preprocessing specs for a ``representation`` of the shower.
+
+    ``shares``: the ``shower_share`` block (E_tot / E_inc, the layers' shares of it and the
+    voxels' shares of their layer; :class:`hepgenbench.preprocess.ShowerShares`), grouped
+    by the five layers. ``voxels``: each voxel's energy over E_inc through a logit, on its
+    own (``fraction_logit``). Both regularise by α = 1e-6, as CaloFlow does
+    (arXiv:2106.05285), and zero-suppress generated voxels below the readout threshold, as
+    the detector did to the truth.
+    """
+    if representation not in CALO_REPRESENTATIONS:
+        raise InputError(f"representation '{representation}' is not one of {CALO_REPRESENTATIONS}")
+    if representation == "voxels":
+        return [{"type": "fraction_logit", "alpha": 1e-6, "threshold": readout_threshold_mev} for _ in range(N_VOXELS)]
+    layer, *_ = voxel_geometry()
+    return [{"type": "shower_share", "group": f"layer{l}", "alpha": 1e-6, "threshold": readout_threshold_mev}
+            for l in layer]
+
+
 def read_calochallenge(
-    path: str | os.PathLike, nan_policy: str = "refuse", readout_threshold_mev: float = READOUT_THRESHOLD_MEV
+    path: str | os.PathLike, nan_policy: str = "refuse", readout_threshold_mev: float = READOUT_THRESHOLD_MEV,
+    representation: str = "shares",
 ) -> EventSet:
     """Read a CaloChallenge dataset-1-photon file (``incident_energies``, ``showers``, MeV).
 
-    Features are the 368 voxels ``v000``…``v367``; the condition is ``E_inc``. Each voxel's
-    transform ``{"type": "fraction_logit", "alpha": 1e-6, "threshold": …}`` asks preprocessing
-    for the voxel energy divided by E_inc, then a logit regularised by α (as in CaloFlow,
-    arXiv:2106.05285), and zero-suppresses generated voxels below the readout threshold, as
-    the detector did to the truth.
+    Features are the 368 voxels ``v000``…``v367``; the condition is ``E_inc``. Their
+    transforms are :func:`calo_transforms` of ``representation``.
     """
     path = str(path)
     resolve_files([path])
@@ -511,7 +532,7 @@ def read_calochallenge(
         features=showers,
         feature_names=names,
         kind="calo",
-        transforms=[{"type": "fraction_logit", "alpha": 1e-6, "threshold": readout_threshold_mev} for _ in names],
+        transforms=calo_transforms(representation, readout_threshold_mev),
         condition=e_inc,
         condition_names=["E_inc"],
         units=["MeV"] * N_VOXELS,
