@@ -284,16 +284,11 @@ class ShowerShares:
     def coordinates(self, x: Array, e_inc: Array) -> dict[int, Array]:
         """Cells (physical units) → the block's coordinates, by column."""
         xp = _ns(x)
+        *cell_sticks, (energy, remaining) = self._sticks(x)
         out: dict[int, Array] = {}
-        energies = []
-        for cells in self.layers:
-            y = xp.clip(x[:, list(cells)], 0.0, None)
-            remaining = _reverse_cumsum(y)
-            logits = self._share_logit(y[:, :-1], remaining[:, :-1])
+        for cells, (y, left) in zip(self.layers, cell_sticks):
+            logits = self._share_logit(y[:, :-1], left[:, :-1])
             out.update({col: logits[:, i] for i, col in enumerate(cells[:-1])})
-            energies.append(remaining[:, 0])
-        energy = xp.stack(energies, 1)
-        remaining = _reverse_cumsum(energy)
         logits = self._share_logit(energy[:, :-1], remaining[:, :-1])
         out.update({cells[-1]: logits[:, i] for i, cells in enumerate(self.layers[:-1])})
         out[self.layers[-1][-1]] = xp.log(remaining[:, 0] / e_inc + self.TOTAL_OFFSET)
@@ -314,18 +309,19 @@ class ShowerShares:
 
     def log_abs_det_jacobian(self, x: Array, e_inc: Array) -> Array:
         """log |∂coordinates/∂cells| per event."""
+        sticks = self._sticks(x)
+        total = sum(self._share_log_derivative(y[:, :-1], left[:, :-1]) for y, left in sticks)
+        return total - _ns(x).log(sticks[-1][1][:, 0] + self.TOTAL_OFFSET * e_inc)
+
+    def _sticks(self, x: Array) -> list[tuple[Array, Array]]:
+        """(values, what is left before each) of every layer's cells, then of the layers' energies."""
         xp = _ns(x)
-        total = 0.0
-        energies = []
+        sticks = []
         for cells in self.layers:
             y = xp.clip(x[:, list(cells)], 0.0, None)
-            remaining = _reverse_cumsum(y)
-            total = total + self._share_log_derivative(y[:, :-1], remaining[:, :-1])
-            energies.append(remaining[:, 0])
-        energy = xp.stack(energies, 1)
-        remaining = _reverse_cumsum(energy)
-        total = total + self._share_log_derivative(energy[:, :-1], remaining[:, :-1])
-        return total - xp.log(remaining[:, 0] + self.TOTAL_OFFSET * e_inc)
+            sticks.append((y, _reverse_cumsum(y)))
+        energy = xp.stack([left[:, 0] for _, left in sticks], 1)
+        return sticks + [(energy, _reverse_cumsum(energy))]
 
     def _regularised_share(self, y: Array, remaining: Array) -> Array:
         xp = _ns(y)
