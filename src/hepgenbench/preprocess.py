@@ -323,20 +323,20 @@ class ShowerShares:
         energy = xp.stack([left[:, 0] for _, left in sticks], 1)
         return sticks + [(energy, _reverse_cumsum(energy))]
 
-    def _regularised_share(self, y: Array, remaining: Array) -> Array:
+    def _regularised_share(self, y: Array, remaining: Array) -> tuple[Array, Array, Array]:
+        """α + (1 − 2α)·y/R, with whether R > 0 and R itself (1 where it is 0)."""
         xp = _ns(y)
         nonempty = remaining > 0
-        share = xp.where(nonempty, y / xp.where(nonempty, remaining, xp.ones_like(remaining)), xp.zeros_like(y))
-        return self.alpha + (1 - 2 * self.alpha) * xp.clip(share, 0.0, 1.0)
+        safe = xp.where(nonempty, remaining, xp.ones_like(remaining))
+        share = xp.where(nonempty, y / safe, xp.zeros_like(y))
+        return self.alpha + (1 - 2 * self.alpha) * xp.clip(share, 0.0, 1.0), nonempty, safe
 
     def _share_logit(self, y: Array, remaining: Array) -> Array:
-        return _logit(self._regularised_share(y, remaining))
+        return _logit(self._regularised_share(y, remaining)[0])
 
     def _share_log_derivative(self, y: Array, remaining: Array) -> Array:
         xp = _ns(y)
-        p = self._regularised_share(y, remaining)
-        nonempty = remaining > 0
-        safe = xp.where(nonempty, remaining, xp.ones_like(remaining))
+        p, nonempty, safe = self._regularised_share(y, remaining)
         d = math.log(1 - 2 * self.alpha) - xp.log(p) - xp.log1p(-p) - xp.log(safe)
         return xp.where(nonempty, d, xp.zeros_like(d)).sum(1)
 
