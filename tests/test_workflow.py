@@ -176,3 +176,31 @@ def test_generated_muons_are_stored_leading_first_and_scored_so(first_run):
     np.testing.assert_allclose(stored, expected, rtol=1e-5)
     # the swapped order adds density: negligibly for most events, visibly for some
     assert (expected >= as_stored).all() and (expected - as_stored > 1e-2).any()
+
+
+def test_scoring_stages_run_without_torch(first_run, tmp_path):
+    """Evaluate and plots only read samples: they must not pay torch's import (about 2 s
+    of each job's start, in a DAG of dozens of them). The evaluation, re-run that way,
+    reproduces the workflow's own metrics file."""
+    import subprocess
+    import sys
+
+    from hepgenbench.seeding import derive_seed
+
+    base = first_run / "results/phasespace"
+    params = {"dataset": "phasespace", "model": "realnvp", "name": "realnvp", "evaluation": QUICK.get("evaluation", {}),
+              "seed": derive_seed(QUICK["seed"], "phasespace", "evaluate")}
+    evaluate = ["evaluate", "--in", f"sample={base}/samples/realnvp.h5", "--in", f"events={base}/data/events.h5",
+                "--in", f"split={base}/data/split.h5", "--out", f"metrics={tmp_path}/realnvp.json",
+                "--params", json.dumps(params)]
+    plots = ["plots", "--in", f"events={base}/data/events.h5", "--in", f"split={base}/data/split.h5",
+             "--in", f"samples={base}/samples/realnvp.h5", "--in", f"metrics={base}/metrics/realnvp.json",
+             "--in", f"metrics={base}/metrics/truth.json", "--in", f"training_csvs={base}/models/realnvp/training.csv",
+             "--out", f"plots={tmp_path}/plots", "--params", json.dumps({"dataset": "phasespace", "models": ["realnvp"]})]
+    for argv in (evaluate, plots):
+        script = (f"import sys; from hepgenbench.cli import main; rc = main({argv!r}); "
+                  "assert rc == 0, rc; assert 'torch' not in sys.modules, 'torch was imported'")
+        proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
+        assert proc.returncode == 0, f"{argv[0]}: {proc.stdout[-2000:]}{proc.stderr[-2000:]}"
+    assert json.loads((tmp_path / "realnvp.json").read_text()) == json.loads((base / "metrics/realnvp.json").read_text())
+    assert (tmp_path / "plots/manifest.json").is_file()

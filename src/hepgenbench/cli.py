@@ -37,6 +37,9 @@ def run(stage: str, inputs: dict, outputs: dict, params: dict, threads: int) -> 
     # torch and numpy read these at import: set them before either is imported.
     for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
         os.environ[var] = str(threads)
+    # The stages hand POT numpy arrays only. Its torch backend would import torch into
+    # every evaluate job, about 2 s of each one's start, for nothing.
+    os.environ.setdefault("POT_BACKEND_DISABLE_PYTORCH", "1")
     from hepgenbench import stages
 
     if stage == "source":

@@ -226,7 +226,7 @@ def sample(inputs: dict[str, str], output: str, params: dict[str, Any], threads:
     """Sample as many events as truth-holdout A holds, in physical units, with the same conditions."""
     import torch
 
-    from hepgenbench.train import load_model, sampling_rates
+    from hepgenbench.train import load_model, read_model_record, sampling_rates
 
     torch.set_num_threads(threads)
     # torch seeds its global generator at random in every process; the likelihood bounds
@@ -256,7 +256,8 @@ def sample(inputs: dict[str, str], output: str, params: dict[str, Any], threads:
     generated = EventSet(
         features=x, feature_names=truth.feature_names, kind=truth.kind, transforms=truth.transforms,
         condition=truth.condition, condition_names=truth.condition_names, units=truth.units,
-        meta={"model": params["model"], "family": model.family, ORDER_KEY: [o.to_dict() for o in orders]},
+        meta={"model": params["model"], "family": model.family, ORDER_KEY: [o.to_dict() for o in orders],
+              "trained": _training_record(read_model_record(inputs["model"]), model.likelihood_is_bound)},
     )
     extra = {}
     if model.has_likelihood:
@@ -270,6 +271,24 @@ def sample(inputs: dict[str, str], output: str, params: dict[str, Any], threads:
     log("sampling rates (events/s):", rates)
     generated.meta.update(sample_rate={str(k): v for k, v in rates.items()}, peak_memory_mb=_peak_rss_mb())
     write_events(output, generated, extra)
+
+
+def _training_record(payload: dict[str, Any], likelihood_is_bound: bool) -> dict[str, Any]:
+    """What the evaluation reports of how a sample's model was trained. The sample carries
+    it so that scoring the sample needs neither the model nor torch."""
+    tlog, prov = payload["training_log"], payload["provenance"]
+    return {
+        "likelihood_is_bound": likelihood_is_bound,
+        "diverged": tlog["diverged"],
+        "divergence_reason": tlog["divergence_reason"],
+        "cost": {"n_parameters": tlog["n_parameters"], "train_time_s": tlog["wall_time_s"],
+                 "time_to_best_s": tlog["time_to_best_s"], "peak_memory_mb": prov.get("peak_memory_mb", 0.0)},
+        "training": {
+            **{k: prov.get(k) for k in ("hostname", "machine", "device", "gpu", "trained_at", "replica", "seed")},
+            **{k: tlog[k] for k in ("best_epoch", "stopped_because", "budget")},
+            "epochs": len(tlog["epochs"]),
+        },
+    }
 
 
 def _importance_weights(model, pre: Preprocessor, generated: EventSet, batch: int, params: dict) -> dict:
@@ -347,28 +366,20 @@ def evaluate(inputs: dict[str, str], output: str, params: dict[str, Any], thread
     else:
         generated = read_events(inputs["sample"])
         log_q = read_extra(inputs["sample"], "truth_log_prob")
-        import hepgenbench.models  # noqa: F401
-        from hepgenbench.models.base import REGISTRY
-        from hepgenbench.train import read_model_record
-
-        payload = read_model_record(inputs["model"])
-        tlog, prov, family = payload["training_log"], payload["provenance"], payload["model"]["family"]
-        bound = REGISTRY[family].likelihood_is_bound
-        record["family"] = family
-        if tlog["diverged"]:
-            record.update(status="diverged", status_detail=tlog["divergence_reason"])
+        trained = generated.meta.get("trained")
+        if trained is None:
+            raise InputError(f"{inputs['sample']}: no 'trained' record in its metadata; the sample stage writes "
+                             "it: re-run that stage")
+        bound = trained["likelihood_is_bound"]
+        record["family"] = generated.meta["family"]
+        if trained["diverged"]:
+            record.update(status="diverged", status_detail=trained["divergence_reason"])
         record["cost"] = {
-            "n_parameters": tlog["n_parameters"],
-            "train_time_s": tlog["wall_time_s"],
-            "time_to_best_s": tlog["time_to_best_s"],
+            **trained["cost"],
             "sample_rate": generated.meta.get("sample_rate", {}),
-            "peak_memory_mb": max(prov.get("peak_memory_mb", 0.0), generated.meta.get("peak_memory_mb", 0.0)),
+            "peak_memory_mb": max(trained["cost"]["peak_memory_mb"], generated.meta.get("peak_memory_mb", 0.0)),
         }
-        record["training"] = {
-            **{k: prov.get(k) for k in ("hostname", "machine", "device", "gpu", "trained_at", "replica", "seed")},
-            **{k: tlog[k] for k in ("best_epoch", "stopped_because", "budget")},
-            "epochs": len(tlog["epochs"]),
-        }
+        record["training"] = trained["training"]
     record["n_truth"], record["n_generated"] = len(truth), len(generated)
     from threadpoolctl import threadpool_limits
 

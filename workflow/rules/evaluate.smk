@@ -18,7 +18,6 @@ def evaluate_params(wildcards):
 rule evaluate:
     input:
         sample="results/{dataset}/samples/{model}.h5",
-        model="results/{dataset}/models/{model}/model.pt",
         events="results/{dataset}/data/events.h5",
         split="results/{dataset}/data/split.h5",
     output:

@@ -28,14 +28,17 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from functools import cached_property
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
 from scipy import integrate
 
 from hepgenbench.errors import InputError
 from hepgenbench.io import EventSet, write_events
 from hepgenbench.preprocess import dalitz_m2_12_range
+
+if TYPE_CHECKING:
+    import torch
 
 FEATURE_NAMES = ["m2_12", "m2_23", "phi", "cos_theta", "psi"]
 UNITS = ["GeV^2", "GeV^2", "rad", "", "rad"]
@@ -148,6 +151,8 @@ def log_density_torch(x: torch.Tensor, decay: ThreeBodyDecay = DALITZ) -> torch.
     Outside, the value is −inf with zero gradient (``torch.where`` on a finite branch), so
     reverse-KL training of a flow on this density never sees NaN gradients.
     """
+    import torch  # here, not at the top: generation, evaluation and plots need no torch
+
     _check_shape(x, "torch")
     m2_12, m2_23, phi, cos_theta, psi = x.unbind(-1)
     inside = decay.inside(m2_12, m2_23) & _angles_inside(phi, cos_theta, psi)
