@@ -113,6 +113,73 @@ def test_early_stopping_restores_the_best_epoch(tmp_path):
     assert float(rows[0]["val_loss"]) == pytest.approx(log.epochs[0].val_loss)
 
 
+def test_redraw_feeds_each_later_epoch_and_resumes_exactly(tmp_path):
+    """``redraw`` supplies epochs 2, 3, … (epoch 1 trains on ``train``); a run killed after
+    epoch 2 resumes with epoch 3's draw and ends with the uninterrupted run's weights."""
+    settings = TrainSettings(max_epochs=4, batch_size=128, seed=3, patience=10)
+
+    def run(calls: list[int], **kwargs):
+        def redraw(epoch: int) -> np.ndarray:
+            calls.append(epoch)
+            return TRAIN + np.random.default_rng(epoch).uniform(-0.1, 0.1, TRAIN.shape)
+
+        torch.manual_seed(0)
+        model = build("maf", 2, hidden=(16, 16))
+        fit(model, TRAIN, VAL, settings=settings, log=QUIET, redraw=redraw, **kwargs)
+        return model
+
+    calls: list[int] = []
+    reference = weights(run(calls))
+    assert calls == [2, 3, 4]
+
+    def crash_after_two(record):
+        if record.epoch == 2:
+            raise Interrupt
+
+    checkpoint, first, second = tmp_path / "ckpt.pt", [], []
+    with pytest.raises(Interrupt):
+        run(first, checkpoint_path=checkpoint, callback=crash_after_two)
+    resumed = run(second, checkpoint_path=checkpoint)
+    assert (first, second) == ([2], [3, 4])
+    assert same_weights(weights(resumed), reference)
+    # a redraw is the same events: so the draws moved the weights, and ignoring them differs
+    torch.manual_seed(0)
+    fixed = build("maf", 2, hidden=(16, 16))
+    fit(fixed, TRAIN, VAL, settings=settings, log=QUIET)
+    assert not same_weights(weights(fixed), reference)
+
+
+def test_redraw_of_other_events_is_an_input_error():
+    model = build("maf", 2, hidden=(8,))
+    with pytest.raises(InputError, match=r"redraw\(2\) returned \(10, 2\) events × features; expected the training set's \(1500, 2\)"):
+        fit(model, TRAIN, VAL, settings=TrainSettings(max_epochs=3), log=QUIET, redraw=lambda epoch: TRAIN[:10])
+
+
+def test_fresh_dequantization_each_epoch_is_not_learnt_by_heart():
+    """Integer data, dequantized (x + U(0, 1)): its density is uniform on [0, 8)², with NLL
+    log 64 = 4.16 nats. A flow trained for 100 epochs on one fixed draw of 512 events
+    learns those points: its validation NLL falls behind its training NLL. A fresh draw
+    each epoch keeps the two together, and the flow closer to the true density."""
+    rng = np.random.default_rng(5)
+    cells = rng.integers(0, 8, (512, 2)).astype(float)
+    val = rng.integers(0, 8, (4000, 2)) + rng.uniform(0, 1, (4000, 2))
+    standardise = lambda x: (x - 4.0) / 2.3  # noqa: E731
+    jacobian = 2 * math.log(2.3)  # NLLs below are of x, not of the standardised x
+    settings = TrainSettings(max_epochs=100, batch_size=64, seed=1, patience=10**6, learning_rate=3e-3)
+    gap, val_nll = {}, {}
+    for mode in ("fixed", "fresh"):
+        torch.manual_seed(0)
+        model = build("maf", 2, transforms=3, hidden=(64, 64))
+        first = standardise(cells + rng.uniform(0, 1, cells.shape))
+        redraw = (lambda epoch: standardise(cells + np.random.default_rng(epoch).uniform(0, 1, cells.shape))) \
+            if mode == "fresh" else None
+        last = fit(model, first, standardise(val), settings=settings, log=QUIET, redraw=redraw).epochs[-1]
+        gap[mode], val_nll[mode] = last.val_loss - last.train_loss, last.val_loss + jacobian
+    # measured: gaps 0.30 and 0.04 nats; validation NLL 4.49 and 4.32
+    assert gap["fixed"] > 0.15 and abs(gap["fresh"]) < gap["fixed"] / 3, gap
+    assert val_nll["fresh"] < val_nll["fixed"] - 0.08 and abs(val_nll["fresh"] - math.log(64)) < 0.25, val_nll
+
+
 def test_wall_clock_budget_stops_cleanly():
     torch.manual_seed(0)
     model = build("cfm", 2, hidden=(16,))

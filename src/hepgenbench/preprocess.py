@@ -407,6 +407,11 @@ class Preprocessor:
                 conds.append(ft)
         return cls(feats, conds)
 
+    @property
+    def dequantizes(self) -> bool:
+        """Whether :meth:`dequantize` changes anything: some feature has a readout threshold."""
+        return any(_threshold(f) > 0 for f in self.features)
+
     def dequantize(self, x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         """A copy of ``x`` whose zero-suppressed cells are spread uniformly over [0, threshold).
 
@@ -554,10 +559,15 @@ def dependency_order(features: list[FeatureTransform]) -> list[int]:
     return order
 
 
+def _threshold(f: FeatureTransform) -> float:
+    """The readout threshold of a calorimeter cell, 0 for every other feature."""
+    return f.params.get("threshold", 0.0) if f.type in ("fraction_logit", SHARE_TYPE) else 0.0
+
+
 def _dequantize(features: list[FeatureTransform], x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     out = np.array(x, dtype=np.float64, copy=True)
     for j, f in enumerate(features):
-        threshold = f.params.get("threshold", 0.0) if f.type in ("fraction_logit", SHARE_TYPE) else 0.0
+        threshold = _threshold(f)
         if threshold > 0:
             empty = out[:, j] < threshold
             out[empty, j] = rng.uniform(0.0, threshold, int(empty.sum()))

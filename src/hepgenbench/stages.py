@@ -197,14 +197,16 @@ def train(inputs: dict[str, str], outputs: dict[str, str], params: dict[str, Any
             checkpoint_path=checkpoint, csv_path=outputs["log_csv"], log=log,
         )
     else:
-        def to_net(events: EventSet, part: str) -> tuple[np.ndarray, np.ndarray | None]:
-            cells = pre.dequantize(events.features, np.random.default_rng(derive_seed(seed, "dequantize", part)))
-            return pre.forward(cells, events.condition), pre.forward_condition(events.condition)
+        def to_net(events: EventSet, *draw: object) -> np.ndarray:
+            cells = pre.dequantize(events.features, np.random.default_rng(derive_seed(seed, "dequantize", *draw)))
+            return pre.forward(cells, events.condition)
 
-        (u_tr, c_tr), (u_va, c_va) = to_net(tr, "train"), to_net(va, "val")
+        # Validation keeps one draw, so that its loss moves only when the model does.
+        redraw = (lambda epoch: to_net(tr, "train", epoch)) if pre.dequantizes else None
         training_log = trainer.fit(
-            model, u_tr, u_va, c_tr, c_va, settings,
-            checkpoint_path=checkpoint, csv_path=outputs["log_csv"], log=log,
+            model, to_net(tr, "train"), to_net(va, "val"),
+            pre.forward_condition(tr.condition), pre.forward_condition(va.condition), settings,
+            checkpoint_path=checkpoint, csv_path=outputs["log_csv"], log=log, redraw=redraw,
         )
     provenance = {
         "hostname": socket.gethostname(),

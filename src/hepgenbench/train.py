@@ -62,11 +62,17 @@ def fit(
     csv_path: str | os.PathLike | None = None,
     log: LogFn = print,
     callback: Callback | None = None,
+    redraw: Callable[[int], ArrayLike] | None = None,
 ) -> TrainingLog:
     """Train ``model`` on events in network space; returns the log, best weights loaded.
 
     ``callback`` is called with each epoch's record after its checkpoint is written (an
     exception raised there interrupts training exactly like a killed job).
+
+    ``redraw(epoch)``, if given, returns the training events for each epoch after the first
+    (which uses ``train``): the same events, in the same order, with fresh noise, such as
+    dequantization. A fixed draw is a finite set of points that a flexible model learns by
+    heart; a new one each epoch is only ever seen once. Its cost counts in the time budget.
     """
     device = _prepare(model, settings)
     x_train = _as_tensor(train, "train", model.n_features, device)
@@ -77,7 +83,14 @@ def fit(
         raise InputError(f"training needs events: got {len(x_train)} train and {len(x_val)} validation events")
     shuffle = torch.Generator().manual_seed(settings.seed)
 
-    def run_epoch(optimizers: list[torch.optim.Optimizer], deadline: float) -> tuple[dict[str, float], int]:
+    def run_epoch(epoch: int, optimizers: list[torch.optim.Optimizer], deadline: float) -> tuple[dict[str, float], int]:
+        nonlocal x_train
+        if redraw is not None and epoch > 1:
+            x_new = _as_tensor(redraw(epoch), f"redraw({epoch})", model.n_features, device)
+            if x_new.shape != x_train.shape:
+                raise InputError(f"redraw({epoch}) returned {tuple(x_new.shape)} events × features; "
+                                 f"expected the training set's {tuple(x_train.shape)}")
+            x_train = x_new
         totals: dict[str, float] = {}
         seen = 0
         for index in torch.randperm(len(x_train), generator=shuffle).split(settings.batch_size):
@@ -120,7 +133,7 @@ def fit_density(
     shuffle = torch.Generator().manual_seed(settings.seed)  # unused by the steps; kept for one checkpoint format
     z_val = model.draw_base(settings.density_batch_size, torch.Generator().manual_seed(settings.seed + 1)).cpu()
 
-    def run_epoch(optimizers: list[torch.optim.Optimizer], deadline: float) -> tuple[dict[str, float], int]:
+    def run_epoch(epoch: int, optimizers: list[torch.optim.Optimizer], deadline: float) -> tuple[dict[str, float], int]:
         losses = []
         for _ in range(settings.density_steps_per_epoch):
             losses.append(model.density_step(log_density, settings.density_batch_size, optimizers)["loss"])
@@ -142,7 +155,7 @@ def _train(
     model: Generator,
     settings: TrainSettings,
     device: torch.device,
-    run_epoch: Callable[[list[torch.optim.Optimizer], float], tuple[dict[str, float], int]],
+    run_epoch: Callable[[int, list[torch.optim.Optimizer], float], tuple[dict[str, float], int]],
     validate: Callable[[], float],
     shuffle: torch.Generator,
     checkpoint_path: str | os.PathLike | None,
@@ -184,7 +197,7 @@ def _train(
     for epoch in range(len(record.epochs) + 1, settings.max_epochs + 1):
         model.train()
         epoch_start = time.perf_counter()
-        stats, n_events = run_epoch(optimizers, deadline)
+        stats, n_events = run_epoch(epoch, optimizers, deadline)
         model.eval()
         train_loss = stats.get("loss", float("nan"))
         finite = all(math.isfinite(v) for v in stats.values())
