@@ -255,10 +255,10 @@ def test_iaf_trained_on_a_density_beats_flat_sampling(transform):
 
     assert not log.diverged and log.best_val_loss < log.epochs[0].val_loss
     assert flat["efficiency"] < 0.05
-    # ⟨w⟩/max w rests on one largest weight: over training seeds 0-2 (and float rounding)
-    # the spline's ranged 2.6-6.7x flat here, so it gets a margin, and the weights' spread,
-    # the integration error, carries the strict comparison.
-    assert trained["efficiency"] > 2 * flat["efficiency"]
+    # ⟨w⟩/max w rests on one largest weight: over training seeds 0-4 the spline's ranged
+    # 1.6-8.6x flat here (the affine's 15-20x), so it gets a margin, and the weights' spread,
+    # the integration error (0.08-0.11x flat's for both), carries the strict comparison.
+    assert trained["efficiency"] > 1.3 * flat["efficiency"]
     assert trained["relative_error"] < flat["relative_error"] / 5
     # Forward KL covers p's mass, so q spills a little past the cut (3-5 % over those seeds).
     assert 0 < trained["fraction_zero_weight"] < 0.1

@@ -147,6 +147,7 @@ class FlowGenerator(Generator):
         loss = forward_kl(log_p - log_q)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
+        torch.nn.utils.clip_grad_norm_(self.parameters(), DENSITY_GRAD_CLIP)
         optimizer.step()
         return {"loss": loss.item()}
 
@@ -197,6 +198,14 @@ def _standard_logistic(z: Tensor) -> Tensor:
 def _log_standard_logistic_pdf(y: Tensor) -> Tensor:
     """log(e^{-y} / (1 + e^{-y})²), finite for any y (the uniform's density in its logit)."""
     return -y - 2 * softplus(-y)
+
+
+#: Largest gradient norm of a :meth:`FlowGenerator.density_step`. One event of large weight
+#: p/q makes a self-normalised estimate's gradient heavy-tailed: on a 2-D truncated Gaussian
+#: (tests/test_train.py) a spline IAF's step norms had a median of 2.8 and a maximum of 1.1e4,
+#: and one such step undid the training (KL 0.14 → 1.39 nats); clipped at 10, the three seeds
+#: tried trained steadily. The affine IAF's norms stay below 15, so it is barely touched.
+DENSITY_GRAD_CLIP = 10.0
 
 
 def forward_kl(log_w: Tensor) -> Tensor:
