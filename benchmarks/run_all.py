@@ -534,8 +534,8 @@ def main() -> None:
         q = quality(Path(args.results))
         quality_path.write_text(json.dumps(q, indent=1, default=str))
     else:
-        # --reuse re-assembles the quality figures too, from the last run given --results.
-        q = json.loads(quality_path.read_text()) if args.reuse and quality_path.exists() else None
+        # A partial run (--only) or --reuse keeps the quality figures of the last run given --results.
+        q = json.loads(quality_path.read_text()) if quality_path.exists() else None
     text = write_results(info, q, timings, "python benchmarks/run_all.py " + " ".join(sys.argv[1:]))
     print(text)
     if failed:
