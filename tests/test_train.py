@@ -157,27 +157,36 @@ def test_redraw_of_other_events_is_an_input_error():
 
 def test_fresh_dequantization_each_epoch_is_not_learnt_by_heart():
     """Integer data, dequantized (x + U(0, 1)): its density is uniform on [0, 8)², with NLL
-    log 64 = 4.16 nats. A flow trained for 100 epochs on one fixed draw of 512 events
+    log 64 = 4.16 nats. A flow trained for 100 epochs on one fixed draw of 256 events
     learns those points: its validation NLL falls behind its training NLL. A fresh draw
-    each epoch keeps the two together, and the flow closer to the true density."""
-    rng = np.random.default_rng(5)
-    cells = rng.integers(0, 8, (512, 2)).astype(float)
-    val = rng.integers(0, 8, (4000, 2)) + rng.uniform(0, 1, (4000, 2))
+    each epoch keeps the two together, and the flow closer to the true density.
+
+    One training run decides little: over seeds 0-9 the fixed draw's gap ranged from 0.10
+    to 0.45 nats and the fresh draws' from 0.05 to 0.16, and in 2 of the 10 the fresh
+    validation NLL was the higher one (2026-12-02). Means over four seeds are compared.
+    """
+    settings = TrainSettings(max_epochs=100, batch_size=64, seed=1, patience=10**6, learning_rate=3e-3)
     standardise = lambda x: (x - 4.0) / 2.3  # noqa: E731
     jacobian = 2 * math.log(2.3)  # NLLs below are of x, not of the standardised x
-    settings = TrainSettings(max_epochs=100, batch_size=64, seed=1, patience=10**6, learning_rate=3e-3)
-    gap, val_nll = {}, {}
-    for mode in ("fixed", "fresh"):
-        torch.manual_seed(0)
-        model = build("maf", 2, transforms=3, hidden=(64, 64))
-        first = standardise(cells + rng.uniform(0, 1, cells.shape))
-        redraw = (lambda epoch: standardise(cells + np.random.default_rng(epoch).uniform(0, 1, cells.shape))) \
-            if mode == "fresh" else None
-        last = fit(model, first, standardise(val), settings=settings, log=QUIET, redraw=redraw).epochs[-1]
-        gap[mode], val_nll[mode] = last.val_loss - last.train_loss, last.val_loss + jacobian
-    # measured: gaps 0.30 and 0.04 nats; validation NLL 4.49 and 4.32
-    assert gap["fixed"] > 0.15 and abs(gap["fresh"]) < gap["fixed"] / 3, gap
-    assert val_nll["fresh"] < val_nll["fixed"] - 0.08 and abs(val_nll["fresh"] - math.log(64)) < 0.25, val_nll
+    gap, val_nll = {"fixed": [], "fresh": []}, {"fixed": [], "fresh": []}
+    for seed in range(4):
+        rng = np.random.default_rng(5 + seed)
+        cells = rng.integers(0, 8, (256, 2)).astype(float)
+        val = standardise(rng.integers(0, 8, (4000, 2)) + rng.uniform(0, 1, (4000, 2)))
+        for mode in ("fixed", "fresh"):
+            torch.manual_seed(seed)
+            model = build("maf", 2, transforms=3, hidden=(64, 64))
+            first = standardise(cells + rng.uniform(0, 1, cells.shape))
+            redraw = (lambda epoch: standardise(cells + np.random.default_rng(epoch).uniform(0, 1, cells.shape))) \
+                if mode == "fresh" else None
+            last = fit(model, first, val, settings=settings, log=QUIET, redraw=redraw).epochs[-1]
+            gap[mode].append(last.val_loss - last.train_loss)
+            val_nll[mode].append(last.val_loss + jacobian)
+    gap = {mode: float(np.mean(v)) for mode, v in gap.items()}
+    val_nll = {mode: float(np.mean(v)) for mode, v in val_nll.items()}
+    # measured: gaps 0.21 and 0.08 nats; validation NLL 4.42 and 4.33
+    assert gap["fixed"] > 0.1 and gap["fresh"] < gap["fixed"] / 1.5, gap
+    assert val_nll["fresh"] < val_nll["fixed"] and abs(val_nll["fresh"] - math.log(64)) < 0.25, val_nll
 
 
 def test_wall_clock_budget_stops_cleanly():
