@@ -36,6 +36,8 @@ CONFIG_CASES = [
     ("unknown source", "datasets.zmumu.source", "herwig", ["herwig"]),
     ("density model on a dataset without density", "models.iaf", {"datasets": ["zmumu"]},
      ["models.iaf.datasets", "zmumu", "known density"]),
+    ("cell model on a dataset without cells", "models.hurdlevae", {"datasets": ["zmumu"]},
+     ["models.hurdlevae.datasets", "zmumu", "calorimeter cells", "kind calo"]),
     ("unknown pythia level", "datasets.zmumu.level", "detector", ["detector", "level"]),
     ("root source without tree", "datasets.mine", {"source": "root", "files": "Snakefile"}, ["tree"]),
     ("model named truth", "models.truth", {}, ["truth"]),

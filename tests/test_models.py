@@ -57,7 +57,7 @@ LEARNING_CASES = {
 
 
 def test_registry_is_complete():
-    assert set(REGISTRY) == {"vae", "gan", "wgan", "maf", "realnvp", "nsf", "cfm", "iaf"}
+    assert set(REGISTRY) == {"vae", "gan", "wgan", "maf", "realnvp", "nsf", "cfm", "iaf", "hurdlevae"}
     assert models.REGISTRY is REGISTRY
 
 
@@ -377,3 +377,76 @@ def test_rqs_transform_is_zukos_spline():
     torch.testing.assert_close(ours.inv(y), zukos.inv(y), rtol=1e-6, atol=1e-6)
     torch.testing.assert_close(ours.inv(y), x, rtol=1e-6, atol=1e-6)
     assert (x.abs() > 5).any()  # the identity tails were exercised too
+
+
+def two_kinds_of_sparse_shower(n: int, cond: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Six cells ≥ 0, most of them empty: a hidden kind (A or B, evenly) decides which three
+    cells are likely hit (0.9 against 0.1), and a hit holds a gamma energy of shape 2 and
+    mean 1 + cond. Cells 0 and 3 are hit together rarely: their hit indicators correlate at
+    (0.09 − 0.25) / 0.25 = −0.64, which only a model whose cells depend on one latent can draw."""
+    kind_a = rng.random(n) < 0.5
+    p_hit = np.where(kind_a[:, None], [0.9, 0.9, 0.9, 0.1, 0.1, 0.1], [0.1, 0.1, 0.1, 0.9, 0.9, 0.9])
+    hit = rng.random((n, 6)) < p_hit
+    energy = rng.gamma(2.0, (1.0 + cond) / 2.0, (n, 6))
+    return np.where(hit, energy, 0.0)
+
+
+@pytest.mark.parametrize("prior", ["flow", "normal"])
+def test_hurdlevae_learns_which_cells_are_hit_and_their_energies(prior):
+    rng = np.random.default_rng(0)
+    cond = rng.integers(0, 2, 7000).astype(float)[:, None]
+    x = two_kinds_of_sparse_shower(7000, cond, rng)
+    torch.manual_seed(0)
+    model = build("hurdlevae", 6, 1, hidden=(64, 64), latent=2, prior=prior)
+    untrained = c2st_auc(x[:4000], draw(model, 4000, torch.as_tensor(cond[:4000], dtype=torch.float32)))
+    assert untrained > 0.9, f"the untrained model should fail the test (AUC {untrained:.3f})"
+    fit(model, x[:6000], x[6000:], cond[:6000], cond[6000:],
+        settings=TrainSettings(max_epochs=40, batch_size=256, learning_rate=3e-3, patience=40), log=QUIET)
+    for value in (0.0, 1.0):
+        s = draw(model, 8000, torch.full((8000, 1), value))
+        truth = two_kinds_of_sparse_shower(8000, np.full((8000, 1), value), np.random.default_rng(1))
+        assert (s >= 0).all()
+        np.testing.assert_allclose((s > 0).mean(0), 0.5, atol=0.04)  # every cell is hit half the time
+        hits = s[s > 0]
+        assert hits.mean() == pytest.approx(1.0 + value, rel=0.08)
+        # shape 2: the variance of a hit's energy is mean² / 2
+        assert hits.var() == pytest.approx((1.0 + value) ** 2 / 2, rel=0.2)
+        corr = np.corrcoef((s[:, 0] > 0), (s[:, 3] > 0))[0, 1]
+        assert corr == pytest.approx(-0.64, abs=0.1), f"cells 0 and 3 hit together: correlation {corr:.2f}"
+        assert c2st_auc(truth, s) < 0.6
+
+
+def test_hurdlevae_samples_exact_zeros_from_the_callers_generator():
+    torch.manual_seed(0)
+    model = build("hurdlevae", 5, 1, hidden=(8,))
+    cond = torch.zeros(2000, 1)
+    before = torch.random.get_rng_state()
+    s = draw(model, 2000, cond, seed=2)
+    assert torch.equal(torch.random.get_rng_state(), before), "sampling touched the global RNG"
+    np.testing.assert_array_equal(s, draw(model, 2000, cond, seed=2))
+    assert (s == 0).any() and (s > 0).any() and (s >= 0).all()
+    assert not model.has_likelihood
+    with pytest.raises(InputError, match="no likelihood"):
+        model.log_prob(torch.as_tensor(s), cond)
+
+
+def test_flow_prior_draws_follow_its_density():
+    """E_{z ~ p}[N(z; 0, 1) / p(z | c)] = 1 exactly when the draws come from the density that
+    prior_log_prob gives: the sampling direction and the density are one distribution."""
+    torch.manual_seed(5)
+    model = build("hurdlevae", 4, 1, hidden=(8,), latent=3, prior="flow")
+    with torch.no_grad():
+        for p in model.prior_flow.parameters():
+            p.add_(0.3 * torch.randn_like(p))  # move the prior well away from N(0, 1)
+        cond = torch.full((200_000, 1), 0.7)
+        z = model.draw_latent(200_000, cond, torch.Generator().manual_seed(1))
+        w = (torch.distributions.Normal(0.0, 1.0).log_prob(z).sum(-1) - model.prior_log_prob(z, cond)).exp()
+    assert abs(z.mean(0)).max() > 0.1 or abs(z.std(0) - 1).max() > 0.1, "the prior stayed N(0, 1)"
+    assert w.mean().item() == pytest.approx(1.0, abs=4 * w.std().item() / math.sqrt(len(w)))
+
+
+def test_vae_prior_choice_is_checked():
+    with pytest.raises(InputError, match="prior"):
+        build("vae", 3, prior="vamp")
+    assert build("vae", 3).prior_flow is None
+    assert build("hurdlevae", 3).prior_flow is not None

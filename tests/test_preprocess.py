@@ -404,3 +404,48 @@ def test_dequantize_spreads_suppressed_cells_below_the_threshold_and_the_inverse
     ev_plain = _events()
     np.testing.assert_array_equal(Preprocessor.fit(ev_plain).dequantize(ev_plain.features, np.random.default_rng(1)),
                                   ev_plain.features)
+
+
+@pytest.mark.parametrize("kind", ["shower_share", "fraction_logit"])
+def test_cell_space_keeps_empty_cells_exactly_zero_in_units_of_each_cells_hit_scale(kind):
+    ev = _share_events(n=3000, zeros=0.3)
+    for t in ev.transforms:
+        t.update(type=kind, threshold=0.05)
+        if kind == "fraction_logit":
+            t.pop("group")
+    ev.features[:, 5] = 0.0  # a cell that never reads out
+    below = (ev.features > 0) & (ev.features < 0.05)  # left above 0: the cell space suppresses them
+    assert below.any()
+    train = ev.subset(np.arange(2000))
+    pre = Preprocessor.fit(train)
+    fractions = train.features / train.condition
+    for j in (0, 7):
+        read_out = train.features[:, j] >= 0.05
+        assert pre.features[j].params["hit_scale"] == pytest.approx(fractions[read_out, j].mean(), rel=1e-12)
+    others = [f.params["hit_scale"] for j, f in enumerate(pre.features) if j != 5]
+    assert pre.features[5].params["hit_scale"] == min(others)
+    u = pre.forward_cells(ev.features, ev.condition)
+    read_out = ev.features >= 0.05
+    assert (u[~read_out] == 0).all() and (u[read_out] > 0).all()
+    assert u[:2000][read_out[:2000]].mean() == pytest.approx(1.0, rel=1e-9)  # every cell averages 1 on its hits
+    back = pre.inverse_cells(u, ev.condition)
+    np.testing.assert_allclose(back, np.where(read_out, ev.features, 0.0), rtol=1e-12, atol=0)
+    # torch in, torch out, the same numbers; and any output comes back ≥ 0 and zero-suppressed
+    back_t = pre.inverse_cells(torch.as_tensor(u), torch.as_tensor(ev.condition))
+    np.testing.assert_allclose(back_t.numpy(), back, rtol=1e-12)
+    wild = pre.inverse_cells(np.random.default_rng(2).normal(0, 1e-3, u.shape), ev.condition)
+    assert (wild >= 0).all() and ((wild == 0) | (wild >= 0.05)).all() and (wild == 0).any()
+    assert Preprocessor.from_dict(pre.to_dict()).features[0].params["hit_scale"] == pre.features[0].params["hit_scale"]
+
+
+def test_cell_space_refuses_features_that_are_not_cells():
+    ev = _events()
+    pre = Preprocessor.fit(ev)
+    with pytest.raises(InputError, match="feature 'pt' is 'log', not a calorimeter cell"):
+        pre.forward_cells(ev.features, ev.condition)
+    cells = _share_events()
+    stale = Preprocessor.fit(cells).to_dict()
+    for f in stale["features"]:
+        del f["params"]["hit_scale"]
+    with pytest.raises(InputError, match="feature 'v0' has no fitted 'hit_scale'.*re-run the preprocess stage"):
+        Preprocessor.from_dict(stale).inverse_cells(cells.features, cells.condition)

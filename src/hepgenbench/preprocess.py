@@ -48,6 +48,12 @@ Each feature carries a spec (set by the data source or the user's config):
     is one coordinate, and no generated cell can be negative or overdraw its layer. An
     optional ``threshold`` zero-suppresses the inverse as for ``fraction_logit``.
 
+Calorimeter cells (``fraction_logit`` and ``shower_share``) also have a *cell space*
+(:meth:`Preprocessor.forward_cells`): each cell's fraction of E_inc in units of its
+``hit_scale``, the mean fraction it holds in the training showers where it reads out. An
+empty cell stays exactly 0 there, which is what a model of which cells are hit needs
+(the ``hurdlevae`` family); every other family sees the maps above.
+
 After the elementwise map every feature is standardised with the training mean and
 standard deviation. Conditions are standardised, after a log when they are positive (the
 incident energy spans four decades).
@@ -74,6 +80,7 @@ Array = Any  # numpy.ndarray or torch.Tensor
 _EPS = 1e-6  # keeps bounded values strictly inside (low, high) before the logit
 KNOWN_TYPES = ("standard", "log", "bounded", "dalitz", "pair_mass", "delta_phi", "fraction_logit", "shower_share")
 SHARE_TYPE = "shower_share"  # a block over every feature of the type, not a per-feature map
+CELL_TYPES = ("fraction_logit", SHARE_TYPE)  # calorimeter cells: an energy, scaled by E_inc
 DEPENDENT_TYPES = {"dalitz": 1, "pair_mass": 5, "delta_phi": 1}  # how many other features each depends on
 UNIT_BOX_TYPES = ("bounded", "dalitz", "delta_phi")  # logit of a fraction u ∈ (0, 1) that fills its interval
 _TWO_PI = 2 * math.pi
@@ -378,7 +385,7 @@ class Preprocessor:
             kind = spec.pop("type", "standard")
             if kind not in KNOWN_TYPES:
                 raise InputError(f"feature '{name}': unknown transform type '{kind}'; known: {KNOWN_TYPES}")
-            if kind in ("fraction_logit", SHARE_TYPE) and scale is None:
+            if kind in CELL_TYPES and scale is None:
                 raise InputError(f"feature '{name}': '{kind}' needs a condition column (the incident energy)")
             if kind == "bounded" and not spec.get("high", 0) > spec.get("low", 0):
                 raise InputError(f"feature '{name}': 'bounded' needs numeric low < high, got {spec}")
@@ -397,6 +404,7 @@ class Preprocessor:
                     if ft.type in DEPENDENT_TYPES else None
                 ft.mean, ft.std = _mean_std(ft.name, ft.elementwise(x[:, j], scale, given))
         _fit_shares(feats, train.features, x, scale)
+        _fit_hit_scales(feats, train.features, scale)
         dependency_order(feats)  # refuses a cycle before anything is written
         conds = []
         if train.condition is not None:
@@ -423,6 +431,49 @@ class Preprocessor:
         Features without a readout ``threshold`` are returned as they are.
         """
         return _dequantize(self.features, x, rng)
+
+    def forward_cells(self, x: Array, cond: Array) -> Array:
+        """Physical cells → the cell space: u = x / (E_inc · hit_scale), empty cells exactly 0.
+
+        A cell below its readout threshold is empty, as the inverse makes every generated one.
+        Raises :class:`InputError` naming the first feature that is not a calorimeter cell.
+        """
+        hit_scales = self._hit_scales(x)
+        xp = _ns(x)
+        x = xp.where(x < self._thresholds(x), xp.zeros_like(x), x)
+        return x / (self._scale(cond)[:, None] * hit_scales)
+
+    def inverse_cells(self, u: Array, cond: Array) -> Array:
+        """The cell space → physical cells, zero-suppressed below each cell's readout threshold.
+
+        Negative values, which no cell holds, come back as 0.
+        """
+        xp = _ns(u)
+        hit_scales = self._hit_scales(u)
+        x = xp.clip(u, 0.0, None) * (self._scale(cond)[:, None] * hit_scales)
+        return xp.where(x < self._thresholds(u), xp.zeros_like(x), x)
+
+    def _hit_scales(self, like: Array) -> Array:
+        for f in self.features:
+            if f.type not in CELL_TYPES:
+                raise InputError(
+                    f"feature '{f.name}' is '{f.type}', not a calorimeter cell: the cell space needs every feature "
+                    f"to be one of {CELL_TYPES} (a calo or calochallenge dataset)"
+                )
+            if "hit_scale" not in f.params:
+                raise InputError(f"feature '{f.name}' has no fitted 'hit_scale': the preprocessing was fitted by an "
+                                 "older hepgenbench; re-run the preprocess stage")
+        return self._like(like, [f.params["hit_scale"] for f in self.features])
+
+    def _thresholds(self, like: Array) -> Array:
+        return self._like(like, [_threshold(f) for f in self.features])
+
+    @staticmethod
+    def _like(like: Array, values: list[float]) -> Array:
+        """``values`` as an array of ``like``'s kind, dtype and device."""
+        if _is_tensor(like):
+            return sys.modules["torch"].tensor(values, dtype=like.dtype, device=like.device)
+        return np.asarray(values, dtype=like.dtype)
 
     def _scale(self, cond: Array | None) -> Array | None:
         return None if cond is None else cond[:, 0]
@@ -561,7 +612,7 @@ def dependency_order(features: list[FeatureTransform]) -> list[int]:
 
 def _threshold(f: FeatureTransform) -> float:
     """The readout threshold of a calorimeter cell, 0 for every other feature."""
-    return f.params.get("threshold", 0.0) if f.type in ("fraction_logit", SHARE_TYPE) else 0.0
+    return f.params.get("threshold", 0.0) if f.type in CELL_TYPES else 0.0
 
 
 def _dequantize(features: list[FeatureTransform], x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
@@ -572,6 +623,25 @@ def _dequantize(features: list[FeatureTransform], x: np.ndarray, rng: np.random.
             empty = out[:, j] < threshold
             out[empty, j] = rng.uniform(0.0, threshold, int(empty.sum()))
     return out
+
+
+def _fit_hit_scales(features: list[FeatureTransform], x: np.ndarray, e_inc: np.ndarray | None) -> None:
+    """Each cell's ``hit_scale``: its mean fraction of E_inc in the training showers where it
+    reads out, so that the cell space holds values of order 1 across cells whose typical
+    energies span decades. A cell that never reads out takes the smallest scale of the others."""
+    columns = [j for j, f in enumerate(features) if f.type in CELL_TYPES]
+    if not columns or e_inc is None:
+        return
+    thresholds = np.array([_threshold(features[j]) for j in columns])
+    fractions = x[:, columns] / e_inc[:, None]
+    hits = (x[:, columns] >= thresholds) & (fractions > 0)
+    n_hits = hits.sum(axis=0)
+    means = np.where(n_hits > 0, np.where(hits, fractions, 0.0).sum(axis=0) / np.maximum(n_hits, 1), np.nan)
+    if not np.isfinite(means).any():
+        raise InputError(f"no calorimeter cell reads out in the {len(x)} training showers: every cell is 0")
+    means = np.where(np.isfinite(means), means, np.nanmin(means))
+    for j, scale in zip(columns, means):
+        features[j].params["hit_scale"] = float(scale)
 
 
 def _fit_shares(features: list[FeatureTransform], x: np.ndarray, x_dequantized: np.ndarray,

@@ -198,11 +198,13 @@ def train(inputs: dict[str, str], outputs: dict[str, str], params: dict[str, Any
         )
     else:
         def to_net(events: EventSet, *draw: object) -> np.ndarray:
+            if model.models_cells:  # exact zeros: nothing to dequantize
+                return pre.forward_cells(events.features, events.condition)
             cells = pre.dequantize(events.features, np.random.default_rng(derive_seed(seed, "dequantize", *draw)))
             return pre.forward(cells, events.condition)
 
         # Validation keeps one draw, so that its loss moves only when the model does.
-        redraw = (lambda epoch: to_net(tr, "train", epoch)) if pre.dequantizes else None
+        redraw = (lambda epoch: to_net(tr, "train", epoch)) if pre.dequantizes and not model.models_cells else None
         training_log = trainer.fit(
             model, to_net(tr, "train"), to_net(va, "val"),
             pre.forward_condition(tr.condition), pre.forward_condition(va.condition), settings,
@@ -254,7 +256,8 @@ def sample(inputs: dict[str, str], output: str, params: dict[str, Any], threads:
     log(f"sampled {len(u)} events in {dt:.2f} s ({len(u) / dt:.0f} events/s)")
     orders = object_orders(truth.meta)
     # Muon1 is by definition the harder muon: generated objects are stored in the truth's order.
-    x = put_in_order(pre.inverse(u, truth.condition), truth.feature_names, orders)
+    physical = pre.inverse_cells(u, truth.condition) if model.models_cells else pre.inverse(u, truth.condition)
+    x = put_in_order(physical, truth.feature_names, orders)
     generated = EventSet(
         features=x, feature_names=truth.feature_names, kind=truth.kind, transforms=truth.transforms,
         condition=truth.condition, condition_names=truth.condition_names, units=truth.units,

@@ -7,9 +7,13 @@ from pathlib import Path
 
 from hepgenbench.seeding import derive_seed
 
-FAMILIES = ("vae", "gan", "wgan", "maf", "realnvp", "nsf", "iaf", "cfm")
-DENSITY_FAMILIES = ("iaf",)  # trained on a known density, not on data
-DENSITY_KINDS = ("phasespace",)
+FAMILIES = ("vae", "gan", "wgan", "maf", "realnvp", "nsf", "iaf", "cfm", "hurdlevae")
+# Families that need something only some kinds of dataset have: the kinds, and what it is.
+# Without `datasets:` such a family trains on every dataset of those kinds.
+KIND_BOUND_FAMILIES = {
+    "iaf": (("phasespace",), "trains on a known density"),
+    "hurdlevae": (("calo",), "models calorimeter cells"),
+}
 EMBEDDED = {"pythia": "zmumu", "phasespace": "phasespace", "calo": "calo"}
 MODEL_KEYS = ("family", "datasets", "training")
 REPLICA_SEP = "_r"
@@ -46,14 +50,15 @@ def models_for(dataset):
         for d in wanted or []:
             if d not in config["datasets"]:
                 raise ConfigError(f"config key models.{name}.datasets names '{d}', which is not in datasets: {DATASETS}")
-        if family in DENSITY_FAMILIES:
+        if family in KIND_BOUND_FAMILIES:
+            kinds, needs = KIND_BOUND_FAMILIES[family]
             if wanted is None:
-                wanted = [d for d in DATASETS if dataset_kind(d) in DENSITY_KINDS]
+                wanted = [d for d in DATASETS if dataset_kind(d) in kinds]
             for d in wanted:
-                if dataset_kind(d) not in DENSITY_KINDS:
+                if dataset_kind(d) not in kinds:
                     raise ConfigError(
-                        f"config key models.{name}.datasets: '{family}' trains on a known density, "
-                        f"which dataset '{d}' (kind {dataset_kind(d)}) does not have"
+                        f"config key models.{name}.datasets: '{family}' {needs}, which dataset '{d}' "
+                        f"(kind {dataset_kind(d)}) does not have; it runs on datasets of kind {', '.join(kinds)}"
                     )
         if wanted is None or dataset in wanted:
             out.append(name)

@@ -98,6 +98,10 @@ class Generator(nn.Module):
     trains_on_density: ClassVar[bool] = False
     #: Takes a condition vector.
     supports_condition: ClassVar[bool] = True
+    #: Models calorimeter cells themselves, ≥ 0 and exactly 0 when empty
+    #: (:meth:`~hepgenbench.preprocess.Preprocessor.forward_cells`), rather than the
+    #: dataset's preprocessed network space (``hurdlevae``).
+    models_cells: ClassVar[bool] = False
 
     def __init__(self, n_features: int, n_conditions: int = 0, **hparams: Any) -> None:
         super().__init__()
@@ -219,6 +223,22 @@ def standard_normal(shape: tuple[int, ...], generator: torch.Generator | None, d
     """
     gen_device = generator.device if generator is not None else torch.device("cpu")
     return torch.randn(shape, generator=generator, device=gen_device).to(device)
+
+
+def standard_uniform(shape: tuple[int, ...], generator: torch.Generator | None, device: torch.device) -> Tensor:
+    """U(0, 1) noise drawn on the generator's device, then moved (see :func:`standard_normal`)."""
+    gen_device = generator.device if generator is not None else torch.device("cpu")
+    return torch.rand(shape, generator=generator, device=gen_device).to(device)
+
+
+def standard_gamma(concentration: Tensor, generator: torch.Generator | None) -> Tensor:
+    """Gamma(k, rate 1) draws for each concentration k, from ``generator``, on k's device.
+
+    ``torch.distributions.Gamma`` draws from the global RNG only; its own sampler,
+    ``torch._standard_gamma``, takes a generator.
+    """
+    gen_device = generator.device if generator is not None else torch.device("cpu")
+    return torch._standard_gamma(concentration.to(gen_device), generator=generator).to(concentration.device)
 
 
 def mlp(n_in: int, n_out: int, hidden: tuple[int, ...] | list[int], activation: type[nn.Module] = nn.SiLU) -> nn.Sequential:
