@@ -10,8 +10,9 @@ name and the workflow can build them with :func:`build`.
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, field
-from typing import Any, ClassVar
+from typing import Any, Callable, ClassVar
 
 import torch
 from torch import Tensor, nn
@@ -239,6 +240,25 @@ def standard_gamma(concentration: Tensor, generator: torch.Generator | None) -> 
     """
     gen_device = generator.device if generator is not None else torch.device("cpu")
     return torch._standard_gamma(concentration.to(gen_device), generator=generator).to(concentration.device)
+
+
+#: Events per pass when a family samples a large batch (:func:`in_chunks`).
+SAMPLE_CHUNK = 2_000
+
+
+def in_chunks(fn: Callable[[Tensor, Tensor | None], Tensor], x: Tensor, cond: Tensor | None) -> Tensor:
+    """``fn(x, cond)`` over chunks of :data:`SAMPLE_CHUNK` events, concatenated.
+
+    A large batch goes through in chunks whose temporaries stay in a core's cache: 1e5 at
+    once is up to 1.8× slower on a CPU, and chunks of 2000 (a 128-wide hidden layer is 1 MB)
+    sampled NSF 1.1-1.5× faster than chunks of 1e4 (2026-12-01, EPYC). The hurdle VAE's
+    decoder made 100 MB layers at 1e5 events, and the bias copies and activations into them
+    took half its sampling time (2026-12-02).
+    """
+    if len(x) <= SAMPLE_CHUNK:
+        return fn(x, cond)
+    conds = cond.split(SAMPLE_CHUNK) if cond is not None else [None] * math.ceil(len(x) / SAMPLE_CHUNK)
+    return torch.cat([fn(xc, c) for xc, c in zip(x.split(SAMPLE_CHUNK), conds)])
 
 
 def mlp(n_in: int, n_out: int, hidden: tuple[int, ...] | list[int], activation: type[nn.Module] = nn.SiLU) -> nn.Sequential:

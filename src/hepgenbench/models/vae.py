@@ -47,7 +47,7 @@ import zuko
 from torch import Tensor
 
 from hepgenbench.errors import InputError
-from hepgenbench.models.base import Generator, cat_cond, mlp, register, standard_gamma, standard_normal, standard_uniform
+from hepgenbench.models.base import Generator, cat_cond, in_chunks, mlp, register, standard_gamma, standard_normal, standard_uniform
 
 _LOG_2PI = math.log(2 * math.pi)
 PRIORS = ("normal", "flow")
@@ -146,11 +146,12 @@ class ConditionalVAE(Generator):
     def draw_latent(self, n: int, cond: Tensor | None, generator: torch.Generator | None = None) -> Tensor:
         """``n`` draws from the prior p(z | c), from ``generator``."""
         z = standard_normal((n, self.hparams["latent"]), generator, self.device)
-        return z if self.prior_flow is None else self.prior_flow(cond).transform.inv(z)
+        return z if self.prior_flow is None else in_chunks(lambda zc, c: self.prior_flow(c).transform.inv(zc), z, cond)
 
     def sample(self, n: int, cond: Tensor | None = None, generator: torch.Generator | None = None) -> Tensor:
         cond = self._check_cond(cond, n)
-        return self._draw(self.decode(self.draw_latent(n, cond, generator), cond), generator)
+        z = self.draw_latent(n, cond, generator)
+        return in_chunks(lambda zc, c: self._draw(self.decode(zc, c), generator), z, cond)
 
 @register("vae")
 class VAE(ConditionalVAE):
@@ -258,5 +259,8 @@ class HurdleVAE(ConditionalVAE):
     def _draw(self, decoded: Tensor, generator: torch.Generator | None) -> Tensor:
         hit_logit, log_mean, log_shape = self._cell_distribution(decoded)
         hit = standard_uniform(hit_logit.shape, generator, self.device) < torch.sigmoid(hit_logit)
-        shape = log_shape.exp()
-        return torch.where(hit, standard_gamma(shape, generator) * (log_mean - log_shape).exp(), 0.0)
+        # A gamma draw is a rejection loop per value: only the hit cells get one (a shower at
+        # low energy has a few dozen of its 368).
+        cells = torch.zeros_like(hit_logit)
+        cells[hit] = standard_gamma(log_shape[hit].exp(), generator) * (log_mean[hit] - log_shape[hit]).exp()
+        return cells
