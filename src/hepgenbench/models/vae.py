@@ -30,10 +30,12 @@ The prior p(z|c) is N(0, 1) (``prior: "normal"``) or a conditional MAF on the la
 log q(z|x,c) − log p(z|c). The aggregate posterior of a trained VAE is rarely N(0, 1), and
 z drawn from N(0, 1) where it has no mass decodes to events that the truth does not have
 (the "holes" of Rezende & Viola, arXiv:1810.06128); a learned prior fills exactly the
-aggregate posterior (Tomczak & Welling, arXiv:1705.07120). On the default calo showers the
-hurdle decoder with an N(0, 1) prior reached a high-level C2ST AUC of 0.80–0.87 in 75 s, and
-0.60 when its z came from the encoder of truth showers; with the flow prior its own samples
-reached 0.59–0.60 (two seeds, 2026-12-02). ``hurdlevae`` therefore defaults to the flow,
+aggregate posterior (Tomczak & Welling, arXiv:1705.07120). On the default calo showers, in
+75 s on one thread (``benchmarks/bench_calo.py``, two seeds, 2026-12-02), the hurdle decoder
+reached a high-level C2ST AUC of 0.78 and 0.80 with the N(0, 1) prior and 0.54 and 0.55 with
+the flow prior; the Gaussian decoder 0.999 with either. A side run of the hurdle decoder with
+N(0, 1) gave 0.80 on its own samples and 0.60 when z came from the encoder of truth showers:
+its decoder was good, its prior was not. ``hurdlevae`` therefore defaults to the flow,
 ``vae`` keeps N(0, 1), the classic baseline.
 """
 
