@@ -78,7 +78,7 @@ def test_log_jacobian_is_autograds_log_determinant(name):
         c = None if cond is None else cond[i:i + 1]
         jac = torch.autograd.functional.jacobian(lambda row, c=c: pre.forward(row[None], c)[0], x[i])
         assert torch.linalg.slogdet(jac).logabsdet.item() == pytest.approx(analytic[i].item(), abs=1e-9)
-        coupled += [jac[j, index[g]].item() for j, m in pre._maps.items() for g in m.depends_on()]
+        coupled += [jac[j, index[g]].item() for j, m in pre.feature_maps.items() for g in m.depends_on()]
     # where a map is given other features, its coupling is real, so a wrong sum would show
     assert not coupled or np.all(np.abs(coupled) > 0)
 

@@ -57,21 +57,24 @@ class Preprocessor:
         features: one fitted transform per feature column.
         conditions: one per condition column (``log`` when it is positive, else ``standard``).
         blocks: the block maps, each over every feature of its type (built from ``features``).
+        feature_maps: the one-feature maps, by feature column (built from ``features``).
     """
 
     features: list[FeatureTransform]
     conditions: list[FeatureTransform] = field(default_factory=list)
     blocks: list[Block] = field(init=False, repr=False, compare=False)
+    feature_maps: dict[int, FeatureMap] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        self._maps: dict[int, FeatureMap] = {}
+        self.feature_maps = {}
+        self._index = {f.name: j for j, f in enumerate(self.features)}
         by_type: dict[str, list[int]] = {}
         for j, f in enumerate(self.features):
             cls = f.map_class
             if issubclass(cls, BlockMap):
                 by_type.setdefault(f.type, []).append(j)
             else:
-                self._maps[j] = cls(f.params)
+                self.feature_maps[j] = cls(f.params)
         self.blocks = [Block(tuple(cols), MAPS[t].from_params([self.features[j].params for j in cols]))
                        for t, cols in by_type.items()]
         self._order = self._dependency_order()
@@ -111,9 +114,9 @@ class Preprocessor:
 
         Raises :class:`InputError` naming the features of a cycle, which no inverse resolves.
         """
-        index = {f.name: j for j, f in enumerate(self.features)}
-        needs = {j: set() for j in range(len(self.features))}
-        for j, m in self._maps.items():
+        index = self._index
+        needs: dict[int, set[int]] = {j: set() for j in range(len(self.features))}
+        for j, m in self.feature_maps.items():
             missing = [g for g in m.depends_on() if g not in index]
             if missing:
                 raise InputError(f"feature '{self.features[j].name}': given {missing} are not features; "
@@ -132,8 +135,7 @@ class Preprocessor:
 
     def _given(self, j: int, x: Array) -> list[Array]:
         """The physical columns that feature ``j``'s map is given."""
-        names = [f.name for f in self.features]
-        return [x[:, names.index(g)] for g in self._maps[j].depends_on()]
+        return [x[:, self._index[g]] for g in self.feature_maps[j].depends_on()]
 
     def _coordinates(self, x: Array, e_inc: Array | None) -> list[Array]:
         """Physical units → every feature's map coordinate, before standardisation."""
@@ -142,7 +144,7 @@ class Preprocessor:
             y = block.map.forward(x[:, list(block.columns)], e_inc)
             for i, j in enumerate(block.columns):
                 cols[j] = y[:, i]
-        for j, m in self._maps.items():
+        for j, m in self.feature_maps.items():
             cols[j] = m.forward(x[:, j], self._given(j, x), e_inc)
         return cols
 
@@ -161,12 +163,11 @@ class Preprocessor:
             x = block.map.inverse(xp.stack([y[j] for j in block.columns], 1), e_inc)
             for i, j in enumerate(block.columns):
                 cols[j] = x[:, i]
-        index = {f.name: j for j, f in enumerate(self.features)}
         # A dependent feature is inverted after the physical columns it is given.
         for j in self._order:
-            if j in self._maps:
-                m = self._maps[j]
-                cols[j] = m.inverse(y[j], [cols[index[g]] for g in m.depends_on()], e_inc)
+            if j in self.feature_maps:
+                m = self.feature_maps[j]
+                cols[j] = m.inverse(y[j], [cols[self._index[g]] for g in m.depends_on()], e_inc)
         return xp.stack(cols, 1)
 
     def log_abs_det_jacobian(self, x: Array, cond: Array | None = None) -> Array:
@@ -180,7 +181,7 @@ class Preprocessor:
         """
         e_inc = _e_inc(cond)
         total = sum(m.log_abs_det_jacobian(x[:, j], self._given(j, x), e_inc) - math.log(self.features[j].std)
-                    for j, m in self._maps.items())
+                    for j, m in self.feature_maps.items())
         for block in self.blocks:
             total = total + block.map.log_abs_det_jacobian(x[:, list(block.columns)], e_inc) - sum(
                 math.log(self.features[j].std) for j in block.columns)
