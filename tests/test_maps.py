@@ -203,3 +203,48 @@ def test_a_new_map_is_one_class_and_the_common_checks_apply_to_it(sqrt_map):
     for check in (test_round_trip_physical_to_network_and_back, test_log_jacobian_is_autograds_log_determinant,
                   test_numpy_and_torch_give_the_same_numbers, test_fitted_maps_survive_json):
         check(sqrt_map)
+
+
+@pytest.fixture
+def cumsum_block():
+    """A block map defined outside the tree: y_i = Σ_{j≤i} x_j over every column of its type
+    (det = 1), to show that blocks are not a special case of the shower shares."""
+
+    class CumulativeSum(BlockMap):
+        @classmethod
+        def from_params(cls, params):
+            return cls()
+
+        def forward(self, x, e_inc=None):
+            return namespace(x).cumsum(x, 1)
+
+        def inverse(self, y, e_inc=None):
+            xp = namespace(y)
+            return xp.concatenate([y[:, :1], y[:, 1:] - y[:, :-1]], 1)
+
+        def log_abs_det_jacobian(self, x, e_inc=None):
+            return namespace(x).zeros_like(x[:, 0])
+
+        @classmethod
+        def example_events(cls, n, seed):
+            x = np.random.default_rng(seed).normal(0.0, [1.0, 2.0, 3.0, 1.0], (n, 4))
+            return EventSet(x, ["a", "b", "c", "d"], transforms=[{"type": "cumsum"}, {"type": "log", "offset": 20.0},
+                                                                 {"type": "cumsum"}, {"type": "cumsum"}])
+
+    register_map("cumsum")(CumulativeSum)
+    yield "cumsum"
+    del MAPS["cumsum"]
+
+
+def test_a_block_map_is_one_class_too(cumsum_block):
+    events, pre = fitted(cumsum_block)
+    (block,) = pre.blocks
+    assert block.columns == (0, 2, 3) and isinstance(block.map, MAPS["cumsum"])
+    y = pre.forward(events.features) * [f.std for f in pre.features] + [f.mean for f in pre.features]
+    x = events.features
+    np.testing.assert_allclose(y[:, [0, 2, 3]], np.cumsum(x[:, [0, 2, 3]], 1), rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(y[:, 1], np.log(x[:, 1] + 20.0), rtol=1e-12)
+    for check in (test_round_trip_physical_to_network_and_back, test_round_trip_network_to_physical_and_back,
+                  test_log_jacobian_is_autograds_log_determinant, test_numpy_and_torch_give_the_same_numbers,
+                  test_fitted_maps_survive_json):
+        check(cumsum_block)

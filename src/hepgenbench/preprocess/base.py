@@ -140,7 +140,9 @@ class FeatureMap(PreprocessingMap):
     order (empty for a map that depends on nothing); ``e_inc`` is the first condition column
     (None without conditions). A map that depends on others must stay triangular: y depends
     on x and the givens, and the givens do not depend on x (a cycle is refused), so the
-    Jacobian of all features is still the product of each map's derivative.
+    Jacobian of all features is still the product of each map's derivative. A given may
+    itself be dependent (``pair_mass`` takes a ``delta_phi`` azimuth): the preprocessor
+    inverts the features in the order of their dependencies.
 
     Attributes:
         n_given: how many features the ``given`` key must name (0: the map takes none).
