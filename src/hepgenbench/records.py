@@ -53,12 +53,27 @@ R = TypeVar("R", bound="Record")
 
 def record(cls: type[R]) -> type[R]:
     """Make ``cls`` a frozen, validated record: unknown keys and wrong types are rejected."""
-    return _pydantic_dataclass(frozen=True, config=ConfigDict(extra="forbid"))(cls)
+    return _input_errors(_pydantic_dataclass(frozen=True, config=ConfigDict(extra="forbid"))(cls))
 
 
 def _mutable_record(cls: type[R]) -> type[R]:
     """As :func:`record`, for the training log that the training loop fills in place."""
-    return _pydantic_dataclass(config=ConfigDict(extra="forbid"))(cls)
+    return _input_errors(_pydantic_dataclass(config=ConfigDict(extra="forbid"))(cls))
+
+
+def _input_errors(cls: type[R]) -> type[R]:
+    """Let the constructor raise InputError, as :meth:`Record.from_dict` does, not pydantic's error."""
+    validated_init = cls.__init__
+
+    @functools.wraps(validated_init)
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        try:
+            validated_init(self, *args, **kwargs)
+        except ValidationError as err:
+            raise InputError(_describe(type(self), err, type(self).what)) from None
+
+    cls.__init__ = __init__
+    return cls
 
 
 @functools.cache
@@ -124,7 +139,7 @@ def _describe(cls: type, err: ValidationError, where: str) -> str:
     sep = "." if re.fullmatch(r"(config key )?[\w.]+", where) else ": "
     problems = []
     for e in err.errors():
-        key = where + sep + ".".join(str(part) for part in e["loc"])
+        key = where + sep + ".".join(str(part) for part in e["loc"]) if e["loc"] else where
         message = e["msg"].removeprefix("Value error, ")
         if e["type"] in ("unexpected_keyword_argument", "extra_forbidden"):
             owner = _field_owner(cls, e["loc"][:-1])
