@@ -365,13 +365,18 @@ class TrainParams(Record):
         return cls.from_dict(
             {
                 "family": spec.get("family", name),
-                "hparams": {k: v for k, v in spec.items() if k not in MODEL_KEYS},
+                "hparams": hyperparameters(config, name),
                 "training": {**options, "seed": seed},
                 "replica": replica,
             },
             f"train parameters of model '{model}' on dataset '{dataset}' (config keys training, "
             f"datasets.{dataset}.training, models.{name})",
         )
+
+
+def hyperparameters(config: Mapping[str, Any], name: str) -> dict[str, Any]:
+    """The hyperparameters of model ``name``: its config block without :data:`MODEL_KEYS`."""
+    return {k: v for k, v in (config["models"][name] or {}).items() if k not in MODEL_KEYS}
 
 
 def training_options(config: Mapping[str, Any], dataset: str, name: str) -> dict[str, Any]:
@@ -707,6 +712,6 @@ __all__ = [
     "EpochRecord", "EvalOptions", "EvaluateParams", "IngestParams", "MetricsRecord", "NoParams", "PlotManifest",
     "PlotRecord", "PlotsParams", "Provenance", "Record", "ReportParams", "SampleCost", "SampleParams",
     "SourceParams", "SplitFractions", "SplitParams", "STAGE_PARAMS", "TrainParams", "TrainSettings",
-    "TrainedModelRecord", "TrainingCost", "TrainingInfo", "TrainingLog", "TrainingSummary", "split_instance",
-    "training_options",
+    "TrainedModelRecord", "TrainingCost", "TrainingInfo", "TrainingLog", "TrainingSummary", "hyperparameters",
+    "split_instance", "training_options",
 ]

@@ -5,7 +5,7 @@ import shlex
 from pathlib import Path
 
 from hepgenbench import records
-from hepgenbench.records import REPLICA_SEP, split_instance
+from hepgenbench.records import MODEL_KEYS, REPLICA_SEP, split_instance
 
 FAMILIES = ("vae", "gan", "wgan", "maf", "realnvp", "nsf", "iaf", "cfm", "hurdlevae")
 # Families that need something only some kinds of dataset have: the kinds, and what it is.
@@ -17,7 +17,7 @@ KIND_BOUND_FAMILIES = {
 EMBEDDED = {"pythia": "zmumu", "phasespace": "phasespace", "calo": "calo"}
 
 DATASETS = list(config["datasets"])
-REPLICAS = int(config.get("replicas", 1))
+REPLICAS = int(config["replicas"])  # the schema fills in its default
 
 
 class ConfigError(ValueError):
@@ -84,6 +84,10 @@ def stage_params(stage, **wildcards):
     """The stage's parameter record (hepgenbench.records) as canonical JSON: the rule's
     ``params:``, so that a changed parameter reruns the job and nothing else does."""
     return records.STAGE_PARAMS[stage].from_config(config, **wildcards).to_json()
+
+
+def hyperparameters(name):
+    return records.hyperparameters(config, name)
 
 
 def train_settings(dataset, instance):
