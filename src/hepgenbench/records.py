@@ -25,9 +25,8 @@ import functools
 import json
 import math
 import os
-import re
 from collections.abc import Mapping
-from typing import Annotated, Any, ClassVar, Literal, TypeVar, get_args, get_origin
+from typing import Annotated, Any, ClassVar, Literal, TypeVar, get_args
 
 from pydantic import AfterValidator, ConfigDict, Field, Strict, TypeAdapter, ValidationError
 from pydantic.dataclasses import dataclass as _pydantic_dataclass
@@ -134,12 +133,13 @@ class Record:
 
 
 def _describe(cls: type, err: ValidationError, where: str) -> str:
-    # A dotted config key ("config key datasets.zmumu", "evaluation") is continued by the
-    # field's key; a description is followed by it after a colon.
-    sep = "." if re.fullmatch(r"(config key )?[\w.]+", where) else ": "
+    # A config key ("config key datasets.zmumu") is continued by the field's key; a
+    # description or a file is followed by it after a colon.
+    dotted = where.startswith("config key ")
     problems = []
     for e in err.errors():
-        key = where + sep + ".".join(str(part) for part in e["loc"]) if e["loc"] else where
+        loc = ".".join(str(part) for part in e["loc"])
+        key = (f"{where}.{loc}" if dotted else loc) if loc else where
         message = e["msg"].removeprefix("Value error, ")
         if e["type"] in ("unexpected_keyword_argument", "extra_forbidden"):
             owner = _field_owner(cls, e["loc"][:-1])
@@ -151,20 +151,23 @@ def _describe(cls: type, err: ValidationError, where: str) -> str:
             problems.append(f"{key}: {message}")
         else:
             problems.append(f"{key}: {message[0].lower()}{message[1:]}, got {e.get('input')!r}")
-    return "; ".join(problems)
+    text = "; ".join(problems)
+    return text if dotted or text.startswith(where) else f"{where}: {text}"
 
 
 def _field_owner(cls: type, loc: tuple) -> type | None:
-    """The record class at ``loc`` inside ``cls``, to list its known keys."""
+    """The record class at ``loc`` inside ``cls`` (through lists of records), to list its keys."""
     for part in loc:
-        if not dataclasses.is_dataclass(cls):
+        if isinstance(part, int):  # an item of a list of records: still the item's class
+            continue
+        fields = getattr(cls, "__pydantic_fields__", {})
+        if part not in fields:
             return None
-        types = {f.name: f.type for f in dataclasses.fields(cls)}
-        annotation = cls.__pydantic_fields__[part].annotation if part in types else None
-        candidates = [a for a in (annotation, *get_args(annotation)) if dataclasses.is_dataclass(a)]
-        if not candidates:
+        annotation = fields[part].annotation
+        nested = [a for a in (annotation, *get_args(annotation)) if dataclasses.is_dataclass(a)]
+        if not nested:
             return None
-        cls = candidates[0]
+        cls = nested[0]
     return cls if dataclasses.is_dataclass(cls) else None
 
 
@@ -444,7 +447,7 @@ class EvalOptions(Record):
     @classmethod
     def from_config(cls, config: Mapping[str, Any] | None) -> "EvalOptions":
         """Build from the config's ``evaluation:`` block; unknown keys and bad values raise InputError."""
-        return cls.from_dict(config, "evaluation")
+        return cls.from_dict(config, "config key evaluation")
 
 
 @record
@@ -699,13 +702,6 @@ STAGE_PARAMS: dict[str, type[Record]] = {
     "plots": PlotsParams,
     "report": ReportParams,
 }
-
-
-def literal_values(annotation: Any) -> tuple:
-    """The values of a ``Literal[...]`` annotation (or of the Literal in an Optional)."""
-    if get_origin(annotation) is Literal:
-        return get_args(annotation)
-    return tuple(v for a in get_args(annotation) for v in literal_values(a))
 
 
 __all__ = [
