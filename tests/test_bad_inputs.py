@@ -42,6 +42,9 @@ CONFIG_CASES = [
     ("root source without tree", "datasets.mine", {"source": "root", "files": "Snakefile"}, ["tree"]),
     ("model named truth", "models.truth", {}, ["truth"]),
     ("bad device", "training.device", "tpu", ["tpu", "device"]),
+    # Past the schema: the stage records (hepgenbench.records) are built while the DAG is.
+    ("split fractions that do not sum to one", "datasets.phasespace.split", {"train": 0.8},
+     ["config key datasets.phasespace.split", "sum to 1"]),
 ]
 
 

@@ -214,13 +214,15 @@ def test_pair_mass_spec_errors_name_the_feature(given, message):
 def test_round_trip_on_every_embedded_dataset(tmp_path, source):
     """inverse(forward(x)) == x on the real generated events of each dataset."""
     from hepgenbench import stages
+    from hepgenbench.records import IngestParams, SourceParams
 
-    params = {"zmumu": {"source": "pythia", "level": "parton", "n_events": 3000},
-              "phasespace": {"source": "phasespace", "n_events": 2000},
-              "calo": {"source": "calo", "n_events": 500}}[source]
+    dataset = {"zmumu": {"source": "pythia", "level": "parton", "n_events": 3000},
+               "phasespace": {"source": "phasespace", "n_events": 2000},
+               "calo": {"source": "calo", "n_events": 500}}[source]
+    config = {"seed": 1, "datasets": {source: dataset}}
     path = str(tmp_path / ("events.root" if source == "zmumu" else "events.h5"))
-    stages.source(path, {**params, "seed": 1})
-    events = stages.read_dataset([path], {**params, "name": source})
+    stages.source({}, {"data": path}, SourceParams.from_config(config, source), threads=1)
+    events = stages.read_dataset([path], IngestParams.from_config(config, source))
     pre = Preprocessor.fit(events)
     u = pre.forward(events.features, events.condition)
     assert np.isfinite(u).all()

@@ -215,6 +215,7 @@ def test_streaming_ingest_writes_the_same_events_chunk_by_chunk(root_file, tmp_p
     """The ingest stage streams ROOT chunks into HDF5; the result equals a one-shot read."""
     from hepgenbench import stages
     from hepgenbench.io import read_events
+    from hepgenbench.records import IngestParams
 
     chunks = []
     spec = dimuon_spec(root_file, step_size=2)
@@ -225,7 +226,7 @@ def test_streaming_ingest_writes_the_same_events_chunk_by_chunk(root_file, tmp_p
 
     params = {"source": "root", "name": "mine", "tree": "Events", "branches": ["MET_pt"], "step_size": 2,
               "collections": {"Muon": {"n": 2, "sort_by": "pt", "fields": ["pt", "eta", "phi"]}}}
-    stages.ingest([root_file], str(tmp_path / "events.h5"), params)
+    stages.ingest({"files": root_file}, {"events": str(tmp_path / "events.h5")}, IngestParams.from_dict(params), threads=1)
     written = read_events(tmp_path / "events.h5")
     np.testing.assert_array_equal(written.features, one_shot.features)
     assert written.feature_names == one_shot.feature_names and written.meta["dataset"] == "mine"
@@ -234,9 +235,10 @@ def test_streaming_ingest_writes_the_same_events_chunk_by_chunk(root_file, tmp_p
 @pytest.mark.parametrize("level, has_mass", [("parton", False), ("hard", False), ("hadron", True)])
 def test_embedded_zmumu_keeps_the_jet_mass_at_hadron_level_only(level, has_mass):
     """Below hadron level a jet is often one parton, its mass a spike at the parton mass."""
+    from hepgenbench.records import IngestParams
     from hepgenbench.stages import _root_spec
 
-    spec = _root_spec(["events.root"], {"source": "pythia", "level": level})
+    spec = _root_spec(["events.root"], IngestParams(name="zmumu", source="pythia", level=level))
     assert ("mass" in spec.collections["Jet"].fields) is has_mass
     assert spec.transforms["Muon2_pt"]["type"] == "pair_mass"
     assert {spec.transforms[k]["given"] for k in ("Muon2_phi", "Jet1_phi")} == {"Muon1_phi"}

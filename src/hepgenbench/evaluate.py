@@ -12,10 +12,8 @@ others' streams.
 
 from __future__ import annotations
 
-import dataclasses
 import zlib
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -24,13 +22,14 @@ from hepgenbench.errors import InputError
 from hepgenbench.io import EventSet
 from hepgenbench.metrics import HEADLINE
 from hepgenbench.metrics.base import MetricResult
-from hepgenbench.metrics.classifier import CLASSIFIERS, classifier_two_sample_test
+from hepgenbench.metrics.classifier import classifier_two_sample_test
 from hepgenbench.metrics.histogram import histogram_divergences
 from hepgenbench.metrics.likelihood import kl_exact, nll_per_dim
 from hepgenbench.metrics.memorisation import memorisation
 from hepgenbench.metrics.physics_distance import fpd, kpd
 from hepgenbench.metrics.sanity import unphysical_fraction
 from hepgenbench.metrics.wasserstein import exact_emd, sliced_wasserstein, w1_per_feature
+from hepgenbench.records import EvalOptions
 
 #: incident-energy values up to this many distinct ones are binned one bin per value
 #: (CaloChallenge dataset 1 has 15 discrete energies); otherwise quantile bins are used
@@ -40,55 +39,6 @@ MIN_EVENTS_PER_ENERGY_BIN = 50
 #: headline keys that exist only for some samples: a density (NLL, KL), derived observables
 # unweighting_efficiency is added by the evaluate stage, which holds the model and the density.
 OPTIONAL_KEYS = frozenset({"nll_per_dim", "kl_exact", "w1_observables_mean", "unweighting_efficiency"})
-
-
-@dataclass(frozen=True)
-class EvalOptions:
-    """Options of the metric suite; the fields are the keys of the config's ``evaluation:`` block.
-
-    The defaults keep the whole suite on 1e5 vs 1e5 events with 10 features under a minute
-    on 2 cores (see ``benchmarks/results/metrics.md``).
-    """
-
-    n_bootstrap: int = 10  #: bootstrap replicas of W1 and the histogram divergences
-    n_bins: int = 50  #: truth-quantile bins per feature for KL/JSD/separation power
-    emd_subsample: int = 1500  #: events per sample in each exact-EMD repeat (cost ∝ n²–n³)
-    emd_repeats: int = 3
-    emd_num_itermax: int = 1_000_000  #: network-simplex iteration cap; not converging is an error
-    swd_projections: int = 50  #: random directions per sliced-Wasserstein estimate
-    swd_seeds: int = 4  #: independent direction sets (their spread is the error)
-    c2st_classifier: str = "hgb"  #: "hgb" (gradient-boosted trees) or "mlp"
-    c2st_folds: int = 5
-    c2st_max_events: int = 50_000  #: events per class fed to the C2ST
-    fpd_min_samples: int = 20_000
-    fpd_max_samples: int = 50_000
-    fpd_points: int = 10
-    fpd_resamples: int = 20
-    kpd_batch_size: int = 5_000
-    kpd_batches: int = 10
-    memorisation_max_events: int = 10_000  #: generated/truth events queried against train
-    memorisation_max_train: int = 100_000
-    energy_bins: int = 5  #: calo: quantile bins of E_inc when it is not discrete
-
-    @classmethod
-    def from_config(cls, config: dict[str, Any] | None) -> "EvalOptions":
-        """Build from the config's ``evaluation:`` block; unknown keys and bad values raise InputError."""
-        config = dict(config or {})
-        fields = {f.name: f for f in dataclasses.fields(cls)}
-        unknown = sorted(set(config) - set(fields))
-        if unknown:
-            raise InputError(f"evaluation: unknown option(s) {unknown}; known options are {sorted(fields)}")
-        for key, value in config.items():
-            expected = type(fields[key].default)
-            if expected is int and (isinstance(value, bool) or not isinstance(value, int)):
-                raise InputError(f"evaluation.{key} must be an integer, got {value!r}")
-            if expected is int and value < 1:
-                raise InputError(f"evaluation.{key} must be positive, got {value}")
-        if config.get("c2st_classifier", "hgb") not in CLASSIFIERS:
-            raise InputError(f"evaluation.c2st_classifier must be one of {CLASSIFIERS}, got {config['c2st_classifier']!r}")
-        if config.get("c2st_folds", 5) < 2:
-            raise InputError(f"evaluation.c2st_folds must be at least 2, got {config['c2st_folds']}")
-        return cls(**config)
 
 
 def metric_seed(seed: int, name: str) -> np.random.Generator:

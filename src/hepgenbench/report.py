@@ -34,9 +34,10 @@ import yaml
 from scipy.stats import rankdata
 
 from hepgenbench.errors import InputError
-from hepgenbench.io import atomic_path, read_json
+from hepgenbench.io import atomic_path
 from hepgenbench.metrics import HEADLINE
 from hepgenbench.plots import PlotRecord, read_plot_manifest
+from hepgenbench.records import MetricsRecord
 
 #: Packages whose versions the provenance lists (distribution names).
 PROVENANCE_PACKAGES = ("torch", "zuko", "numpy", "scikit-learn", "POT", "uproot", "snakemake", "hepgenbench")
@@ -97,19 +98,8 @@ class Ranking:
 
 
 def load_metrics(paths: Iterable[str]) -> list[dict]:
-    """Read metrics JSON files, checking the keys the report needs."""
-    entries = []
-    for path in paths:
-        if not Path(path).exists():
-            raise InputError(f"{path}: metrics file does not exist")
-        entry = read_json(path)
-        missing = [k for k in ("dataset", "model", "metrics") if not isinstance(entry, dict) or k not in entry]
-        if missing:
-            raise InputError(f"{path}: metrics JSON lacks keys {missing}; expected dataset, model, metrics")
-        if not isinstance(entry["metrics"], dict):
-            raise InputError(f"{path}: 'metrics' must map metric names to {{value, error}}")
-        entries.append(entry)
-    return entries
+    """Read metrics JSON files (:class:`~hepgenbench.records.MetricsRecord`, validated)."""
+    return [MetricsRecord.read(path).to_dict() for path in paths]
 
 
 def _number(x) -> float | None:

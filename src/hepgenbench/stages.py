@@ -2,8 +2,10 @@
 
 Rules stay thin: each names its files and calls one function here through the CLI
 (:mod:`hepgenbench.cli`). Everything here is importable and testable without Snakemake.
-Inputs and outputs are paths; ``params`` is the slice of the validated config the stage
-needs.
+Every stage has the same signature, ``stage(inputs, outputs, params, threads)``: inputs
+and outputs map the rule's names to paths (a list where a name holds several), and
+``params`` is the stage's typed record (:mod:`hepgenbench.records`), which the rule builds
+from the validated config.
 """
 
 from __future__ import annotations
@@ -13,7 +15,8 @@ import platform
 import resource
 import socket
 import time
-from dataclasses import fields
+from collections.abc import Mapping
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -24,22 +27,41 @@ from hepgenbench.io import EventSet, event_writer, read_events, read_json, write
 from hepgenbench.logging_utils import log
 from hepgenbench.ordering import META_KEY as ORDER_KEY, object_orders, ordered_log_prob, put_in_order
 from hepgenbench.preprocess import Preprocessor
+from hepgenbench.records import (
+    EvaluateParams,
+    IngestParams,
+    MetricsRecord,
+    NoParams,
+    PlotsParams,
+    Provenance,
+    ReportParams,
+    SampleCost,
+    SampleParams,
+    SourceParams,
+    SplitParams,
+    TrainingSummary,
+    TrainParams,
+)
 from hepgenbench.seeding import derive_seed
-from hepgenbench.split import SplitFractions, read_split, split_indices, write_split
+from hepgenbench.split import read_split, split_indices, write_split
+
+#: A stage's named input or output files: a path, or a list where a name holds several.
+Paths = Mapping[str, str | list[str]]
 
 #: Sources the workflow generates itself, and the event kind each yields.
 EMBEDDED_SOURCES = {"pythia": "zmumu", "phasespace": "phasespace", "calo": "calo"}
 
 
 # --------------------------------------------------------------------------- data
-def source(output: str, params: dict[str, Any]) -> None:
+def source(inputs: Paths, outputs: Paths, params: SourceParams, threads: int) -> None:
     """Generate one seeded chunk of an embedded dataset."""
-    kind, n, seed = params["source"], int(params["n_events"]), int(params["seed"])
+    output = outputs["data"]
+    kind, n, seed = params.source, params.n_events, params.seed
     log(f"source '{kind}': {n} events, seed {seed} -> {output}")
     if kind == "pythia":
         from hepgenbench.data.pythia import generate_zmumu
 
-        stats = generate_zmumu(output, n, seed, level=params.get("level", "parton"), log=log)
+        stats = generate_zmumu(output, n, seed, level=params.level, log=log)
     elif kind == "phasespace":
         from hepgenbench.data.phasespace import generate
 
@@ -53,63 +75,60 @@ def source(output: str, params: dict[str, Any]) -> None:
     log(f"done: {stats}")
 
 
-def merge(chunks: list[str], output: str) -> None:
+def merge(inputs: Paths, outputs: Paths, params: NoParams, threads: int) -> None:
     """Concatenate the seeded Pythia chunks into one ROOT file."""
     from hepgenbench.data.pythia import merge_root
+
+    chunks, output = _as_list(inputs["chunks"]), outputs["data"]
 
     log(f"merging {len(chunks)} chunk(s) -> {output}")
     merge_root(chunks, output)
 
 
-#: Dataset config keys that steer the workflow rather than the reader.
-WORKFLOW_KEYS = ("source", "name", "split", "training", "n_events", "chunks", "level", "readout_threshold_mev",
-                 "representation")
-
-
-def _root_spec(files: list[str], params: dict[str, Any]):
+def _root_spec(files: list[str], params: IngestParams):
     """The reader spec of a ROOT source: the embedded Z→μμ layout, or the user's config."""
     from hepgenbench.data import readers
 
-    if params["source"] == "pythia":
-        spec = readers.zmumu_spec(files[0], jet_mass=params.get("level", "parton") == "hadron")
-        spec.nan_policy = params.get("nan_policy", "refuse")
+    if params.source == "pythia":
+        spec = readers.zmumu_spec(files[0], jet_mass=params.level == "hadron")
+        spec.nan_policy = params.nan_policy
         return spec
-    options = {k: v for k, v in params.items() if k not in WORKFLOW_KEYS}
-    return readers.RootSpec.from_config({**options, "files": files})
+    return readers.RootSpec.from_config(params.reader_options(files))
 
 
-def read_dataset(files: list[str], params: dict[str, Any]) -> EventSet:
+def read_dataset(files: list[str], params: IngestParams) -> EventSet:
     """Read a dataset's source files (embedded or the user's) into an :class:`EventSet`."""
     from hepgenbench.data import readers
 
-    kind = params["source"]
+    kind = params.source
     if kind in ("pythia", "root"):
         return readers.read_root(_root_spec(files, params))
     if kind == "calo" or kind == "calochallenge":
         if len(files) != 1:
             raise InputError(f"source '{kind}' reads one CaloChallenge file, got {len(files)}: {files}")
         return readers.read_calochallenge(
-            files[0], nan_policy=params.get("nan_policy", "refuse"),
-            readout_threshold_mev=params.get("readout_threshold_mev", readers.READOUT_THRESHOLD_MEV),
-            representation=params.get("representation", "shares"),
+            files[0], nan_policy=params.nan_policy,
+            readout_threshold_mev=(readers.READOUT_THRESHOLD_MEV if params.readout_threshold_mev is None
+                                   else params.readout_threshold_mev),
+            representation=params.representation,
         )
     if kind == "phasespace":
         return read_events(files[0])
     if kind == "hdf5":
-        options = {k: v for k, v in params.items() if k not in WORKFLOW_KEYS}
-        return readers.read_hdf5(readers.Hdf5Spec.from_config({**options, "files": files}))
+        return readers.read_hdf5(readers.Hdf5Spec.from_config(params.reader_options(files)))
     raise InputError(f"unknown source '{kind}'")
 
 
-def ingest(files: list[str], output: str, params: dict[str, Any]) -> None:
+def ingest(inputs: Paths, outputs: Paths, params: IngestParams, threads: int) -> None:
     """Read the source files, build the flat feature table, write ``events.h5``.
 
     ROOT files stream chunk by chunk into the output, so memory holds one chunk however
     large the files are; the other formats are read whole.
     """
+    files, output = _as_list(inputs["files"]), outputs["events"]
     t0 = time.perf_counter()
-    provenance = {"dataset": params["name"], "source": params["source"], "files": [str(f) for f in files]}
-    if params["source"] in ("pythia", "root"):
+    provenance = {"dataset": params.name, "source": params.source, "files": [str(f) for f in files]}
+    if params.source in ("pythia", "root"):
         from hepgenbench.data.readers import read_root
 
         with event_writer(output) as out:
@@ -128,11 +147,10 @@ def ingest(files: list[str], output: str, params: dict[str, Any]) -> None:
     log(f"ingested {n_events} events x {n_features} features in {dt:.1f} s ({n_events / dt:.0f} events/s)")
 
 
-def split(events_path: str, output: str, params: dict[str, Any]) -> None:
-    events = read_events(events_path)
-    fractions = SplitFractions(**params.get("split", {}))
-    indices = split_indices(len(events), fractions, int(params["seed"]))
-    write_split(output, indices, int(params["seed"]))
+def split(inputs: Paths, outputs: Paths, params: SplitParams, threads: int) -> None:
+    events = read_events(inputs["events"])
+    indices = split_indices(len(events), params.split, params.seed)
+    write_split(outputs["split"], indices, params.seed)
     log("split sizes:", {k: len(v) for k, v in indices.items()})
 
 
@@ -141,22 +159,14 @@ def load_split_events(events_path: str, split_path: str) -> dict[str, EventSet]:
     return {name: events.subset(idx) for name, idx in read_split(split_path).items()}
 
 
-def preprocess(events_path: str, split_path: str, output: str) -> None:
-    train = load_split_events(events_path, split_path)["train"]
+def preprocess(inputs: Paths, outputs: Paths, params: NoParams, threads: int) -> None:
+    train = load_split_events(inputs["events"], inputs["split"])["train"]
     pre = Preprocessor.fit(train)
-    write_json(output, pre.to_dict())
+    write_json(outputs["transform"], pre.to_dict())
     log(f"fitted {len(pre.features)} feature and {len(pre.conditions)} condition transform(s) on {len(train)} events")
 
 
 # --------------------------------------------------------------------------- models
-def _train_settings(params: dict[str, Any], threads: int, seed: int):
-    from hepgenbench.models.base import TrainSettings
-
-    known = {f.name for f in fields(TrainSettings)}
-    opts = {k: v for k, v in params.get("training", {}).items() if k in known}
-    return TrainSettings(**{**opts, "threads": threads, "seed": seed})
-
-
 def density_in_network_space(kind: str, pre: Preprocessor):
     """The true log-density pulled back to network space: log p_u(u) = log p_x(x) − log|du/dx|."""
     if kind != "phasespace":
@@ -170,7 +180,7 @@ def density_in_network_space(kind: str, pre: Preprocessor):
     return log_density
 
 
-def train(inputs: dict[str, str], outputs: dict[str, str], params: dict[str, Any], threads: int) -> None:
+def train(inputs: Paths, outputs: Paths, params: TrainParams, threads: int) -> None:
     """Train one model (one dataset × family × replica) and save weights, config and log."""
     import torch
 
@@ -180,16 +190,17 @@ def train(inputs: dict[str, str], outputs: dict[str, str], params: dict[str, Any
 
     sets = load_split_events(inputs["events"], inputs["split"])
     pre = Preprocessor.from_dict(read_json(inputs["transform"]))
-    seed = int(params["seed"])
-    settings = _train_settings(params, threads, seed)
+    seed = params.seed
+    # The rule's threads win over the config's: `snakemake --set-threads` changes them.
+    settings = replace(params.training, threads=threads)
     tr, va = sets["train"], sets["val"]
     # The initial weights are drawn at build time: seed first, or two runs start apart.
     torch.manual_seed(seed)
-    hparams = dict(params.get("hparams", {}))
-    if "unit_box" in REGISTRY[params["family"]].defaults and "unit_box" not in hparams:
+    hparams = dict(params.hparams)
+    if "unit_box" in REGISTRY[params.family].defaults and "unit_box" not in hparams:
         hparams["unit_box"] = pre.unit_box()
-    model = build(params["family"], tr.n_features, tr.n_conditions, **hparams)
-    log(f"{params['family']} on {tr.meta.get('dataset', '?')}: {model.n_parameters()} parameters, seed {seed}")
+    model = build(params.family, tr.n_features, tr.n_conditions, **hparams)
+    log(f"{params.family} on {tr.meta.get('dataset', '?')}: {model.n_parameters()} parameters, seed {seed}")
     checkpoint = str(Path(outputs["model"]).with_name("checkpoint.pt"))
     if model.trains_on_density:
         training_log = trainer.fit_density(
@@ -210,23 +221,23 @@ def train(inputs: dict[str, str], outputs: dict[str, str], params: dict[str, Any
             pre.forward_condition(tr.condition), pre.forward_condition(va.condition), settings,
             checkpoint_path=checkpoint, csv_path=outputs["log_csv"], log=log, redraw=redraw,
         )
-    provenance = {
-        "hostname": socket.gethostname(),
-        "machine": platform.processor() or platform.machine(),
-        "device": training_log.device,
-        "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
-        "trained_at": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-        "replica": int(params.get("replica", 0)),
-        "seed": seed,
-        "peak_memory_mb": _peak_rss_mb(),
-    }
+    provenance = Provenance(
+        hostname=socket.gethostname(),
+        machine=platform.processor() or platform.machine(),
+        device=training_log.device,
+        gpu=torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
+        trained_at=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        replica=params.replica,
+        seed=seed,
+        peak_memory_mb=_peak_rss_mb(),
+    )
     trainer.save_model(outputs["model"], model, training_log, settings, provenance)
     Path(checkpoint).unlink(missing_ok=True)
     status = f"DIVERGED ({training_log.divergence_reason})" if training_log.diverged else training_log.stopped_because
     log(f"trained in {training_log.wall_time_s:.1f} s, best epoch {training_log.best_epoch}, stopped: {status}")
 
 
-def sample(inputs: dict[str, str], output: str, params: dict[str, Any], threads: int) -> None:
+def sample(inputs: Paths, outputs: Paths, params: SampleParams, threads: int) -> None:
     """Sample as many events as truth-holdout A holds, in physical units, with the same conditions."""
     import torch
 
@@ -235,15 +246,15 @@ def sample(inputs: dict[str, str], output: str, params: dict[str, Any], threads:
     torch.set_num_threads(threads)
     # torch seeds its global generator at random in every process; the likelihood bounds
     # (IWAE samples, Hutchinson probes) draw from it, so seed it like everything else.
-    torch.manual_seed(int(params["seed"]))
+    torch.manual_seed(params.seed)
     model, _ = load_model(inputs["model"])
     pre = Preprocessor.from_dict(read_json(inputs["transform"]))
     truth = load_split_events(inputs["events"], inputs["split"])["truth_a"]
-    seed = int(params["seed"])
+    seed = params.seed
     gen = torch.Generator().manual_seed(seed)
     cond_net = pre.forward_condition(truth.condition)
     cond_t = None if cond_net is None else torch.as_tensor(cond_net, dtype=torch.float32)
-    batch = int(params.get("batch_size", 10000))
+    batch = params.batch_size
     t0 = time.perf_counter()
     chunks = []
     with torch.no_grad():
@@ -261,55 +272,37 @@ def sample(inputs: dict[str, str], output: str, params: dict[str, Any], threads:
     generated = EventSet(
         features=x, feature_names=truth.feature_names, kind=truth.kind, transforms=truth.transforms,
         condition=truth.condition, condition_names=truth.condition_names, units=truth.units,
-        meta={"model": params["model"], "family": model.family, ORDER_KEY: [o.to_dict() for o in orders],
-              "trained": _training_record(read_model_record(inputs["model"]), model.likelihood_is_bound)},
+        meta={"model": params.model, "family": model.family, ORDER_KEY: [o.to_dict() for o in orders],
+              "trained": read_model_record(inputs["model"]).summary(model.likelihood_is_bound).to_dict()},
     )
     extra = {}
     if model.has_likelihood:
-        n_nll = min(len(truth), int(params.get("nll_max_events", 20000)))
+        n_nll = min(len(truth), params.nll_max_events)
         extra["truth_log_prob"] = _log_prob_physical(model, pre, truth.subset(np.arange(n_nll)), batch, seed)
         log(f"log-likelihood of {n_nll} truth events: mean {np.mean(extra['truth_log_prob']):.4f}")
     if truth.kind == "phasespace" and model.has_likelihood and not model.likelihood_is_bound:
         generated.meta["importance_weights"] = _importance_weights(model, pre, generated, batch, params)
         log("importance weights p/q of the generated events:", generated.meta["importance_weights"])
-    rates = sampling_rates(model, tuple(params.get("rate_batch_sizes", (1, 1000, 100000))), cond_pool=cond_t)
+    rates = sampling_rates(model, tuple(params.rate_batch_sizes), cond_pool=cond_t)
     log("sampling rates (events/s):", rates)
     generated.meta.update(sample_rate={str(k): v for k, v in rates.items()}, peak_memory_mb=_peak_rss_mb())
-    write_events(output, generated, extra)
+    write_events(outputs["sample"], generated, extra)
 
 
-def _training_record(payload: dict[str, Any], likelihood_is_bound: bool) -> dict[str, Any]:
-    """What the evaluation reports of how a sample's model was trained. The sample carries
-    it so that scoring the sample needs neither the model nor torch."""
-    tlog, prov = payload["training_log"], payload["provenance"]
-    return {
-        "likelihood_is_bound": likelihood_is_bound,
-        "diverged": tlog["diverged"],
-        "divergence_reason": tlog["divergence_reason"],
-        "cost": {"n_parameters": tlog["n_parameters"], "train_time_s": tlog["wall_time_s"],
-                 "time_to_best_s": tlog["time_to_best_s"], "peak_memory_mb": prov.get("peak_memory_mb", 0.0)},
-        "training": {
-            **{k: prov.get(k) for k in ("hostname", "machine", "device", "gpu", "trained_at", "replica", "seed")},
-            **{k: tlog[k] for k in ("best_epoch", "stopped_because", "budget")},
-            "epochs": len(tlog["epochs"]),
-        },
-    }
-
-
-def _importance_weights(model, pre: Preprocessor, generated: EventSet, batch: int, params: dict) -> dict:
+def _importance_weights(model, pre: Preprocessor, generated: EventSet, batch: int, params: SampleParams) -> dict:
     """Unweighting efficiency and integration error of the model as a phase-space sampler:
     weights w = p/q on its own samples, with p the true density (arXiv:2212.06172)."""
     from hepgenbench.data.phasespace import log_density
-    from hepgenbench.train import unweighting_efficiency
+    from hepgenbench.metrics.unweighting import unweighting_efficiency
 
-    sub = generated.subset(np.arange(min(len(generated), int(params.get("nll_max_events", 20000)))))
-    return unweighting_efficiency(log_density(sub.features), _log_prob_physical(model, pre, sub, batch, int(params["seed"])))
+    sub = generated.subset(np.arange(min(len(generated), params.nll_max_events)))
+    return unweighting_efficiency(log_density(sub.features), _log_prob_physical(model, pre, sub, batch, params.seed))
 
 
 def flat_phase_space_weights(n: int, seed: int) -> dict:
     """The same figures for flat phase space: the baseline a trained sampler must beat."""
     from hepgenbench.data.phasespace import flat_log_density, log_density, sample_flat
-    from hepgenbench.train import unweighting_efficiency
+    from hepgenbench.metrics.unweighting import unweighting_efficiency
 
     x, _ = sample_flat(n, np.random.default_rng(seed))
     return unweighting_efficiency(log_density(x), flat_log_density(x))
@@ -341,19 +334,20 @@ def _log_prob_physical(model, pre: Preprocessor, events: EventSet, batch: int, s
 
 
 # --------------------------------------------------------------------------- evaluation
-def evaluate(inputs: dict[str, str], output: str, params: dict[str, Any], threads: int) -> None:
+def evaluate(inputs: Paths, outputs: Paths, params: EvaluateParams, threads: int) -> None:
     """Score one model's sample (or, for ``model == 'truth'``, truth B) against truth A."""
-    from hepgenbench.evaluate import EvalOptions, evaluate_sample
+    from hepgenbench.evaluate import evaluate_sample
     from hepgenbench.io import read_extra
 
     sets = load_split_events(inputs["events"], inputs["split"])
     truth, train_set = sets["truth_a"], sets["train"]
-    options = EvalOptions.from_config(params.get("evaluation", {}))
-    is_truth = params["model"] == "truth"
+    options = params.evaluation
+    is_truth = params.model == "truth"
+    # Fields of the MetricsRecord, filled in below.
     record: dict[str, Any] = {
-        "dataset": params["dataset"],
-        "model": params["model"],  # the instance: nsf, or nsf_r1 for replica 1
-        "name": params.get("name", params["model"]),  # the config name that replicas share
+        "dataset": params.dataset,
+        "model": params.model,  # the instance: nsf, or nsf_r1 for replica 1
+        "name": params.name,  # the config name that replicas share
         "status": "ok",
         "status_detail": "",
     }
@@ -364,27 +358,27 @@ def evaluate(inputs: dict[str, str], output: str, params: dict[str, Any], thread
         log_density_fn = log_density
     if is_truth:
         generated = sets["truth_b"]
-        record.update(family="truth", cost={}, training={})
+        record.update(family="truth", cost=None, training=None)
         if truth.log_density is not None:
             # The truth row's likelihood is the true density itself: its NLL is the entropy floor.
             log_q = truth.log_density
     else:
         generated = read_events(inputs["sample"])
         log_q = read_extra(inputs["sample"], "truth_log_prob")
-        trained = generated.meta.get("trained")
-        if trained is None:
+        if generated.meta.get("trained") is None:
             raise InputError(f"{inputs['sample']}: no 'trained' record in its metadata; the sample stage writes "
                              "it: re-run that stage")
-        bound = trained["likelihood_is_bound"]
+        trained = TrainingSummary.from_dict(generated.meta["trained"], where=f"{inputs['sample']}: 'trained'")
+        bound = trained.likelihood_is_bound
         record["family"] = generated.meta["family"]
-        if trained["diverged"]:
-            record.update(status="diverged", status_detail=trained["divergence_reason"])
-        record["cost"] = {
-            **trained["cost"],
-            "sample_rate": generated.meta.get("sample_rate", {}),
-            "peak_memory_mb": max(trained["cost"]["peak_memory_mb"], generated.meta.get("peak_memory_mb", 0.0)),
-        }
-        record["training"] = trained["training"]
+        if trained.diverged:
+            record.update(status="diverged", status_detail=trained.divergence_reason)
+        record["cost"] = SampleCost(
+            **{**trained.cost.to_dict(),
+               "peak_memory_mb": max(trained.cost.peak_memory_mb, generated.meta.get("peak_memory_mb", 0.0))},
+            sample_rate=generated.meta.get("sample_rate", {}),
+        )
+        record["training"] = trained.training
     record["n_truth"], record["n_generated"] = len(truth), len(generated)
     from threadpoolctl import threadpool_limits
 
@@ -393,12 +387,12 @@ def evaluate(inputs: dict[str, str], output: str, params: dict[str, Any], thread
     # job, an unlimited pool stalled a 0.3 s classifier test for 15 s.
     with threadpool_limits(threads):
         record["metrics"] = evaluate_sample(
-            truth, generated, train_set, options, seed=int(params["seed"]), log_q_truth=log_q,
+            truth, generated, train_set, options, seed=params.seed, log_q_truth=log_q,
             likelihood_is_bound=bound, log_density_fn=log_density_fn,
         )
     weights = generated.meta.get("importance_weights")
     if is_truth and truth.kind == "phasespace":
-        weights = flat_phase_space_weights(len(generated), int(params["seed"]))
+        weights = flat_phase_space_weights(len(generated), params.seed)
     if weights:
         record["metrics"]["unweighting_efficiency"] = {
             "value": weights["efficiency"],
@@ -408,30 +402,31 @@ def evaluate(inputs: dict[str, str], output: str, params: dict[str, Any], thread
             "n": weights["n"],
             "proposal": "flat phase space (baseline)" if is_truth else "model",
         }
-    log(f"evaluated {params['model']} in {time.perf_counter() - t0:.1f} s")
-    write_json(output, record)
+    log(f"evaluated {params.model} in {time.perf_counter() - t0:.1f} s")
+    MetricsRecord(**record).write(outputs["metrics"])
 
 
-def plots(inputs: dict[str, list[str] | str], outdir: str, params: dict[str, Any]) -> None:
+def plots(inputs: Paths, outputs: Paths, params: PlotsParams, threads: int) -> None:
     from hepgenbench.plots import make_dataset_plots, write_plot_manifest
 
+    outdir = outputs["plots"]
     truth = load_split_events(inputs["events"], inputs["split"])["truth_a"]
-    models = params["models"]
+    models = params.models
     samples = {m: read_events(p) for m, p in zip(models, _as_list(inputs["samples"]))}
-    metrics = {read_json(p)["model"]: read_json(p) for p in _as_list(inputs["metrics"])}
+    metrics = {r.model: r.to_dict() for r in map(MetricsRecord.read, _as_list(inputs["metrics"]))}
     csvs = dict(zip(models, _as_list(inputs["training_csvs"])))
-    records = make_dataset_plots(params["dataset"], truth, samples, metrics, csvs, outdir)
-    write_plot_manifest(str(Path(outdir) / "manifest.json"), records, params["dataset"])
-    log(f"{len(records)} plot(s) for {params['dataset']} in {outdir}")
+    records = make_dataset_plots(params.dataset, truth, samples, metrics, csvs, outdir)
+    write_plot_manifest(str(Path(outdir) / "manifest.json"), records, params.dataset)
+    log(f"{len(records)} plot(s) for {params.dataset} in {outdir}")
 
 
-def report(inputs: dict[str, list[str] | str], outputs: dict[str, str], params: dict[str, Any]) -> None:
+def report(inputs: Paths, outputs: Paths, params: ReportParams, threads: int) -> None:
     from hepgenbench.report import build_report
 
     outdir = str(Path(outputs["html"]).parent)
     # The plots rule's output is a directory that holds its manifest.
     manifests = [str(Path(p) / "manifest.json") if Path(p).is_dir() else p for p in _as_list(inputs["manifests"])]
-    build_report(_as_list(inputs["metrics"]), manifests, params["config"], outdir)
+    build_report(_as_list(inputs["metrics"]), manifests, params.config, outdir)
     log(f"report written: {Path(outputs['html']).resolve()}")
 
 

@@ -23,7 +23,7 @@ rule plots:
         ),
     params:
         io=io_args,
-        spec=lambda w: as_json({"dataset": w.dataset, "models": instances_for(w.dataset)}),
+        spec=lambda w: stage_params("plots", dataset=w.dataset, models=instances_for(w.dataset)),
     log:
         "results/logs/{dataset}/plots.log",
     benchmark:
@@ -46,7 +46,7 @@ rule report:
         csv=report("results/report/metrics.csv", caption="../report/metrics.rst", category="Summary"),
     params:
         io=io_args,
-        spec=as_json({"config": config}),
+        spec=stage_params("report"),
     log:
         "results/logs/report.log",
     shell:
