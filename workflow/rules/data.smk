@@ -1,23 +1,23 @@
 # source -> (merge) -> ingest -> split: from generated or user files to a flat event table.
+# The dataset's source (hepgenbench.kinds) says whether the workflow generates it, into
+# which file, and whether in seeded chunks (merged ROOT files) or in one job.
 
 
 def source_files(wildcards):
-    ds = config["datasets"][wildcards.dataset]
-    if ds["source"] == "pythia":
-        return ["results/{dataset}/source/events.root"]
-    if ds["source"] in ("phasespace", "calo"):
-        return ["results/{dataset}/source/events.h5"]
+    src = dataset_source(wildcards.dataset)
+    if src.embedded:
+        return [f"results/{{dataset}}/source/events.{src.file_suffix}"]
     return user_files(wildcards.dataset)
 
 
-def pythia_chunks(wildcards):
+def source_chunks(wildcards):
     n = config["datasets"][wildcards.dataset].get("chunks", 1)
     return expand("results/{{dataset}}/source/chunks/{chunk}.root", chunk=range(n))
 
 
 def source_params(wildcards, chunk=0):
     ds = config["datasets"][wildcards.dataset]
-    n_chunks = ds.get("chunks", 1) if ds["source"] == "pythia" else 1
+    n_chunks = ds.get("chunks", 1) if dataset_source(wildcards.dataset).chunked else 1
     # Chunks share the events evenly; the first takes the remainder.
     n = ds["n_events"] // n_chunks + (ds["n_events"] % n_chunks if int(chunk) == 0 else 0)
     seed = derive_seed(config["seed"], wildcards.dataset, "source", chunk)
@@ -44,7 +44,7 @@ rule generate_pythia_chunk:
 
 rule merge_pythia:
     input:
-        chunks=pythia_chunks,
+        chunks=source_chunks,
     output:
         data="results/{dataset}/source/events.root",
     params:

@@ -95,4 +95,4 @@ class Zmumu(DatasetKind):
         return ETA_LIMIT_JET if "jet" in feature.lower() else ETA_LIMIT_MUON
 
     def example(self, directory: str, n_events: int, seed: int) -> dict[str, Any]:
-        return {"source": "pythia", "n_events": n_events, "level": "hard"}
+        return {"source": "pythia", "n_events": n_events, "level": "parton"}
