@@ -284,3 +284,39 @@ def test_calo_kind_names_its_extra_plots_and_metrics(example):
     if kind_name == "calo":
         assert "per_energy_bin" in kind.extra_plots and kind.geometry(sets["truth_a"]) == DS1_PHOTONS
         assert json.dumps(kind.energy_bins(sets["truth_a"]).low)
+
+
+# --------------------------------------------------------------------------- a new kind is one class
+def test_a_new_kind_registered_in_one_place_reaches_schema_stages_and_metrics(tmp_path):
+    """What the package docstring promises: a registered class is all a new kind takes."""
+    import h5py
+
+    from hepgenbench.kinds.base import DatasetKind
+
+    @kinds.register
+    class Pairs(DatasetKind):
+        name = "pairs_for_test"
+        readers = ("hdf5",)
+
+        def observables(self, events):
+            return (events.features[:, :1] + events.features[:, 1:2]), ["a_plus_b"]
+
+    try:
+        path = tmp_path / "pairs.h5"
+        with h5py.File(path, "w") as f:
+            f["a"], f["b"] = np.arange(200.0), np.ones(200)
+        block = kinds.validate_dataset("pairs", {"source": "hdf5", "files": str(path), "features": ["a", "b"],
+                                                 "kind": "pairs_for_test"})
+        with pytest.raises(InputError, match="kind.*'pairs_for_test' is not one of"):
+            kinds.validate_dataset("pairs", {"source": "root", "files": "x.root", "tree": "T", "kind": "pairs_for_test"})
+        stages.ingest([str(path)], str(tmp_path / "events.h5"), {**block, "name": "pairs"})
+        from hepgenbench.io import read_events
+
+        events = read_events(tmp_path / "events.h5")
+        assert events.kind == "pairs_for_test"
+        values, names = kinds.get(events.kind).observables(events)
+        np.testing.assert_array_equal(values[:, 0], np.arange(200.0) + 1)
+        result = unphysical_fraction(events.features, events.kind, events.feature_names)
+        assert result.value == 0.0
+    finally:
+        kinds.KINDS.pop("pairs_for_test", None)
