@@ -12,6 +12,7 @@ import json
 import math
 import subprocess
 import sys
+from pathlib import Path
 
 import jsonschema
 import numpy as np
@@ -124,7 +125,7 @@ def test_the_oneof_union_takes_each_example_through_exactly_one_source(kind_name
 def test_the_config_schema_leaves_dataset_keys_to_the_registry():
     import yaml
 
-    schema = yaml.safe_load(open("workflow/schemas/config.schema.yaml"))
+    schema = yaml.safe_load((Path(__file__).parents[1] / "workflow/schemas/config.schema.yaml").read_text())
     dataset = schema["$defs"]["dataset"]
     # every source key is the registry's: a key in both places would drift
     fragments = set().union(*(kinds.source_schema(s)["properties"] for s in kinds.SOURCES))
