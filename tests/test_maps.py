@@ -13,9 +13,8 @@ import numpy as np
 import pytest
 import torch
 import yaml
-from conftest import ROOT
-from snakemake.utils import validate
 
+from hepgenbench import kinds
 from hepgenbench.errors import InputError
 from hepgenbench.io import EventSet
 from hepgenbench.preprocess import (
@@ -125,25 +124,28 @@ def _schema_enums(node, under_transforms=False):
 
 
 def test_the_schema_enum_of_map_types_is_the_registry():
-    schema = yaml.safe_load((ROOT / "workflow/schemas/config.schema.yaml").read_text())
-    enums = list(_schema_enums(schema))
+    """Every source's schema fragment (hepgenbench.kinds) takes its map types from the registry."""
+    enums = list(_schema_enums(kinds.dataset_schema()))
     assert enums, "the schema lists no transform types"
     for enum in enums:
         assert sorted(enum) == MAP_TYPES
 
 
 def test_a_config_with_an_unknown_map_type_fails_naming_the_key_and_the_known_types():
-    config = yaml.safe_load((ROOT / "config/quick.yaml").read_text())
-    config["datasets"]["zmumu"]["transforms"] = {"Muon1_pt": {"type": "sqrt"}}
-    with pytest.raises(Exception) as err:
-        validate(config, str(ROOT / "workflow/schemas/config.schema.yaml"))
-    message = str(err.value)
-    assert "['datasets']['zmumu']['transforms']['Muon1_pt']['type']" in message
-    assert f"'sqrt' is not one of {list(map_types())}" in message
+    block = {"source": "root", "files": "mine.root", "tree": "Events", "branches": ["Muon1_pt"],
+             "transforms": {"Muon1_pt": {"type": "sqrt"}}}
+    with pytest.raises(InputError) as err:
+        kinds.validate_dataset("mine", block)
+    assert str(err.value) == (f"config key datasets.mine.transforms.Muon1_pt.type: 'sqrt' is not one of "
+                              f"{list(map_types())}")
     # the library says the same where the schema is not in the way (a dataset's own specs)
     with pytest.raises(InputError, match=f"config key datasets.zmumu.transforms.Muon1_pt: unknown transform type "
                                          f"'sqrt'; known: {', '.join(map_types())}$"):
-        check_specs(config["datasets"]["zmumu"]["transforms"], "datasets.zmumu.transforms")
+        check_specs({"Muon1_pt": {"type": "sqrt"}}, "datasets.zmumu.transforms")
+    # and a map's own keys are checked with the dataset, before any job runs
+    block["transforms"] = {"Muon1_pt": {"type": "log", "ofset": 1.0}}
+    with pytest.raises(InputError, match=r"datasets.mine.transforms.Muon1_pt: 'log' has no key\(s\) \['ofset'\]"):
+        kinds.validate_dataset("mine", block)
 
 
 @pytest.mark.parametrize("spec, message", [

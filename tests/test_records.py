@@ -16,6 +16,7 @@ import yaml
 from conftest import ROOT
 from hepgenbench import records, stages
 from hepgenbench.errors import InputError
+from hepgenbench import kinds
 from hepgenbench.records import (
     STAGE_PARAMS,
     EvalOptions,
@@ -109,8 +110,9 @@ BAD = [
     ("bad pythia level", lambda: SourceParams.from_config(
         {"seed": 1, "datasets": {"z": {"source": "pythia", "n_events": 5, "level": "detector"}}}, "z"),
      ["config key datasets.z.level", "'detector'"]),
-    ("unknown dataset key", lambda: IngestParams.from_config({"datasets": {"d": {"source": "root", "tre": "E"}}}, "d"),
-     ["config key datasets.d.tre", "unknown key", "tree"]),
+    ("unknown dataset key", lambda: IngestParams.from_config(
+        {"datasets": {"d": {"source": "root", "files": "a.root", "tre": "E"}}}, "d"),
+     ["config key datasets.d.tre", "not an option of source 'root'", "tree"]),
     ("split fractions that do not sum to 1", lambda: SplitParams.from_config(
         {"seed": 1, "datasets": {"d": {"source": "calo", "split": {"train": 0.8}}}}, "d"),
      ["datasets.d.split", "sum to 1"]),
@@ -153,7 +155,7 @@ def _record_of_schema_block(path: tuple) -> tuple[tuple[type, ...], str] | None:
     """The records that own the key at a schema path, and the key; None for a workflow-level key."""
     owners = {("properties", "sampling"): (SampleParams,), ("properties", "report"): (ReportParams,),
               ("properties", "evaluation"): (EvalOptions,), ("$defs", "training"): (TrainSettings,),
-              ("$defs", "dataset"): (IngestParams, SourceParams)}
+              ("$defs", "dataset"): (IngestParams,)}
     for prefix, classes in owners.items():
         if path[: len(prefix)] == prefix and path[len(prefix)] == "properties":
             return classes, path[len(prefix) + 1]
@@ -198,7 +200,6 @@ def test_no_schema_default_disagrees_with_a_record():
 @pytest.mark.parametrize("path, default", [
     (("$defs", "training", "properties", "max_epochs"), 100),  # the value TrainSettings held before
     (("properties", "sampling", "properties", "nll_max_events"), 20000),
-    (("$defs", "dataset", "properties", "level"), "hadron"),
     (("properties", "seed"), 0),  # a default for a key no record owns
 ])
 def test_the_default_check_catches_a_conflicting_default(path, default):
@@ -217,8 +218,11 @@ def test_shipped_configs_set_only_what_they_change(name):
     blocks = [("training", TrainSettings, config.get("training")), ("sampling", SampleParams, config.get("sampling")),
               ("evaluation", EvalOptions, config.get("evaluation")), ("report", ReportParams, config.get("report"))]
     for dataset, spec in config["datasets"].items():
-        blocks.append((f"datasets.{dataset}", IngestParams, {k: v for k, v in spec.items() if k in
-                                                             {f.name for f in dataclasses.fields(IngestParams)}}))
+        # a dataset's own keys default in its source's schema fragment (hepgenbench.kinds)
+        fragment = kinds.source_schema(spec["source"])["properties"]
+        for key, value in spec.items():
+            assert value != fragment.get(key, {}).get("default", object()), \
+                f"{name}.yaml datasets.{dataset}.{key}: {value!r} is the default already"
         blocks.append((f"datasets.{dataset}.training", TrainSettings, spec.get("training")))
     for model, spec in config["models"].items():
         blocks.append((f"models.{model}.training", TrainSettings, (spec or {}).get("training")))
@@ -235,11 +239,11 @@ def test_schema_and_records_know_the_same_training_and_sampling_keys():
     assert training == {f.name for f in dataclasses.fields(TrainSettings)} - {"seed"}
     sampling = set(SCHEMA["properties"]["sampling"]["properties"])
     assert sampling == {f.name for f in dataclasses.fields(SampleParams)} - {"model", "seed"}
-    dataset = set(SCHEMA["$defs"]["dataset"]["properties"])
-    readers = {f.name for f in dataclasses.fields(IngestParams)} | {f.name for f in dataclasses.fields(SourceParams)}
-    # split and training have their own records; the files are the ingest rule's inputs
-    assert dataset - readers == {"split", "training", "files"}
-    assert readers - dataset == {"name", "seed", "chunk"}  # filled in by from_config
+    # a dataset's other keys belong to its source's fragment in the kind registry
+    assert set(SCHEMA["$defs"]["dataset"]["properties"]) == {"source", "split", "training"}
+    for name in kinds.SOURCES:
+        options = set(kinds.source_schema(name)["properties"]) - {"source", "split", "training", "files", "kind"}
+        assert options, f"source {name} has no options"
 
 
 def test_the_c2st_classifiers_are_the_metric_modules():

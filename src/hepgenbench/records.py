@@ -206,81 +206,79 @@ class NoParams(Record):
 
 @record
 class SourceParams(Record):
-    """One seeded generation job of an embedded dataset (one chunk of it)."""
+    """One seeded generation job of an embedded dataset (one chunk of it).
+
+    The source's own options (Pythia's ``level``, ...) are checked against its schema
+    fragment in :mod:`hepgenbench.kinds`, which also fills in their defaults: a new source
+    brings its options with it, and nothing here names one.
+    """
 
     what: ClassVar[str] = "source parameters"
 
-    source: Literal["pythia", "phasespace", "calo"]
+    source: Str
     #: events of this chunk (the dataset's ``n_events`` shared over its chunks)
     n_events: PositiveInt
     seed: NonNegativeInt
-    #: pythia: hard process only, ISR+FSR (no MPI/hadronisation), or full hadron level
-    level: Literal["hard", "parton", "hadron"] = "parton"
-    #: parallel seeded generation jobs (pythia), merged afterwards
+    #: parallel seeded generation jobs (chunked sources), merged afterwards
     chunks: PositiveInt = 1
     chunk: NonNegativeInt = 0
+    #: the source's own options, defaults filled in
+    options: dict[str, Any] = Field(default_factory=dict)
 
     @classmethod
     def from_config(cls, config: Mapping[str, Any], dataset: str, chunk: int | str = 0) -> "SourceParams":
-        ds = _dataset(config, dataset)
+        from hepgenbench import kinds
+
         where = f"config key datasets.{dataset}"
-        if "n_events" not in ds:
-            raise InputError(f"{where}.n_events: required for the generated source '{ds.get('source')}'")
-        keys = {k: ds[k] for k in ("source", "level", "chunks") if k in ds}
-        # The chunk count only matters to Pythia: the other generators run as one job.
-        if keys.get("source") != "pythia":
-            keys.pop("chunks", None)
-        chunks = cls.from_dict({**keys, "n_events": ds["n_events"], "seed": 0}, where).chunks
+        block = kinds.validate_dataset(dataset, _dataset(config, dataset))
+        src = kinds.source(block["source"])
+        if not src.embedded:
+            raise InputError(f"{where}.source: '{src.name}' reads the user's files; the workflow generates only "
+                             f"{', '.join(sorted(kinds.embedded_sources()))}")
+        # Only a chunked source (Pythia) runs as several jobs; the others are one.
+        chunks = block.get("chunks", 1) if src.chunked else 1
         chunk = int(chunk)
         # Chunks share the events evenly; the first takes the remainder.
-        n = ds["n_events"] // chunks + (ds["n_events"] % chunks if chunk == 0 else 0)
-        seed = derive_seed(config["seed"], dataset, "source", chunk)
-        return cls.from_dict({**keys, "n_events": n, "seed": seed, "chunk": chunk}, where)
+        n = block["n_events"] // chunks + (block["n_events"] % chunks if chunk == 0 else 0)
+        options = {k: v for k, v in block.items() if k not in (*_NOT_INGEST_KEYS, "source")}
+        return cls.from_dict({"source": src.name, "n_events": n, "seed": derive_seed(config["seed"], dataset, "source", chunk),
+                              "chunks": chunks, "chunk": chunk, "options": options}, where)
+
+    def block(self) -> dict[str, Any]:
+        """The dataset block a source's ``generate`` reads: its options, events and seed."""
+        return {**self.options, "source": self.source, "n_events": self.n_events, "seed": self.seed}
 
 
 #: Keys of a dataset's config block that are read by other stages than ingest.
 _NOT_INGEST_KEYS = ("n_events", "chunks", "split", "training", "files")
-#: Keys of :class:`IngestParams` that the user's reader (ROOT, HDF5) takes.
-READER_KEYS = ("tree", "branches", "collections", "features", "selection", "condition", "transforms", "step_size")
 
 
 @record
 class IngestParams(Record):
-    """How to read one dataset's files into the flat feature table: the dataset's config
-    block without the keys of the other stages, and its name."""
+    """How to read one dataset's files into the flat feature table: the dataset's name,
+    source and kind, and its source's options (checked against the source's schema
+    fragment by :func:`hepgenbench.kinds.validate_dataset`, defaults filled in)."""
 
     what: ClassVar[str] = "ingest parameters"
 
     name: Str
-    source: Literal["pythia", "phasespace", "calo", "root", "hdf5", "calochallenge"]
-    #: the physics of a user's dataset, which decides its observables and checks
-    kind: Literal["generic", "zmumu", "phasespace", "calo"] = "generic"
-    level: Literal["hard", "parton", "hadron"] = "parton"
-    nan_policy: Literal["refuse", "drop"] = "refuse"
-    #: calo, calochallenge: voxels below this read 0; None keeps the reader's threshold
-    readout_threshold_mev: NonNegativeFloat | None = None
-    #: calo, calochallenge: stick-breaking shares, or each voxel over E_inc on its own
-    representation: Literal["shares", "voxels"] = "shares"
-    # The user's reader (root, hdf5); None means "not given".
-    tree: Str | None = None
-    branches: list[Str] | None = None
-    collections: dict[str, dict[str, Any]] | None = None
-    features: list[Str] | None = None
-    selection: Str | None = None
-    condition: list[Str] | None = None
-    transforms: dict[str, dict[str, Any]] | None = None
-    step_size: Str | Int | None = None
+    source: Str
+    #: the physics of the dataset, which decides its observables and checks
+    kind: Str = "generic"
+    options: dict[str, Any] = Field(default_factory=dict)
 
     @classmethod
     def from_config(cls, config: Mapping[str, Any], dataset: str) -> "IngestParams":
-        ds = _dataset(config, dataset)
-        keys = {k: v for k, v in ds.items() if k not in _NOT_INGEST_KEYS}
-        return cls.from_dict({**keys, "name": dataset}, f"config key datasets.{dataset}")
+        from hepgenbench import kinds
 
-    def reader_options(self, files: list[str]) -> dict[str, Any]:
-        """The options of the user's ROOT or HDF5 reader (``RootSpec``/``Hdf5Spec.from_config``)."""
-        options = {k: getattr(self, k) for k in READER_KEYS if getattr(self, k) is not None}
-        return {**options, "kind": self.kind, "nan_policy": self.nan_policy, "files": list(files)}
+        block = kinds.validate_dataset(dataset, _dataset(config, dataset))
+        options = {k: v for k, v in block.items() if k not in (*_NOT_INGEST_KEYS, "source", "kind")}
+        return cls.from_dict({"name": dataset, "source": block["source"], "kind": kinds.kind_of(block).name,
+                              "options": options}, f"config key datasets.{dataset}")
+
+    def block(self) -> dict[str, Any]:
+        """The dataset block a source's ``read`` takes."""
+        return {**self.options, "name": self.name, "source": self.source, "kind": self.kind}
 
 
 @record

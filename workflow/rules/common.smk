@@ -4,7 +4,8 @@ import glob
 import shlex
 from pathlib import Path
 
-from hepgenbench import records
+from hepgenbench import kinds, records
+from hepgenbench.errors import InputError
 from hepgenbench.records import MODEL_KEYS, REPLICA_SEP, split_instance
 
 FAMILIES = ("vae", "gan", "wgan", "maf", "realnvp", "nsf", "iaf", "cfm", "hurdlevae")
@@ -14,7 +15,6 @@ KIND_BOUND_FAMILIES = {
     "iaf": (("phasespace",), "trains on a known density"),
     "hurdlevae": (("calo",), "models calorimeter cells"),
 }
-EMBEDDED = {"pythia": "zmumu", "phasespace": "phasespace", "calo": "calo"}
 
 DATASETS = list(config["datasets"])
 REPLICAS = int(config["replicas"])  # the schema fills in its default
@@ -24,9 +24,23 @@ class ConfigError(ValueError):
     """A config that passes the schema but cannot run; raised before any job starts."""
 
 
+# Each dataset block is checked against its source's schema fragment (the kind registry),
+# which fills in that source's defaults; an error names the key (datasets.<name>.<key>).
+for _d in DATASETS:
+    try:
+        config["datasets"][_d] = kinds.validate_dataset(_d, config["datasets"][_d])
+    except InputError as err:
+        raise ConfigError(str(err)) from None
+
+
+def dataset_source(name):
+    """The registered source (generator or reader) of dataset ``name``."""
+    return kinds.source(config["datasets"][name]["source"])
+
+
 def dataset_kind(name):
-    ds = config["datasets"][name]
-    return EMBEDDED.get(ds["source"], "calo" if ds["source"] == "calochallenge" else ds.get("kind", "generic"))
+    """The kind name of dataset ``name``: its source's, or its ``kind:`` for a shared reader."""
+    return kinds.kind_of(config["datasets"][name]).name
 
 
 def model_family(name):
@@ -115,7 +129,7 @@ def train_runtime(dataset, instance):
 for _d in DATASETS:
     if not instances_for(_d):
         raise ConfigError(f"config: no model is trained on dataset '{_d}' (check models.*.datasets)")
-    if config["datasets"][_d]["source"] in ("root", "hdf5", "calochallenge"):
+    if not dataset_source(_d).embedded:
         user_files(_d)
 
 

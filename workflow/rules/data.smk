@@ -1,16 +1,16 @@
 # source -> (merge) -> ingest -> split: from generated or user files to a flat event table.
+# The dataset's source (hepgenbench.kinds) says whether the workflow generates it, into
+# which file, and whether in seeded chunks (merged ROOT files) or in one job.
 
 
 def source_files(wildcards):
-    ds = config["datasets"][wildcards.dataset]
-    if ds["source"] == "pythia":
-        return ["results/{dataset}/source/events.root"]
-    if ds["source"] in ("phasespace", "calo"):
-        return ["results/{dataset}/source/events.h5"]
+    src = dataset_source(wildcards.dataset)
+    if src.embedded:
+        return [f"results/{{dataset}}/source/events.{src.file_suffix}"]
     return user_files(wildcards.dataset)
 
 
-def pythia_chunks(wildcards):
+def source_chunks(wildcards):
     n = records.SourceParams.from_config(config, wildcards.dataset).chunks
     return expand("results/{{dataset}}/source/chunks/{chunk}.root", chunk=range(n))
 
@@ -35,7 +35,7 @@ rule generate_pythia_chunk:
 
 rule merge_pythia:
     input:
-        chunks=pythia_chunks,
+        chunks=source_chunks,
     output:
         data="results/{dataset}/source/events.root",
     params:
