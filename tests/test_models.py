@@ -327,7 +327,7 @@ def test_condition_errors_are_input_errors():
         model.sample(4)
     with pytest.raises(InputError, match=r"expected \(4, 1\)"):
         model.sample(4, torch.zeros(4, 2))
-    with pytest.raises(InputError, match="unknown hyperparameter.*'widht'"):
+    with pytest.raises(InputError, match="models.cfm.widht: unknown hyperparameter"):
         build("cfm", 3, widht=4)
     with pytest.raises(InputError, match="solver"):
         build("cfm", 3, solver="dopri5")

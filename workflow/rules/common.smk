@@ -7,13 +7,7 @@ from pathlib import Path
 
 from hepgenbench.seeding import derive_seed
 
-FAMILIES = ("vae", "gan", "wgan", "maf", "realnvp", "nsf", "iaf", "cfm", "hurdlevae")
-# Families that need something only some kinds of dataset have: the kinds, and what it is.
-# Without `datasets:` such a family trains on every dataset of those kinds.
-KIND_BOUND_FAMILIES = {
-    "iaf": (("phasespace",), "trains on a known density"),
-    "hurdlevae": (("calo",), "models calorimeter cells"),
-}
+FAMILIES = CATALOGUE.names()  # CATALOGUE: the family cards, loaded in the Snakefile
 EMBEDDED = {"pythia": "zmumu", "phasespace": "phasespace", "calo": "calo"}
 MODEL_KEYS = ("family", "datasets", "training")
 REPLICA_SEP = "_r"
@@ -33,7 +27,7 @@ def dataset_kind(name):
 
 def model_family(name):
     family = config["models"][name].get("family", name)
-    if family not in FAMILIES:
+    if family not in CATALOGUE:
         raise ConfigError(
             f"config key models.{name}: unknown model family '{family}'; "
             f"known families: {', '.join(FAMILIES)} (or set models.{name}.family)"
@@ -45,20 +39,19 @@ def models_for(dataset):
     """The model names trained on ``dataset``, without replica suffixes."""
     out = []
     for name, spec in config["models"].items():
-        family = model_family(name)
+        card = CATALOGUE[model_family(name)]
         wanted = spec.get("datasets")
         for d in wanted or []:
             if d not in config["datasets"]:
                 raise ConfigError(f"config key models.{name}.datasets names '{d}', which is not in datasets: {DATASETS}")
-        if family in KIND_BOUND_FAMILIES:
-            kinds, needs = KIND_BOUND_FAMILIES[family]
+        if card.kinds:
             if wanted is None:
-                wanted = [d for d in DATASETS if dataset_kind(d) in kinds]
+                wanted = [d for d in DATASETS if dataset_kind(d) in card.kinds]
             for d in wanted:
-                if dataset_kind(d) not in kinds:
+                if dataset_kind(d) not in card.kinds:
                     raise ConfigError(
-                        f"config key models.{name}.datasets: '{family}' {needs}, which dataset '{d}' "
-                        f"(kind {dataset_kind(d)}) does not have; it runs on datasets of kind {', '.join(kinds)}"
+                        f"config key models.{name}.datasets: '{card.name}' {card.needs()}, which dataset '{d}' "
+                        f"(kind {dataset_kind(d)}) does not have; it runs on datasets of kind {', '.join(card.kinds)}"
                     )
         if wanted is None or dataset in wanted:
             out.append(name)
@@ -99,7 +92,11 @@ def training_options(dataset, name):
 
 
 def hyperparameters(name):
-    return {k: v for k, v in config["models"][name].items() if k not in MODEL_KEYS}
+    """The model's hyperparameters as the config gives them, checked against its family's
+    (an unknown key or a wrong type fails here, at parse time, as it would in the train job)."""
+    given = {k: v for k, v in config["models"][name].items() if k not in MODEL_KEYS}
+    CATALOGUE[model_family(name)].check_hparams(given, where=f"models.{name}")
+    return given
 
 
 def io_args(wildcards, input, output):
@@ -123,6 +120,8 @@ def train_runtime(dataset, name):
 
 
 # Fail before any job runs on a config that cannot work.
+for _m in config["models"]:
+    hyperparameters(_m)
 for _d in DATASETS:
     if not instances_for(_d):
         raise ConfigError(f"config: no model is trained on dataset '{_d}' (check models.*.datasets)")
