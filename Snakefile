@@ -2,6 +2,8 @@
 # Thin by design: the stages live in workflow/rules/, the logic in src/hepgenbench/.
 from snakemake.utils import min_version, validate
 
+from hepgenbench.catalogue import load_catalogue
+
 min_version("9.0")
 
 
@@ -17,7 +19,11 @@ if not workflow.overwrite_configfiles:
 
 
 
-validate(config, "workflow/schemas/config.schema.yaml")
+# The model families (names, capabilities, hyperparameters) from their classes, through a
+# cache that spares this process torch's import; the schema's family enum comes from them.
+CATALOGUE = load_catalogue(config)
+
+validate(config, CATALOGUE.config_schema(f"{workflow.basedir}/workflow/schemas/config.schema.yaml"))
 
 
 include: "workflow/rules/common.smk"

@@ -1,5 +1,7 @@
-"""Generator families: they learn known 2-D distributions, their densities are densities,
-conditions are honoured, and saved models sample identically."""
+"""What is particular to each family: change of variables, bases, the IAF's box and
+defensive mixture, the VAE's bound, flow matching's ODE, the hurdle decoder. The contract
+that every family shares (seeded sampling, save and load, learning a mixture, conditions,
+densities that integrate to 1) is checked in test_family_checks.py."""
 
 from __future__ import annotations
 
@@ -11,10 +13,9 @@ import torch
 from sklearn.ensemble import HistGradientBoostingClassifier
 from sklearn.model_selection import cross_val_score
 
-import hepgenbench.models as models
 from hepgenbench.errors import InputError
-from hepgenbench.models.base import REGISTRY, build, from_export
-from hepgenbench.train import TrainSettings, fit, load_model, save_model
+from hepgenbench.models.base import build
+from hepgenbench.train import TrainSettings, fit
 
 QUIET = lambda message: None  # noqa: E731
 
@@ -23,12 +24,6 @@ def four_gaussians(n: int, rng: np.random.Generator) -> np.ndarray:
     """Four σ = 0.3 Gaussians on a circle of radius 2."""
     angle = rng.integers(0, 4, n) * np.pi / 2
     return np.stack([2 * np.cos(angle), 2 * np.sin(angle)], 1) + 0.3 * rng.standard_normal((n, 2))
-
-
-def correlated_gaussian(n: int, rng: np.random.Generator) -> np.ndarray:
-    """One shifted Gaussian with correlation 0.8: unimodal, so a GAN can learn it in seconds."""
-    chol = np.array([[1.0, 0.0], [0.8, 0.6]])
-    return 0.7 * rng.standard_normal((n, 2)) @ chol.T + np.array([1.0, -0.5])
 
 
 def c2st_auc(truth: np.ndarray, generated: np.ndarray) -> float:
@@ -42,53 +37,6 @@ def c2st_auc(truth: np.ndarray, generated: np.ndarray) -> float:
 def draw(model, n: int, cond=None, seed: int = 1) -> np.ndarray:
     with torch.no_grad():
         return model.sample(n, cond, generator=torch.Generator().manual_seed(seed)).numpy()
-
-
-# family -> (data, epochs, learning rate, AUC threshold)
-LEARNING_CASES = {
-    "vae": (four_gaussians, 150, 2e-3, 0.75),
-    "maf": (four_gaussians, 30, 2e-3, 0.7),
-    "realnvp": (four_gaussians, 30, 2e-3, 0.7),
-    "nsf": (four_gaussians, 12, 2e-3, 0.7),
-    "cfm": (four_gaussians, 40, 2e-3, 0.7),
-    "gan": (correlated_gaussian, 30, 1e-3, 0.8),
-    "wgan": (correlated_gaussian, 30, 1e-3, 0.8),
-}
-
-
-def test_registry_is_complete():
-    assert set(REGISTRY) == {"vae", "gan", "wgan", "maf", "realnvp", "nsf", "cfm", "iaf", "hurdlevae"}
-    assert models.REGISTRY is REGISTRY
-
-
-@pytest.mark.parametrize("family", sorted(LEARNING_CASES))
-def test_family_learns_a_known_2d_distribution(family):
-    make, epochs, lr, threshold = LEARNING_CASES[family]
-    rng = np.random.default_rng(0)
-    train, val, truth = make(4000, rng), make(1000, rng), make(4000, rng)
-    torch.manual_seed(0)
-    model = build(family, 2, hidden=(64, 64))
-    untrained = c2st_auc(truth, draw(model, 4000))
-    settings = TrainSettings(max_epochs=epochs, batch_size=256, learning_rate=lr, patience=epochs, seed=0)
-    log = fit(model, train, val, settings=settings, log=QUIET)
-    trained = c2st_auc(truth, draw(model, 4000))
-    assert not log.diverged
-    assert untrained > 0.9, f"the untrained {family} should fail the test (AUC {untrained:.3f})"
-    assert trained < threshold, f"{family} did not learn: AUC {trained:.3f} >= {threshold}"
-
-
-@pytest.mark.parametrize("family", ["maf", "realnvp", "nsf", "iaf", "cfm"])
-def test_flow_density_integrates_to_one(family):
-    torch.manual_seed(3)
-    hp = {"hidden": (32, 32)} | ({"n_steps": 8} if family == "cfm" else {})
-    model = build(family, 2, **hp)
-    # Random initial weights already give a non-Gaussian density; shift it off-centre too.
-    edges = torch.linspace(-7, 7, 141)
-    step = float(edges[1] - edges[0])
-    grid = torch.cartesian_prod(edges, edges)
-    with torch.no_grad():
-        mass = model.log_prob(grid).exp().sum().item() * step**2
-    assert mass == pytest.approx(1.0, abs=0.02)
 
 
 def logistic_log_pdf(z: torch.Tensor) -> torch.Tensor:
@@ -287,38 +235,6 @@ def test_vae_log_prob_is_a_bound_below_the_truth():
     assert elbo < iwae < truth
 
 
-@pytest.mark.parametrize("family", ["maf", "cfm", "vae"])
-def test_conditional_model_reproduces_each_condition(family):
-    rng = np.random.default_rng(0)
-    cond = rng.integers(0, 2, 6000).astype(float)[:, None]
-    centre = np.where(cond == 1, 1.5, -1.5)
-    x = centre + 0.5 * rng.standard_normal((6000, 2))
-    torch.manual_seed(0)
-    model = build(family, 2, 1, hidden=(64, 64))
-    fit(model, x[:5000], x[5000:], cond[:5000], cond[5000:],
-        settings=TrainSettings(max_epochs=15, batch_size=256, learning_rate=2e-3), log=QUIET)
-    for value, mean in [(0.0, -1.5), (1.0, 1.5)]:
-        s = draw(model, 4000, torch.full((4000, 1), value))
-        np.testing.assert_allclose(s.mean(0), [mean, mean], atol=0.15)
-        # the VAE decodes to its mean: its spread is known to shrink, so only flows are held to σ
-        if family != "vae":
-            np.testing.assert_allclose(s.std(0), [0.5, 0.5], atol=0.1)
-
-
-@pytest.mark.parametrize("family", sorted(REGISTRY))
-def test_save_load_gives_identical_samples(family, tmp_path):
-    torch.manual_seed(0)
-    n_conditions = 0 if family == "iaf" else 1
-    model = build(family, 3, n_conditions, hidden=(16, 16))
-    cond = None if n_conditions == 0 else torch.linspace(-1, 1, 50)[:, None]
-    save_model(tmp_path / "model.pt", model)
-    loaded, log = load_model(tmp_path / "model.pt")
-    assert log is None and type(loaded) is type(model)
-    np.testing.assert_array_equal(draw(model, 50, cond, seed=3), draw(loaded, 50, cond, seed=3))
-    np.testing.assert_array_equal(draw(from_export(model.export()), 50, cond, seed=3), draw(model, 50, cond, seed=3))
-    assert not np.array_equal(draw(model, 50, cond, seed=3), draw(model, 50, cond, seed=4))
-
-
 def test_condition_errors_are_input_errors():
     with pytest.raises(InputError, match="iaf.*cannot take a condition"):
         build("iaf", 3, 1)
@@ -327,7 +243,7 @@ def test_condition_errors_are_input_errors():
         model.sample(4)
     with pytest.raises(InputError, match=r"expected \(4, 1\)"):
         model.sample(4, torch.zeros(4, 2))
-    with pytest.raises(InputError, match="unknown hyperparameter.*'widht'"):
+    with pytest.raises(InputError, match="models.cfm.widht: unknown hyperparameter"):
         build("cfm", 3, widht=4)
     with pytest.raises(InputError, match="solver"):
         build("cfm", 3, solver="dopri5")

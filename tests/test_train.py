@@ -100,18 +100,42 @@ def test_gan_divergence_rule():
 
 
 def test_early_stopping_restores_the_best_epoch(tmp_path):
-    """At learning rate 0 nothing improves after epoch 1, so training stops at 1 + patience."""
+    """Training on a narrow Gaussian and validating on a wide one: the better the flow fits
+    the training events, the worse its validation NLL, so the validation loss is lowest
+    after epoch 1 and rises from there. Training must stop at 1 + patience epochs and hand
+    back epoch 1's weights, not the last ones."""
+    rng = np.random.default_rng(1)
+    narrow, wide = 0.1 * rng.standard_normal((1500, 2)), 3.0 * rng.standard_normal((400, 2))
     torch.manual_seed(0)
     model = build("realnvp", 2, hidden=(8,))
-    before = weights(model)
-    log = fit(model, TRAIN, VAL, settings=TrainSettings(max_epochs=50, learning_rate=0.0, patience=3),
-              csv_path=tmp_path / "log.csv", log=QUIET)
+    initial, snapshots = weights(model), {}
+    log = fit(model, narrow, wide, settings=TrainSettings(max_epochs=50, learning_rate=1e-2, patience=3),
+              csv_path=tmp_path / "log.csv", log=QUIET,
+              callback=lambda record: snapshots.__setitem__(record.epoch, weights(model)))
+    val = [e.val_loss for e in log.epochs]
+    assert all(later > val[0] for later in val[1:]), f"the validation loss should rise after epoch 1: {val}"
     assert (log.stopped_because, log.best_epoch, len(log.epochs), log.budget) == ("early_stopping", 1, 4, "epochs")
-    assert same_weights(weights(model), before)
+    assert not same_weights(snapshots[1], initial) and not same_weights(snapshots[4], snapshots[1])  # it did train
+    assert same_weights(weights(model), snapshots[1])
     rows = list(csv.DictReader(open(tmp_path / "log.csv")))
     assert [int(r["epoch"]) for r in rows] == [1, 2, 3, 4]
     assert set(rows[0]) == {"epoch", "train_loss", "val_loss", "learning_rate", "time_s"}
     assert float(rows[0]["val_loss"]) == pytest.approx(log.epochs[0].val_loss)
+
+
+def test_cuda_device_index_is_kept(monkeypatch):
+    """``training.device: cuda:1`` trains on the second GPU, not on the first (checked with
+    two GPUs faked: torch.device needs none to name one)."""
+    from hepgenbench.models.base import select_device
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    assert select_device("cuda:1") == torch.device("cuda", 1)
+    assert select_device("cuda") == torch.device("cuda")
+    assert select_device("auto") == torch.device("cuda")
+    assert select_device("cpu") == torch.device("cpu")
+    with pytest.raises(InputError, match="training.device: 'cuda:2', but only 2 CUDA device"):
+        select_device("cuda:2")
 
 
 def test_redraw_feeds_each_later_epoch_and_resumes_exactly(tmp_path):

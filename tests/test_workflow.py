@@ -133,7 +133,11 @@ def test_phase_space_samplers_report_unweighting_efficiency(first_run):
     flat = metrics("truth")["unweighting_efficiency"]
     assert flat["proposal"].startswith("flat phase space") and 0.05 < flat["value"] < 0.6
     iaf = metrics("iaf")["unweighting_efficiency"]
-    assert 0 < iaf["value"] <= 1 and iaf["relative_integration_error"] > 0
+    # A trained sampler must beat the flat one it replaces, in efficiency and in the
+    # integration error of the same number of events (quick config: 0.33 against 0.25,
+    # and 0.011 against 0.048).
+    assert flat["value"] < iaf["value"] <= 1
+    assert 0 < iaf["relative_integration_error"] < flat["relative_integration_error"]
     # the workflow tells the IAF where the preprocessing's unit box is (for transform: spline)
     from hepgenbench.io import read_json
     from hepgenbench.preprocess import Preprocessor

@@ -142,7 +142,7 @@ def train(inputs: Paths, outputs: Paths, params: TrainParams, threads: int) -> N
 
     import hepgenbench.models  # noqa: F401  (fills the registry)
     from hepgenbench import train as trainer
-    from hepgenbench.models.base import REGISTRY, build
+    from hepgenbench.models.base import resolve
 
     sets = load_split_events(inputs["events"], inputs["split"])
     pre = Preprocessor.from_dict(read_json(inputs["transform"]))
@@ -153,9 +153,10 @@ def train(inputs: Paths, outputs: Paths, params: TrainParams, threads: int) -> N
     # The initial weights are drawn at build time: seed first, or two runs start apart.
     torch.manual_seed(seed)
     hparams = dict(params.hparams)
-    if "unit_box" in REGISTRY[params.family].defaults and "unit_box" not in hparams:
+    family = resolve(params.family)
+    if "unit_box" in family.defaults and "unit_box" not in hparams:
         hparams["unit_box"] = pre.unit_box()
-    model = build(params.family, tr.n_features, tr.n_conditions, **hparams)
+    model = family(tr.n_features, tr.n_conditions, **hparams)
     log(f"{params.family} on {tr.meta.get('dataset', '?')}: {model.n_parameters()} parameters, seed {seed}")
     checkpoint = str(Path(outputs["model"]).with_name("checkpoint.pt"))
     if model.trains_on_density:

@@ -8,13 +8,7 @@ from hepgenbench import kinds, records
 from hepgenbench.errors import InputError
 from hepgenbench.records import MODEL_KEYS, REPLICA_SEP, split_instance
 
-FAMILIES = ("vae", "gan", "wgan", "maf", "realnvp", "nsf", "iaf", "cfm", "hurdlevae")
-# Families that need something only some kinds of dataset have: the kinds, and what it is.
-# Without `datasets:` such a family trains on every dataset of those kinds.
-KIND_BOUND_FAMILIES = {
-    "iaf": (("phasespace",), "trains on a known density"),
-    "hurdlevae": (("calo",), "models calorimeter cells"),
-}
+FAMILIES = CATALOGUE.names()  # CATALOGUE: the family cards, loaded in the Snakefile
 
 DATASETS = list(config["datasets"])
 REPLICAS = int(config["replicas"])  # the schema fills in its default
@@ -45,7 +39,7 @@ def dataset_kind(name):
 
 def model_family(name):
     family = config["models"][name].get("family", name)
-    if family not in FAMILIES:
+    if family not in CATALOGUE:
         raise ConfigError(
             f"config key models.{name}: unknown model family '{family}'; "
             f"known families: {', '.join(FAMILIES)} (or set models.{name}.family)"
@@ -57,20 +51,19 @@ def models_for(dataset):
     """The model names trained on ``dataset``, without replica suffixes."""
     out = []
     for name, spec in config["models"].items():
-        family = model_family(name)
+        card = CATALOGUE[model_family(name)]
         wanted = spec.get("datasets")
         for d in wanted or []:
             if d not in config["datasets"]:
                 raise ConfigError(f"config key models.{name}.datasets names '{d}', which is not in datasets: {DATASETS}")
-        if family in KIND_BOUND_FAMILIES:
-            kinds, needs = KIND_BOUND_FAMILIES[family]
+        if card.kinds:
             if wanted is None:
-                wanted = [d for d in DATASETS if dataset_kind(d) in kinds]
+                wanted = [d for d in DATASETS if dataset_kind(d) in card.kinds]
             for d in wanted:
-                if dataset_kind(d) not in kinds:
+                if dataset_kind(d) not in card.kinds:
                     raise ConfigError(
-                        f"config key models.{name}.datasets: '{family}' {needs}, which dataset '{d}' "
-                        f"(kind {dataset_kind(d)}) does not have; it runs on datasets of kind {', '.join(kinds)}"
+                        f"config key models.{name}.datasets: '{card.name}' {card.needs()}, which dataset '{d}' "
+                        f"(kind {dataset_kind(d)}) does not have; it runs on datasets of kind {', '.join(card.kinds)}"
                     )
         if wanted is None or dataset in wanted:
             out.append(name)
@@ -101,7 +94,11 @@ def stage_params(stage, **wildcards):
 
 
 def hyperparameters(name):
-    return records.hyperparameters(config, name)
+    """The model's hyperparameters as the config gives them, checked against its family's
+    (an unknown key or a wrong type fails here, at parse time, as it would in the train job)."""
+    given = records.hyperparameters(config, name)
+    CATALOGUE[model_family(name)].check_hparams(given, where=f"models.{name}")
+    return given
 
 
 def train_settings(dataset, instance):
@@ -126,6 +123,8 @@ def train_runtime(dataset, instance):
 
 
 # Fail before any job runs on a config that cannot work.
+for _m in config["models"]:
+    hyperparameters(_m)
 for _d in DATASETS:
     if not instances_for(_d):
         raise ConfigError(f"config: no model is trained on dataset '{_d}' (check models.*.datasets)")

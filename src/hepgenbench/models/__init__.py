@@ -1,7 +1,15 @@
-"""Generator families. Importing this package registers every family in
-:data:`hepgenbench.models.base.REGISTRY` under its config name."""
+"""Generator families. Importing this package imports every module in it, and each module
+registers its families in :data:`hepgenbench.models.base.REGISTRY` under their config
+names: adding a family is adding a module. Families of installed packages (the
+``hepgenbench.models`` entry-point group) join on first use, through :func:`families`."""
 
-from hepgenbench.models import cfm, flows, gan, vae  # noqa: F401  (registration side effect)
-from hepgenbench.models.base import REGISTRY, Generator, TrainingLog, TrainSettings, build, from_export
+import importlib
+import pkgutil
 
-__all__ = ["REGISTRY", "Generator", "TrainSettings", "TrainingLog", "build", "from_export"]
+from hepgenbench.models.base import REGISTRY, Generator, TrainingLog, TrainSettings, build, families, from_export, register, resolve
+
+for _module in pkgutil.iter_modules(__path__):
+    if _module.name != "base":
+        importlib.import_module(f"{__name__}.{_module.name}")
+
+__all__ = ["REGISTRY", "Generator", "TrainSettings", "TrainingLog", "build", "families", "from_export", "register", "resolve"]

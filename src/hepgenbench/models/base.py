@@ -16,6 +16,7 @@ from typing import Any, Callable, ClassVar
 import torch
 from torch import Tensor, nn
 
+from hepgenbench.catalogue import ENTRY_POINT_GROUP, FamilyCard, as_json_value, coerce_hparams, is_target
 from hepgenbench.errors import InputError
 # The training records are torch-free and live with the other stage records.
 from hepgenbench.records import EpochRecord, TrainingLog, TrainSettings  # noqa: F401  (re-exported)
@@ -28,11 +29,18 @@ VALIDATION_SEED = 20_221_005
 class Generator(nn.Module):
     """Base class of every family.
 
-    Subclasses set the class attributes, build their networks in ``__init__`` from
-    ``n_features``, ``n_conditions`` and keyword hyperparameters, and implement
-    :meth:`sample` and, where a density exists, :meth:`log_prob`. How a batch turns into
-    a loss is the subclass's business (:meth:`training_step`), so that GANs, which need
-    two optimisers, share the one training loop in :mod:`hepgenbench.train`.
+    A subclass sets the class attributes (its capabilities and ``defaults``, the
+    hyperparameters it takes), builds its networks in ``__init__`` from ``n_features``,
+    ``n_conditions`` and ``self.hparams`` after calling ``super().__init__``, and implements
+    :meth:`sample`, :meth:`loss` and, where a density exists, :meth:`log_prob`. How a batch
+    turns into a loss is the subclass's business (:meth:`training_step`), so that GANs,
+    which need two optimisers, share the one training loop in :mod:`hepgenbench.train`.
+
+    ``super().__init__`` checks and coerces the hyperparameters: an unknown key, a value
+    of the wrong type (the default's) or one outside ``choices`` is an :class:`InputError`
+    naming ``models.<family>.<key>``; what is left to the family (a default that depends on
+    the number of features, a range) it does in :meth:`complete_hparams`. The workflow runs
+    the same checks on the config before any job starts (:mod:`hepgenbench.catalogue`).
     """
 
     family: ClassVar[str] = ""
@@ -48,6 +56,14 @@ class Generator(nn.Module):
     #: (:meth:`~hepgenbench.preprocess.Preprocessor.forward_cells`), rather than the
     #: dataset's preprocessed network space (``hurdlevae``).
     models_cells: ClassVar[bool] = False
+    #: The dataset kinds the family can train on (``("phasespace",)`` for a sampler of a
+    #: known density); empty: any kind.
+    kinds: ClassVar[tuple[str, ...]] = ()
+    #: Every hyperparameter the family takes, with its default. ``None``: chosen from the
+    #: data's shape in :meth:`complete_hparams`, or unset.
+    defaults: ClassVar[dict[str, Any]] = {}
+    #: The allowed values of hyperparameters that take one of a few.
+    choices: ClassVar[dict[str, tuple[Any, ...]]] = {}
 
     def __init__(self, n_features: int, n_conditions: int = 0, **hparams: Any) -> None:
         super().__init__()
@@ -58,7 +74,34 @@ class Generator(nn.Module):
             )
         self.n_features = n_features
         self.n_conditions = n_conditions
-        self.hparams = dict(hparams)
+        self.hparams = self.resolve_hparams(hparams, n_features)
+
+    @classmethod
+    def resolve_hparams(cls, given: dict[str, Any], n_features: int, where: str | None = None) -> dict[str, Any]:
+        """The full hyperparameters of a model on ``n_features``: ``given`` checked and
+        coerced against :attr:`defaults` and :attr:`choices`, then completed by the family."""
+        checked = coerce_hparams(cls.family or cls.__name__, as_json_value(cls.defaults), cls.choices, given,
+                                 where or f"models.{cls.family or cls.__name__}")
+        return cls.complete_hparams(checked, n_features)
+
+    @classmethod
+    def complete_hparams(cls, given: dict[str, Any], n_features: int) -> dict[str, Any]:
+        """The one hook for what the declarative checks cannot say: the defaults merged
+        with the (checked) ``given`` values, plus any default that depends on the data's
+        shape and any range check. Raise :class:`InputError` on a bad value."""
+        return {**cls.defaults, **given}
+
+    @classmethod
+    def card(cls, name: str | None = None) -> FamilyCard:
+        """What the workflow reads of this family without importing it (:mod:`hepgenbench.catalogue`)."""
+        doc = (cls.__doc__ or "").strip().split("\n\n")[0]
+        return FamilyCard(
+            name=name or cls.family, target=f"{cls.__module__}:{cls.__qualname__}",
+            has_likelihood=cls.has_likelihood, likelihood_is_bound=cls.likelihood_is_bound,
+            supports_condition=cls.supports_condition, trains_on_density=cls.trains_on_density,
+            models_cells=cls.models_cells, kinds=tuple(cls.kinds), defaults=as_json_value(cls.defaults),
+            choices={k: list(v) for k, v in cls.choices.items()}, summary=" ".join(doc.split()),
+        )
 
     def n_parameters(self) -> int:
         return sum(p.numel() for p in self.parameters() if p.requires_grad)
@@ -136,6 +179,7 @@ class Generator(nn.Module):
         """Family, shapes, hyperparameters and weights: what :func:`from_export` needs."""
         return {
             "family": self.family,
+            "target": f"{type(self).__module__}:{type(self).__qualname__}",
             "n_features": self.n_features,
             "n_conditions": self.n_conditions,
             "hparams": dict(self.hparams),
@@ -221,14 +265,17 @@ def cat_cond(x: Tensor, cond: Tensor | None) -> Tensor:
     return x if cond is None else torch.cat([x, cond], dim=-1)
 
 
+#: The families registered so far by name: the in-tree ones once :mod:`hepgenbench.models`
+#: is imported; :func:`families` adds the installed plug-ins.
 REGISTRY: dict[str, type[Generator]] = {}
+_plugins_loaded = False
 
 
 def register(name: str):
     """Class decorator: make a family buildable by its config name."""
 
     def wrap(cls: type[Generator]) -> type[Generator]:
-        if name in REGISTRY:
+        if REGISTRY.get(name, cls) is not cls:
             raise ValueError(f"model family '{name}' registered twice")
         cls.family = name
         REGISTRY[name] = cls
@@ -237,28 +284,95 @@ def register(name: str):
     return wrap
 
 
+def load_plugins() -> None:
+    """Register the families that installed packages declare in the ``hepgenbench.models``
+    entry-point group (``name = "package.module:Class"``); once per process.
+
+    Loaded on first use rather than when :mod:`hepgenbench.models` is imported: a plug-in
+    module imports :mod:`hepgenbench.models.base` itself, and loading it from there would
+    be a circular import.
+    """
+    global _plugins_loaded
+    if _plugins_loaded:
+        return
+    _plugins_loaded = True
+    import hepgenbench.models  # noqa: F401  (the in-tree families first)
+    from hepgenbench.catalogue import plugin_entry_points
+
+    for ep in plugin_entry_points():
+        try:
+            cls = ep.load()
+        except Exception as err:  # a broken plug-in is named, not a deep traceback
+            dist = getattr(getattr(ep, "dist", None), "name", "?")
+            raise InputError(f"entry point {ENTRY_POINT_GROUP}:{ep.name} = {ep.value} (package {dist}) failed to load: {err}") from err
+        _check_family_class(cls, f"entry point {ENTRY_POINT_GROUP}:{ep.name} = {ep.value}")
+        if REGISTRY.get(ep.name) is not cls:
+            register(ep.name)(cls)
+
+
+def families() -> dict[str, type[Generator]]:
+    """Every family by name: the in-tree ones and the installed plug-ins."""
+    load_plugins()
+    return dict(REGISTRY)
+
+
+def _check_family_class(obj: object, what: str) -> None:
+    if not (isinstance(obj, type) and issubclass(obj, Generator)):
+        raise InputError(f"{what} is {obj!r}, not a subclass of hepgenbench.models.base.Generator")
+
+
+def resolve(family: str) -> type[Generator]:
+    """The class of a registered family, or of ``"package.module:Class"``."""
+    if is_target(family):
+        import importlib
+
+        module, _, qualname = family.partition(":")
+        try:
+            obj: Any = importlib.import_module(module)
+            for part in qualname.split("."):
+                obj = getattr(obj, part)
+        except (ImportError, AttributeError) as err:
+            raise InputError(f"model family '{family}' cannot be imported: {err}") from err
+        _check_family_class(obj, f"model family '{family}'")
+        if not obj.__dict__.get("family"):  # unregistered: its name is where it lives
+            obj.family = family
+        return obj
+    known = families()
+    if family not in known:
+        raise InputError(f"unknown model family '{family}'; known families: {sorted(known)}")
+    return known[family]
+
+
 def build(name: str, n_features: int, n_conditions: int = 0, **hparams: Any) -> Generator:
-    """Build a registered family; unknown names list what exists."""
-    if name not in REGISTRY:
-        raise InputError(f"unknown model family '{name}'; known families: {sorted(REGISTRY)}")
-    return REGISTRY[name](n_features, n_conditions, **hparams)
+    """Build a family by name or ``"module:Class"``; unknown names list what exists."""
+    return resolve(name)(n_features, n_conditions, **hparams)
 
 
 def from_export(exported: dict[str, Any]) -> Generator:
     """Rebuild a model written by :meth:`Generator.export`."""
-    model = build(exported["family"], exported["n_features"], exported["n_conditions"], **exported["hparams"])
+    cls = resolve(exported.get("target") or exported["family"])
+    model = cls(exported["n_features"], exported["n_conditions"], **exported["hparams"])
     model.load_state_dict(exported["state_dict"])
     return model
 
 
 def select_device(requested: str = "auto") -> torch.device:
-    """CUDA when present and asked for; a requested but absent GPU falls back with a warning."""
+    """The device ``training.device`` asks for: ``"cpu"``, ``"cuda"``, ``"cuda:N"`` or
+    ``"auto"`` (CUDA when present). A GPU asked for but absent falls back to the CPU with a
+    warning; an index beyond the GPUs present is an :class:`InputError`."""
     import warnings
 
     if requested == "cpu":
         return torch.device("cpu")
     if torch.cuda.is_available():
-        return torch.device("cuda")
+        if not requested.startswith("cuda"):
+            return torch.device("cuda")
+        device = torch.device(requested)
+        if device.index is not None and device.index >= torch.cuda.device_count():
+            raise InputError(
+                f"config key training.device: '{requested}', but only {torch.cuda.device_count()} CUDA device(s) are present"
+            )
+        return device
     if requested.startswith("cuda"):
         warnings.warn(f"device '{requested}' was requested but no CUDA device is present; using the CPU", stacklevel=2)
     return torch.device("cpu")

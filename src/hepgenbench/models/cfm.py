@@ -74,18 +74,18 @@ class CFM(Generator):
         "hutchinson_probes": 1,
     }
 
-    def __init__(self, n_features: int, n_conditions: int = 0, **hparams: Any) -> None:
-        unknown = set(hparams) - set(self.defaults)
-        if unknown:
-            raise InputError(f"unknown hyperparameter(s) {sorted(unknown)} for model family 'cfm'; known: {sorted(self.defaults)}")
-        merged = {**self.defaults, **hparams}
-        merged["hidden"] = tuple(int(h) for h in merged["hidden"])
-        if merged["solver"] not in _SOLVERS:
-            raise InputError(f"cfm hyperparameter 'solver' is {merged['solver']!r}; expected one of {_SOLVERS}")
-        if int(merged["n_steps"]) < 1:
+    choices = {"solver": _SOLVERS}
+
+    @classmethod
+    def complete_hparams(cls, given: dict[str, Any], n_features: int) -> dict[str, Any]:
+        merged = super().complete_hparams(given, n_features)
+        if merged["n_steps"] < 1:
             raise InputError(f"cfm hyperparameter 'n_steps' is {merged['n_steps']}; expected an integer >= 1")
-        super().__init__(n_features, n_conditions, **merged)
-        self.velocity = VelocityField(n_features, n_conditions, merged["hidden"])
+        return merged
+
+    def __init__(self, n_features: int, n_conditions: int = 0, **hparams: Any) -> None:
+        super().__init__(n_features, n_conditions, **hparams)
+        self.velocity = VelocityField(n_features, n_conditions, self.hparams["hidden"])
 
     def loss(self, x: Tensor, cond: Tensor | None = None) -> Tensor:
         x0 = torch.randn_like(x)

@@ -50,31 +50,15 @@ class FlowGenerator(Generator):
 
     has_likelihood = True
     defaults: dict[str, Any] = {"transforms": 5, "hidden": (128, 128), "base": "normal"}
+    choices = {"base": ("normal", "logistic")}
 
     def __init__(self, n_features: int, n_conditions: int = 0, **hparams: Any) -> None:
-        defaults = self.default_hparams(n_features)
-        unknown = set(hparams) - set(defaults)
-        if unknown:
-            raise InputError(
-                f"unknown hyperparameter(s) {sorted(unknown)} for model family '{type(self).__name__}'; "
-                f"known: {sorted(defaults)}"
-            )
-        merged = {**defaults, **hparams}
-        merged["hidden"] = tuple(int(h) for h in merged["hidden"])
-        if merged["base"] not in BASES:
-            raise InputError(f"model family '{type(self).__name__}': unknown base '{merged['base']}'; known: {sorted(BASES)}")
-        super().__init__(n_features, n_conditions, **merged)
-        hparams = {k: v for k, v in merged.items() if k != "base"}
-        flow = self.build_flow(n_features, n_conditions, **hparams)
-        if merged["base"] == "logistic":
+        super().__init__(n_features, n_conditions, **hparams)
+        flow = self.build_flow(n_features, n_conditions, **{k: v for k, v in self.hparams.items() if k != "base"})
+        if self.hparams["base"] == "logistic":
             flow = zuko.flows.Flow(flow.transform, zuko.flows.UnconditionalDistribution(
                 UnitLogistic, torch.zeros(n_features), buffer=True))
         self.flow = flow
-
-    @classmethod
-    def default_hparams(cls, n_features: int) -> dict[str, Any]:
-        """Defaults for this many features (a family may scale them with the dimension)."""
-        return dict(cls.defaults)
 
     def build_flow(self, n_features: int, n_conditions: int, **hparams: Any) -> zuko.flows.Flow:
         raise NotImplementedError
@@ -185,9 +169,6 @@ class UnitLogistic(Distribution):
         return self.loc + _LOGISTIC_SCALE * u.logit()
 
 
-BASES = ("normal", "logistic")
-
-
 def _standard_logistic(z: Tensor) -> Tensor:
     """N(0, 1) draws made standard logistic: the logit of the uniform Φ(z), clamped to stay finite in float32."""
     return torch.special.ndtr(z).clamp(1e-7, 1 - 1e-7).logit()
@@ -264,10 +245,9 @@ class NSF(FlowGenerator):
     defaults = {**FlowGenerator.defaults, "bins": 8}
 
     @classmethod
-    def default_hparams(cls, n_features: int) -> dict[str, Any]:
-        if n_features > 64:
-            return {**cls.defaults, "transforms": 3, "bins": 4}
-        return dict(cls.defaults)
+    def complete_hparams(cls, given: dict[str, Any], n_features: int) -> dict[str, Any]:
+        wide = {"transforms": 3, "bins": 4} if n_features > 64 else {}
+        return {**cls.defaults, **wide, **given}
 
     def build_flow(
         self, n_features: int, n_conditions: int, transforms: int, hidden: tuple[int, ...], bins: int
@@ -330,16 +310,22 @@ class IAF(FlowGenerator):
 
     trains_on_density = True
     supports_condition = False
+    kinds = ("phasespace",)
+    choices = {**FlowGenerator.choices, "transform": ("affine", "spline")}
     defaults = {
         **FlowGenerator.defaults, "hidden": (64, 64), "base": "logistic",
         "transform": "affine", "bins": 8, "unit_box": None, "marginal_bins": 8, "defensive": 0.05,
     }
 
+    @classmethod
+    def complete_hparams(cls, given: dict[str, Any], n_features: int) -> dict[str, Any]:
+        merged = super().complete_hparams(given, n_features)
+        if not 0 <= merged["defensive"] < 1:
+            raise InputError(f"model family 'iaf': defensive must be a fraction in [0, 1), got {merged['defensive']!r}")
+        return merged
+
     def __init__(self, n_features: int, n_conditions: int = 0, **hparams: Any) -> None:
         super().__init__(n_features, n_conditions, **hparams)
-        alpha = self.hparams["defensive"]
-        if not (isinstance(alpha, (int, float)) and 0 <= alpha < 1):
-            raise InputError(f"model family 'iaf': defensive must be a fraction in [0, 1), got {alpha!r}")
         loc, scale = _unit_box(n_features, self.hparams["unit_box"], default=_base_box(n_features))
         self.register_buffer("box_loc", loc)
         self.register_buffer("box_scale", scale)
@@ -357,8 +343,6 @@ class IAF(FlowGenerator):
                 shapes = ((n_features, k), (n_features, k), (n_features, k - 1))
                 layers.insert(0, UnconditionalTransform(RQSTransform, *(torch.zeros(shape) for shape in shapes)))
             return zuko.flows.Flow(layers, maf.base)
-        if transform != "spline":
-            raise InputError(f"model family 'iaf': unknown transform '{transform}'; known: ['affine', 'spline']")
         if n_features < 2:
             raise InputError("model family 'iaf' with transform 'spline' is a coupling flow and needs at least 2 features")
         base_box = _base_box(n_features)

@@ -20,7 +20,6 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from hepgenbench.errors import InputError
 from hepgenbench.models.base import Generator, TrainSettings, cat_cond, mlp, register, standard_normal
 
 # Validation: at most this many events and this many projections; fixed seeds.
@@ -37,18 +36,17 @@ class AdversarialGenerator(Generator):
     defaults: dict[str, Any] = {"latent": None, "hidden": (128, 128, 128), "g_lr": None, "d_lr": None}
     betas: tuple[float, float] = (0.5, 0.999)
 
-    def __init__(self, n_features: int, n_conditions: int = 0, **hparams: Any) -> None:
-        unknown = set(hparams) - set(self.defaults)
-        if unknown:
-            raise InputError(
-                f"unknown hyperparameter(s) {sorted(unknown)} for model family '{self.family}'; known: {sorted(self.defaults)}"
-            )
-        merged = {**self.defaults, **hparams}
+    @classmethod
+    def complete_hparams(cls, given: dict[str, Any], n_features: int) -> dict[str, Any]:
+        merged = super().complete_hparams(given, n_features)
         merged["latent"] = int(merged["latent"] or min(max(8, n_features), 64))
-        merged["hidden"] = tuple(int(h) for h in merged["hidden"])
-        super().__init__(n_features, n_conditions, **merged)
-        self.generator = mlp(merged["latent"] + n_conditions, n_features, merged["hidden"], nn.LeakyReLU)
-        self.discriminator = mlp(n_features + n_conditions, 1, merged["hidden"], nn.LeakyReLU)
+        return merged
+
+    def __init__(self, n_features: int, n_conditions: int = 0, **hparams: Any) -> None:
+        super().__init__(n_features, n_conditions, **hparams)
+        hp = self.hparams
+        self.generator = mlp(hp["latent"] + n_conditions, n_features, hp["hidden"], nn.LeakyReLU)
+        self.discriminator = mlp(n_features + n_conditions, 1, hp["hidden"], nn.LeakyReLU)
         # Counts generator-side batches; a buffer so that checkpoints resume it exactly.
         self.register_buffer("steps", torch.zeros((), dtype=torch.long))
 

@@ -48,7 +48,6 @@ import torch
 import zuko
 from torch import Tensor
 
-from hepgenbench.errors import InputError
 from hepgenbench.models.base import Generator, cat_cond, in_chunks, mlp, register, standard_gamma, standard_normal, standard_uniform
 
 _LOG_2PI = math.log(2 * math.pi)
@@ -75,24 +74,23 @@ class ConditionalVAE(Generator):
     #: Widths of the flow prior's MADE conditioners: the latent has a few dimensions.
     PRIOR_HIDDEN = (64, 64)
 
+    choices = {"prior": PRIORS}
+
+    @classmethod
+    def complete_hparams(cls, given: dict[str, Any], n_features: int) -> dict[str, Any]:
+        merged = super().complete_hparams(given, n_features)
+        merged["latent"] = int(merged["latent"] or cls.default_latent(n_features))
+        return merged
+
     def __init__(self, n_features: int, n_conditions: int = 0, **hparams: Any) -> None:
-        unknown = set(hparams) - set(self.defaults)
-        if unknown:
-            raise InputError(
-                f"unknown hyperparameter(s) {sorted(unknown)} for model family '{self.family}'; known: {sorted(self.defaults)}"
-            )
-        merged = {**self.defaults, **hparams}
-        merged["latent"] = int(merged["latent"] or self.default_latent(n_features))
-        merged["hidden"] = tuple(int(h) for h in merged["hidden"])
-        if merged["prior"] not in PRIORS:
-            raise InputError(f"model family '{self.family}': prior is {merged['prior']!r}; expected one of {PRIORS}")
-        super().__init__(n_features, n_conditions, **merged)
-        latent, hidden = merged["latent"], merged["hidden"]
+        super().__init__(n_features, n_conditions, **hparams)
+        hp = self.hparams
+        latent, hidden = hp["latent"], hp["hidden"]
         self.encoder = mlp(self.encoder_inputs(n_features) + n_conditions, 2 * latent, hidden)
         self.decoder = mlp(latent + n_conditions, self.decoder_outputs(n_features), hidden[::-1])
         self.prior_flow = (
-            zuko.flows.MAF(latent, n_conditions, transforms=int(merged["prior_transforms"]), hidden_features=self.PRIOR_HIDDEN)
-            if merged["prior"] == "flow" else None
+            zuko.flows.MAF(latent, n_conditions, transforms=int(hp["prior_transforms"]), hidden_features=self.PRIOR_HIDDEN)
+            if hp["prior"] == "flow" else None
         )
 
     # What a family sets -------------------------------------------------------------------
@@ -227,6 +225,7 @@ class HurdleVAE(ConditionalVAE):
     """
 
     models_cells = True
+    kinds = ("calo",)
     defaults = {**ConditionalVAE.defaults, "latent": 8, "prior": "flow"}
     #: log k is kept where a gamma's density is finite in float32 and its draws are not all
     #: equal to the mean: k from e^-4 (a spike at 0 with a long tail) to e^12.
