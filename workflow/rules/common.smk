@@ -122,6 +122,23 @@ def train_runtime(dataset, instance):
     return int(budget / 60) + 15
 
 
+# --------------------------------------------------------------------------- input and param functions of the rules
+def source_files(wildcards):
+    src = dataset_source(wildcards.dataset)
+    if src.embedded:
+        return [f"results/{{dataset}}/source/events.{src.file_suffix}"]
+    return user_files(wildcards.dataset)
+
+
+def source_chunks(wildcards):
+    n = records.SourceParams.from_config(config, wildcards.dataset).chunks
+    return expand("results/{{dataset}}/source/chunks/{chunk}.root", chunk=range(n))
+
+
+def evaluate_params(wildcards):
+    return stage_params("evaluate", dataset=wildcards.dataset, model=wildcards.get("model", "truth"))
+
+
 # Fail before any job runs on a config that cannot work.
 for _m in config["models"]:
     hyperparameters(_m)

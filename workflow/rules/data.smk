@@ -3,18 +3,6 @@
 # which file, and whether in seeded chunks (merged ROOT files) or in one job.
 
 
-def source_files(wildcards):
-    src = dataset_source(wildcards.dataset)
-    if src.embedded:
-        return [f"results/{{dataset}}/source/events.{src.file_suffix}"]
-    return user_files(wildcards.dataset)
-
-
-def source_chunks(wildcards):
-    n = records.SourceParams.from_config(config, wildcards.dataset).chunks
-    return expand("results/{{dataset}}/source/chunks/{chunk}.root", chunk=range(n))
-
-
 rule generate_pythia_chunk:
     output:
         data="results/{dataset}/source/chunks/{chunk}.root",

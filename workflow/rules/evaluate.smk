@@ -1,10 +1,6 @@
 # evaluate: one metrics file per dataset x model, plus the truth-vs-truth noise floor.
 
 
-def evaluate_params(wildcards):
-    return stage_params("evaluate", dataset=wildcards.dataset, model=wildcards.get("model", "truth"))
-
-
 rule evaluate:
     input:
         sample="results/{dataset}/samples/{model}.h5",
