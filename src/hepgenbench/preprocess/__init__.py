@@ -59,10 +59,11 @@ runs (in the tree: next to the others, imported below):
 Optionally: ``check`` for conditions among its keys; ``n_given`` and a ``given`` key
 (:func:`given`) for a map of one feature given others (the ``x`` of ``forward`` is the
 feature, ``given`` the others' physical columns); ``cell`` or ``unit_box``. A map of
-several columns at once derives from :class:`BlockMap` instead. The schema's enum of map
-types (``workflow/schemas/config.schema.yaml``) lists the registered names, and the common
-checks in ``tests/test_maps.py`` run every registered map through its round trip, its
-log-Jacobian against autograd and numpy against torch.
+several columns at once derives from :class:`BlockMap` instead. The config schema takes
+its map types from this registry (each source's fragment in :mod:`hepgenbench.kinds`, which
+also runs :func:`check_specs` on a dataset's ``transforms`` before any job runs), and the
+common checks in ``tests/test_maps.py`` run every registered map through its round trip,
+its log-Jacobian against autograd and numpy against torch.
 """
 
 from hepgenbench.preprocess.arrays import namespace
