@@ -21,6 +21,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from _output import write_outputs
 
 from hepgenbench import stages
 from hepgenbench.io import read_json
@@ -34,8 +35,6 @@ from hepgenbench.records import (
     TrainParams,
     TrainSettings,
 )
-
-from _output import write_outputs
 
 VARIANTS = (("vae", "normal"), ("vae", "flow"), ("hurdlevae", "normal"), ("hurdlevae", "flow"))
 SEED = 20261125  # the default config's

@@ -326,7 +326,8 @@ def to_markdown(r: E2EResult, previous: dict | None, target_s: float) -> list[st
                 f"| overhead (W − union of job intervals) / W | {previous['overhead_s']:.0f} s = "
                 f"{100 * previous['overhead_fraction']:.1f} % | ≤ 5 % | {ok(previous['overhead_fraction'] <= 0.05)} |",
                 f"| jobs / Σ benchmark TSV times | {previous['n_jobs']} / {previous['benchmarked_sum_s']:.0f} s | | |",
-                f"| Σ CPU time of the benchmarked jobs / {previous['cores']} cores | {previous['benchmarked_cpu_s'] / previous['cores'] / 60:.1f} min | | |",
+                f"| Σ CPU time of the benchmarked jobs / {previous['cores']} cores | "
+                f"{previous['benchmarked_cpu_s'] / previous['cores'] / 60:.1f} min | | |",
                 "",
             ]
     return lines

@@ -14,21 +14,19 @@ space is drawn alike as the baseline. Run:
 from __future__ import annotations
 
 import argparse
-import time
 
 import numpy as np
 import torch
+from _output import write_outputs
 
 import hepgenbench.models  # noqa: F401  (registers the families)
 from hepgenbench.data import phasespace
 from hepgenbench.io import EventSet
+from hepgenbench.metrics.unweighting import unweighting_efficiency
 from hepgenbench.models.base import build
 from hepgenbench.preprocess import Preprocessor
 from hepgenbench.stages import density_in_network_space
-from hepgenbench.metrics.unweighting import unweighting_efficiency
 from hepgenbench.train import TrainSettings, fit_density, sampling_rates
-
-from _output import write_outputs
 
 TRANSFORMS = ("affine", "spline")
 

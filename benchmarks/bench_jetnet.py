@@ -46,8 +46,9 @@ def load_jetnet_gen_metrics():
     module = importlib.util.module_from_spec(importlib.util.spec_from_file_location("jetnet_gen_metrics", path))
     sys.modules["jetnet_gen_metrics"] = module  # the module looks itself up there
     module.__spec__.loader.exec_module(module)
-    import jetnet  # noqa: F401  (the stub; the version comes from the installed metadata)
     from importlib.metadata import version
+
+    import jetnet  # noqa: F401  (the stub; the version comes from the installed metadata)
 
     return module, version("jetnet")
 

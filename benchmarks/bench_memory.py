@@ -22,14 +22,12 @@ import subprocess
 import sys
 import tempfile
 import time
-
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import awkward as ak
 import numpy as np
 import uproot
-
 from _output import write_outputs  # noqa: E402  (benchmarks/ is on sys.path when run as a script)
 
 MB = 1024**2

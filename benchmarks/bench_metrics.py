@@ -20,20 +20,19 @@ import time
 from collections.abc import Callable
 
 import numpy as np
+from _output import write_outputs  # noqa: E402  (benchmarks/ is on sys.path when run as a script)
 from scipy import linalg
 from scipy.optimize import nnls
 from threadpoolctl import threadpool_limits
 
 from hepgenbench.evaluate import EvalOptions, evaluate_sample, metric_seed
-from hepgenbench.testing import zmumu_like
 from hepgenbench.metrics.classifier import classifier_two_sample_test
 from hepgenbench.metrics.histogram import histogram_divergences
 from hepgenbench.metrics.memorisation import memorisation
 from hepgenbench.metrics.physics_distance import fpd, kpd
 from hepgenbench.metrics.sanity import unphysical_fraction
 from hepgenbench.metrics.wasserstein import exact_emd, sliced_wasserstein, w1_per_feature
-
-from _output import write_outputs  # noqa: E402  (benchmarks/ is on sys.path when run as a script)
+from hepgenbench.testing import zmumu_like
 
 
 def timed(fn: Callable[[], object]) -> tuple[float, object]:

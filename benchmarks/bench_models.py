@@ -23,8 +23,8 @@ import torch
 from zuko.transforms import MonotonicRQSTransform
 
 import hepgenbench.models  # noqa: F401  (registers the families)
-from hepgenbench.models import flows
 from hepgenbench.io import atomic_path
+from hepgenbench.models import flows
 from hepgenbench.models.base import REGISTRY, build
 from hepgenbench.train import TrainSettings, fit, sampling_rates
 

@@ -29,10 +29,11 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from _output import write_outputs  # noqa: E402  (benchmarks/ is on sys.path when run as a script)
+from bench_memory import ZMUMU_SLICE, write_nanoaod_like
 from threadpoolctl import threadpool_limits
 
 import hepgenbench.models  # noqa: F401  (registers the families)
-from bench_memory import ZMUMU_SLICE, write_nanoaod_like
 from hepgenbench import stages
 from hepgenbench.evaluate import EvalOptions, evaluate_sample
 from hepgenbench.io import read_events
@@ -42,8 +43,6 @@ from hepgenbench.models.base import TrainSettings, build, select_device
 from hepgenbench.preprocess import Preprocessor
 from hepgenbench.records import IngestParams
 from hepgenbench.train import fit
-
-from _output import write_outputs  # noqa: E402  (benchmarks/ is on sys.path when run as a script)
 
 FLOW = "realnvp"
 QUIET = lambda *message: None  # noqa: E731

@@ -16,15 +16,15 @@ from pathlib import Path
 import h5py
 import numpy as np
 import pytest
-
 from conftest import run_snakemake, write_config
+from test_readers import write_tree
+
 from hepgenbench import cli
 from hepgenbench.io import EventSet, write_events
 from hepgenbench.models.base import select_device
 from hepgenbench.preprocess import Preprocessor
 from hepgenbench.records import IngestParams
 from hepgenbench.split import SplitFractions, split_indices, write_split
-from test_readers import write_tree
 
 # --------------------------------------------------------------------------- 1. config
 CONFIG_CASES = [

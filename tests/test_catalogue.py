@@ -15,8 +15,8 @@ from importlib.metadata import EntryPoint
 from pathlib import Path
 
 import pytest
-
 from conftest import ROOT, copy_workflow, run_snakemake, write_config
+
 from hepgenbench import catalogue
 from hepgenbench.errors import InputError
 from hepgenbench.models import base, families

@@ -33,7 +33,6 @@ from types import SimpleNamespace
 
 import pytest
 import yaml
-
 from conftest import ROOT, copy_workflow, run_snakemake
 
 PROFILES = ROOT / "workflow" / "profiles"

@@ -138,7 +138,7 @@ def test_phasespace_samples_follow_the_analytic_marginal():
 
 
 def test_phasespace_density_is_minus_inf_outside():
-    (lo12, _), (lo23, hi23) = DALITZ.m2_12_limits, DALITZ.m2_23_limits
+    (lo12, _), (_, hi23) = DALITZ.m2_12_limits, DALITZ.m2_23_limits
     inside_point = [1.4, 0.6, 0.0, 0.0, 0.0]
     assert DALITZ.inside(1.4, 0.6)
     outside = np.array([

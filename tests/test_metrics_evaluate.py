@@ -11,8 +11,8 @@ from threadpoolctl import threadpool_limits
 from hepgenbench.errors import InputError
 from hepgenbench.evaluate import EvalOptions, evaluate_sample
 from hepgenbench.io import EventSet
-from hepgenbench.testing import zmumu_like
 from hepgenbench.metrics import HEADLINE
+from hepgenbench.testing import zmumu_like
 
 #: small settings so that one suite call takes about a second
 FAST = EvalOptions(

@@ -18,7 +18,6 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from conftest import ROOT, copy_workflow, run_snakemake, write_config
 
 pytestmark = pytest.mark.slow

@@ -12,11 +12,10 @@ import typing
 
 import pytest
 import yaml
-
 from conftest import ROOT
-from hepgenbench import records, stages
+
+from hepgenbench import kinds, records, stages
 from hepgenbench.errors import InputError
-from hepgenbench import kinds
 from hepgenbench.records import (
     STAGE_PARAMS,
     EvalOptions,

@@ -14,7 +14,6 @@ import time
 from pathlib import Path
 
 import pytest
-
 from conftest import copy_workflow, run_snakemake, write_config
 
 pytestmark = pytest.mark.slow

@@ -12,9 +12,9 @@ import torch
 
 import hepgenbench.models  # noqa: F401  (registers the families)
 from hepgenbench.errors import InputError
+from hepgenbench.metrics.unweighting import unweighting_efficiency
 from hepgenbench.models.base import build
 from hepgenbench.models.flows import forward_kl, kl_estimate
-from hepgenbench.metrics.unweighting import unweighting_efficiency
 from hepgenbench.train import TrainSettings, fit, fit_density, sampling_rates
 
 QUIET = lambda message: None  # noqa: E731

@@ -13,7 +13,6 @@ from pathlib import Path
 
 import pytest
 import yaml
-
 from conftest import ROOT, copy_workflow, run_snakemake
 
 pytestmark = pytest.mark.slow

@@ -156,7 +156,7 @@ class FamilyCard:
     summary: str = ""
 
     @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> "FamilyCard":
+    def from_dict(cls, d: Mapping[str, Any]) -> FamilyCard:
         return cls(**{**d, "kinds": tuple(d.get("kinds", ()))})
 
     def needs(self) -> str:
@@ -238,7 +238,7 @@ def _module_file(module: str) -> Path | None:
     return Path(spec.origin)
 
 
-def _hash_module(h: "hashlib._Hash", module: str) -> None:
+def _hash_module(h: hashlib._Hash, module: str) -> None:
     """The module's source, and its siblings' when it belongs to a package."""
     path = _module_file(module)
     if path is None or not path.is_file():

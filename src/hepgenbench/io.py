@@ -129,7 +129,7 @@ class EventSet:
     def n_conditions(self) -> int:
         return 0 if self.condition is None else self.condition.shape[1]
 
-    def subset(self, index: np.ndarray) -> "EventSet":
+    def subset(self, index: np.ndarray) -> EventSet:
         """The events at ``index`` (an integer array or boolean mask), sharing metadata."""
         return EventSet(
             features=self.features[index],
@@ -147,7 +147,7 @@ class EventSet:
 class EventAppender:
     """Appends chunks of events to an open HDF5 event file (see :func:`event_writer`)."""
 
-    def __init__(self, f: "h5py.File") -> None:
+    def __init__(self, f: h5py.File) -> None:
         self._f = f
         self.n_events = 0
         self.finished = False

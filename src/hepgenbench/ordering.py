@@ -18,8 +18,8 @@ the metrics see. With two muons it costs one more density evaluation.
 from __future__ import annotations
 
 import itertools
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Callable, Iterator
 
 import numpy as np
 
@@ -48,14 +48,14 @@ class ObjectOrder:
         self._key_field()  # refuses objects without the key among their fields
 
     @classmethod
-    def of_collection(cls, collection: str, n: int, key: str, fields: list[str]) -> "ObjectOrder":
+    def of_collection(cls, collection: str, n: int, key: str, fields: list[str]) -> ObjectOrder:
         return cls(key, tuple(tuple(f"{collection}{i}_{f}" for f in fields) for i in range(1, n + 1)))
 
     def to_dict(self) -> dict:
         return {"key": self.key, "objects": [list(o) for o in self.objects]}
 
     @classmethod
-    def from_dict(cls, d: dict) -> "ObjectOrder":
+    def from_dict(cls, d: dict) -> ObjectOrder:
         return cls(d["key"], tuple(tuple(o) for o in d["objects"]))
 
     def _columns(self, feature_names: list[str]) -> np.ndarray:

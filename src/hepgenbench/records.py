@@ -200,7 +200,7 @@ class NoParams(Record):
     what: ClassVar[str] = "parameters"
 
     @classmethod
-    def from_config(cls, config: Mapping[str, Any], **wildcards: str) -> "NoParams":
+    def from_config(cls, config: Mapping[str, Any], **wildcards: str) -> NoParams:
         return cls()
 
 
@@ -226,7 +226,7 @@ class SourceParams(Record):
     options: dict[str, Any] = Field(default_factory=dict)
 
     @classmethod
-    def from_config(cls, config: Mapping[str, Any], dataset: str, chunk: int | str = 0) -> "SourceParams":
+    def from_config(cls, config: Mapping[str, Any], dataset: str, chunk: int | str = 0) -> SourceParams:
         from hepgenbench import kinds
 
         where = f"config key datasets.{dataset}"
@@ -268,7 +268,7 @@ class IngestParams(Record):
     options: dict[str, Any] = Field(default_factory=dict)
 
     @classmethod
-    def from_config(cls, config: Mapping[str, Any], dataset: str) -> "IngestParams":
+    def from_config(cls, config: Mapping[str, Any], dataset: str) -> IngestParams:
         from hepgenbench import kinds
 
         block = kinds.validate_dataset(dataset, _dataset(config, dataset))
@@ -306,7 +306,7 @@ class SplitParams(Record):
     split: SplitFractions = SplitFractions()
 
     @classmethod
-    def from_config(cls, config: Mapping[str, Any], dataset: str) -> "SplitParams":
+    def from_config(cls, config: Mapping[str, Any], dataset: str) -> SplitParams:
         seed = derive_seed(config["seed"], dataset, "split")
         where = f"config key datasets.{dataset}"
         fractions = _dataset(config, dataset).get("split") or {}
@@ -358,7 +358,7 @@ class TrainParams(Record):
         return self.training.seed
 
     @classmethod
-    def from_config(cls, config: Mapping[str, Any], dataset: str, model: str) -> "TrainParams":
+    def from_config(cls, config: Mapping[str, Any], dataset: str, model: str) -> TrainParams:
         name, replica = split_instance(model)
         spec = config["models"][name] or {}
         options = training_options(config, dataset, name)
@@ -403,7 +403,7 @@ class SampleParams(Record):
     rate_batch_sizes: list[PositiveInt] = dataclasses.field(default_factory=lambda: [1, 1000, 100_000])
 
     @classmethod
-    def from_config(cls, config: Mapping[str, Any], dataset: str, model: str) -> "SampleParams":
+    def from_config(cls, config: Mapping[str, Any], dataset: str, model: str) -> SampleParams:
         seed = derive_seed(config["seed"], dataset, model, "sample")
         return cls.from_dict({**(config.get("sampling") or {}), "model": model, "seed": seed}, "config key sampling")
 
@@ -443,7 +443,7 @@ class EvalOptions(Record):
     energy_bins: PositiveInt = 5  #: calo: quantile bins of E_inc when it is not discrete
 
     @classmethod
-    def from_config(cls, config: Mapping[str, Any] | None) -> "EvalOptions":
+    def from_config(cls, config: Mapping[str, Any] | None) -> EvalOptions:
         """Build from the config's ``evaluation:`` block; unknown keys and bad values raise InputError."""
         return cls.from_dict(config, "config key evaluation")
 
@@ -463,7 +463,7 @@ class EvaluateParams(Record):
     evaluation: EvalOptions = EvalOptions()
 
     @classmethod
-    def from_config(cls, config: Mapping[str, Any], dataset: str, model: str = "truth") -> "EvaluateParams":
+    def from_config(cls, config: Mapping[str, Any], dataset: str, model: str = "truth") -> EvaluateParams:
         # Every row of a dataset uses the same metric seed: common random numbers make the
         # rows comparable, and the truth row is the exact same computation on truth B.
         options = EvalOptions.from_config(config.get("evaluation"))
@@ -480,7 +480,7 @@ class PlotsParams(Record):
     models: list[Str]
 
     @classmethod
-    def from_config(cls, config: Mapping[str, Any], dataset: str, models: list[str]) -> "PlotsParams":
+    def from_config(cls, config: Mapping[str, Any], dataset: str, models: list[str]) -> PlotsParams:
         return cls(dataset=dataset, models=list(models))
 
 
@@ -493,7 +493,7 @@ class ReportParams(Record):
     title: Str = "hepgenbench report"
 
     @classmethod
-    def from_config(cls, config: Mapping[str, Any]) -> "ReportParams":
+    def from_config(cls, config: Mapping[str, Any]) -> ReportParams:
         return cls.from_dict({**(config.get("report") or {}), "config": dict(config)}, "config key report")
 
 

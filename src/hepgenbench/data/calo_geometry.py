@@ -67,7 +67,7 @@ class CaloGeometry:
     layers: tuple[CaloLayer, ...]
 
     @classmethod
-    def from_layers(cls, spec: list[tuple[int, tuple[float, ...], int]]) -> "CaloGeometry":
+    def from_layers(cls, spec: list[tuple[int, tuple[float, ...], int]]) -> CaloGeometry:
         """From ``[(layer id, r-edges in mm, α bins), ...]`` in storage order."""
         layers, start = [], 0
         for layer_id, r_edges, n_alpha in spec:
@@ -80,7 +80,7 @@ class CaloGeometry:
         return cls(tuple(layers))
 
     @classmethod
-    def from_meta(cls, meta: dict, n_voxels: int | None = None) -> "CaloGeometry":
+    def from_meta(cls, meta: dict, n_voxels: int | None = None) -> CaloGeometry:
         """The geometry a source wrote into ``meta["calo_layers"]``, else :data:`DS1_PHOTONS`.
 
         With ``n_voxels``, a geometry of another size raises :class:`InputError`.
@@ -183,7 +183,7 @@ class EnergyBins:
 
     @classmethod
     def from_truth(cls, e_truth: np.ndarray, max_bins: int = 5,
-                   min_events: int = MIN_EVENTS_PER_ENERGY_BIN) -> "EnergyBins":
+                   min_events: int = MIN_EVENTS_PER_ENERGY_BIN) -> EnergyBins:
         e_truth = np.asarray(e_truth, dtype=np.float64).reshape(-1)
         if e_truth.size == 0 or not np.isfinite(e_truth).all():
             raise InputError(f"incident energies: expected finite values, got {e_truth.size} with "

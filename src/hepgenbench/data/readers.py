@@ -24,7 +24,8 @@ import h5py
 import numpy as np
 import uproot
 
-from hepgenbench.data.calo_geometry import DS1_PHOTONS, META_KEY as CALO_META_KEY, READOUT_THRESHOLD_MEV
+from hepgenbench.data.calo_geometry import DS1_PHOTONS, READOUT_THRESHOLD_MEV
+from hepgenbench.data.calo_geometry import META_KEY as CALO_META_KEY
 from hepgenbench.errors import InputError
 from hepgenbench.io import EventSet
 from hepgenbench.ordering import META_KEY, ObjectOrder
@@ -74,7 +75,7 @@ class CollectionSpec:
     cartesian: tuple[str, str, str, str] | None = None
 
     @classmethod
-    def from_config(cls, name: str, d: dict) -> "CollectionSpec":
+    def from_config(cls, name: str, d: dict) -> CollectionSpec:
         where = f"collections.{name}"
         _check_keys(d, {"n", "sort_by", "fields", "cartesian"}, where)
         if not isinstance(d.get("n"), int) or d["n"] < 1:
@@ -137,7 +138,7 @@ class RootSpec:
     step_size: str | int = DEFAULT_STEP_SIZE
 
     @classmethod
-    def from_config(cls, d: dict) -> "RootSpec":
+    def from_config(cls, d: dict) -> RootSpec:
         """Build from a config mapping (``files`` may be a path, a glob or a list)."""
         keys = {"files", "tree", "branches", "collections", "selection", "condition", "transforms", "kind",
                 "nan_policy", "step_size"}
@@ -173,7 +174,7 @@ class Hdf5Spec:
     nan_policy: str = "refuse"
 
     @classmethod
-    def from_config(cls, d: dict) -> "Hdf5Spec":
+    def from_config(cls, d: dict) -> Hdf5Spec:
         _check_keys(d, {"files", "features", "condition", "transforms", "kind", "nan_policy"}, "hdf5 input")
         if "files" not in d or not d.get("features"):
             raise InputError("hdf5 input: 'files' and 'features' (a list of dataset keys) are required")

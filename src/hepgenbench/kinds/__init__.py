@@ -41,8 +41,18 @@ from importlib.metadata import entry_points
 
 from hepgenbench.kinds.base import WORKFLOW_KEYS, DatasetKind, Source, TrueDensity, feature_column
 from hepgenbench.kinds.registry import (
-    KINDS, SOURCES, dataset_schema, embedded_sources, get, kind_of, kinds_read_by, register, register_source, source,
-    source_schema, validate_dataset,
+    KINDS,
+    SOURCES,
+    dataset_schema,
+    embedded_sources,
+    get,
+    kind_of,
+    kinds_read_by,
+    register,
+    register_source,
+    source,
+    source_schema,
+    validate_dataset,
 )
 
 ENTRY_POINT_GROUP = "hepgenbench.kinds"

@@ -74,7 +74,7 @@ class Source:
         raise InputError(f"source '{self.name}' reads the user's files; the workflow does not generate it")
 
     def read(self, files: list[str], params: dict[str, Any],
-             sink: Callable[[np.ndarray, np.ndarray | None], None] | None = None) -> "EventSet":
+             sink: Callable[[np.ndarray, np.ndarray | None], None] | None = None) -> EventSet:
         """The events of ``files`` (a dataset block as ``params``). With ``sink`` (when
         :attr:`streams`), chunks go to ``sink`` and the result holds only the metadata."""
         raise NotImplementedError
@@ -132,7 +132,7 @@ class DatasetKind:
     extra_plots: ClassVar[tuple[str, ...]] = ()
     support_reason: ClassVar[str] = "outside_support"  #: the physics check's name for log p = −inf
 
-    def observables(self, events: "EventSet") -> tuple[np.ndarray, list[str]]:
+    def observables(self, events: EventSet) -> tuple[np.ndarray, list[str]]:
         """Derived observables ``(N, K)`` and their names, the same code for truth and samples."""
         return np.empty((len(events), 0)), []
 
@@ -156,7 +156,7 @@ class DatasetKind:
         """The true density of events with these features, if the kind knows it."""
         return None
 
-    def classifier_inputs(self, events: "EventSet") -> tuple[np.ndarray, list[str], str | None]:
+    def classifier_inputs(self, events: EventSet) -> tuple[np.ndarray, list[str], str | None]:
         """Inputs of the low-level C2ST, their names and a note on them (None: the features
         and conditions as they are). A conditional model is judged on the joint sample."""
         if events.condition is None:
@@ -164,13 +164,13 @@ class DatasetKind:
         return (np.column_stack([events.features, events.condition]),
                 list(events.feature_names) + list(events.condition_names), None)
 
-    def physics_features(self, events: "EventSet", observables: np.ndarray,
+    def physics_features(self, events: EventSet, observables: np.ndarray,
                          names: list[str]) -> tuple[np.ndarray, list[str]]:
         """The features FPD and KPD compare: model features and derived observables."""
         return np.column_stack([events.features, observables]), list(events.feature_names) + list(names)
 
-    def extra_metrics(self, truth: "EventSet", generated: "EventSet", truth_obs: np.ndarray, gen_obs: np.ndarray,
-                      obs_names: list[str], options: "EvalOptions", seed: int) -> dict[str, "MetricResult"]:
+    def extra_metrics(self, truth: EventSet, generated: EventSet, truth_obs: np.ndarray, gen_obs: np.ndarray,
+                      obs_names: list[str], options: EvalOptions, seed: int) -> dict[str, MetricResult]:
         """Metrics only this kind has, by key."""
         return {}
 
@@ -185,7 +185,7 @@ ETA_LIMIT_MUON = 2.4
 ETA_LIMIT_JET = 4.7
 
 
-def feature_column(events: "EventSet", name: str) -> np.ndarray:
+def feature_column(events: EventSet, name: str) -> np.ndarray:
     """The column of feature ``name``; a missing one is an :class:`InputError` naming it."""
     try:
         return events.features[:, events.feature_names.index(name)]

@@ -16,7 +16,11 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import numpy as np
 
 from hepgenbench.data.calo_geometry import (
-    MIN_EVENTS_PER_ENERGY_BIN, READOUT_THRESHOLD_MEV, CaloGeometry, EnergyBins, incident_energy,
+    MIN_EVENTS_PER_ENERGY_BIN,
+    READOUT_THRESHOLD_MEV,
+    CaloGeometry,
+    EnergyBins,
+    incident_energy,
 )
 from hepgenbench.kinds.base import DatasetKind, Source
 from hepgenbench.kinds.registry import register
@@ -39,7 +43,7 @@ _SHOWER_PROPERTIES: dict[str, Any] = {
 }
 
 
-def _read_showers(path: str, params: dict[str, Any]) -> "EventSet":
+def _read_showers(path: str, params: dict[str, Any]) -> EventSet:
     from hepgenbench.data import readers
 
     return readers.read_calochallenge(
@@ -61,7 +65,7 @@ class CaloSource(Source):
 
         return simulate_showers(output, int(params["n_events"]), int(params["seed"]), log=log)
 
-    def read(self, files: list[str], params: dict[str, Any], sink=None) -> "EventSet":
+    def read(self, files: list[str], params: dict[str, Any], sink=None) -> EventSet:
         return _read_showers(files[0], params)
 
 
@@ -72,7 +76,7 @@ class CaloChallengeSource(Source):
     kind: ClassVar[str] = "calo"
     properties: ClassVar[dict[str, Any]] = _SHOWER_PROPERTIES
 
-    def read(self, files: list[str], params: dict[str, Any], sink=None) -> "EventSet":
+    def read(self, files: list[str], params: dict[str, Any], sink=None) -> EventSet:
         from hepgenbench.errors import InputError
 
         if len(files) != 1:
@@ -92,22 +96,22 @@ class Calo(DatasetKind):
 
     # ------------------------------------------------------------------ hooks for metrics and plots
     @staticmethod
-    def geometry(events: "EventSet") -> CaloGeometry:
+    def geometry(events: EventSet) -> CaloGeometry:
         """The voxel layout of ``events`` (``meta["calo_layers"]`` or dataset 1 photons)."""
         return CaloGeometry.from_meta(events.meta, events.n_features)
 
     @staticmethod
-    def incident_energy(events: "EventSet") -> np.ndarray:
+    def incident_energy(events: EventSet) -> np.ndarray:
         """``E_inc`` (MeV) per shower."""
         return incident_energy(events.condition, events.condition_names)
 
     @staticmethod
-    def energy_bins(truth: "EventSet", max_bins: int = 5) -> EnergyBins:
+    def energy_bins(truth: EventSet, max_bins: int = 5) -> EnergyBins:
         """The incident-energy bins of ``truth`` (:class:`~hepgenbench.data.calo_geometry.EnergyBins`)."""
         return EnergyBins.from_truth(incident_energy(truth.condition, truth.condition_names), max_bins)
 
     # ------------------------------------------------------------------ kind interface
-    def observables(self, events: "EventSet") -> tuple[np.ndarray, list[str]]:
+    def observables(self, events: EventSet) -> tuple[np.ndarray, list[str]]:
         """The CaloChallenge high-level features (:func:`hepgenbench.data.calo.high_level_features`)."""
         from hepgenbench.data.calo import high_level_features
 
@@ -127,7 +131,7 @@ class Calo(DatasetKind):
             reasons["etot_over_einc_outside_truth"] = (ratio < truth_ratio.min()) | (ratio > truth_ratio.max())
         return reasons
 
-    def classifier_inputs(self, events: "EventSet") -> tuple[np.ndarray, list[str], str | None]:
+    def classifier_inputs(self, events: EventSet) -> tuple[np.ndarray, list[str], str | None]:
         """log1p(E_voxel / E_inc · 1e3) and log10 E_inc.
 
         Cell energies span many decades; dividing by E_inc removes the trivial energy scaling
@@ -139,14 +143,14 @@ class Calo(DatasetKind):
         x = np.column_stack([np.log1p(np.clip(events.features, 0.0, None) / e_inc[:, None] * 1e3), np.log10(e_inc)])
         return x, list(events.feature_names) + ["log10_E_inc"], "log1p(1e3 E_voxel/E_inc) and log10 E_inc"
 
-    def physics_features(self, events: "EventSet", observables: np.ndarray,
+    def physics_features(self, events: EventSet, observables: np.ndarray,
                          names: list[str]) -> tuple[np.ndarray, list[str]]:
         # Only the high-level features, as in the CaloChallenge (arXiv:2410.21611, Sec. 4): a
         # voxel covariance from a few thousand mostly-empty showers is not a useful Gaussian.
         return observables, list(names)
 
-    def extra_metrics(self, truth: "EventSet", generated: "EventSet", truth_obs: np.ndarray, gen_obs: np.ndarray,
-                      obs_names: list[str], options: "EvalOptions", seed: int) -> dict[str, "MetricResult"]:
+    def extra_metrics(self, truth: EventSet, generated: EventSet, truth_obs: np.ndarray, gen_obs: np.ndarray,
+                      obs_names: list[str], options: EvalOptions, seed: int) -> dict[str, MetricResult]:
         """``c2st_auc_high_level`` (C2ST on the high-level features and log10 E_inc) and
         ``per_energy_bin`` (W1 and C2ST AUC on them per incident-energy bin)."""
         from hepgenbench.evaluate import metric_seed
@@ -163,7 +167,7 @@ class Calo(DatasetKind):
             out["per_energy_bin"] = per_bin
         return out
 
-    def _per_energy_bin(self, truth, generated, truth_obs, gen_obs, obs_names, options, seed) -> "MetricResult | None":
+    def _per_energy_bin(self, truth, generated, truth_obs, gen_obs, obs_names, options, seed) -> MetricResult | None:
         """W1 of the high-level features and C2ST AUC on them per incident-energy bin (None if
         no bin is populated). Its value is the AUC of the bin farthest from 0.5."""
         from hepgenbench.evaluate import metric_seed

@@ -35,7 +35,7 @@ class PhaseSpaceSource(Source):
 
         return generate(output, int(params["n_events"]), int(params["seed"]), log=log)
 
-    def read(self, files: list[str], params: dict[str, Any], sink=None) -> "EventSet":
+    def read(self, files: list[str], params: dict[str, Any], sink=None) -> EventSet:
         from hepgenbench.io import read_events
 
         return read_events(files[0])
@@ -72,10 +72,10 @@ class PhaseSpace(DatasetKind):
     extra_plots: ClassVar[tuple[str, ...]] = ("dalitz",)
     support_reason: ClassVar[str] = "outside_dalitz"
 
-    def observables(self, events: "EventSet") -> tuple[np.ndarray, list[str]]:
+    def observables(self, events: EventSet) -> tuple[np.ndarray, list[str]]:
         """The third Dalitz invariant m²₁₃ and the resonance-pair mass m₂₃ (the ρ⁺ line shape)."""
         from hepgenbench.data.phasespace import DALITZ
-        
+
         m2_12, m2_23 = feature_column(events, "m2_12"), feature_column(events, "m2_23")
         m_23 = np.sqrt(np.clip(m2_23, 0.0, None))
         return np.column_stack([DALITZ.m2_13(m2_12, m2_23), m_23]), ["m2_13", "m_23"]

@@ -72,7 +72,7 @@ class RootSource(Source):
     }
 
     def read(self, files: list[str], params: dict[str, Any],
-             sink: Callable[[np.ndarray, np.ndarray | None], None] | None = None) -> "EventSet":
+             sink: Callable[[np.ndarray, np.ndarray | None], None] | None = None) -> EventSet:
         from hepgenbench.data import readers
 
         return readers.read_root(readers.RootSpec.from_config({**self.options(params), "files": files}), sink=sink)
@@ -91,7 +91,7 @@ class Hdf5Source(Source):
         "transforms": _TRANSFORMS,
     }
 
-    def read(self, files: list[str], params: dict[str, Any], sink=None) -> "EventSet":
+    def read(self, files: list[str], params: dict[str, Any], sink=None) -> EventSet:
         from hepgenbench.data import readers
 
         return readers.read_hdf5(readers.Hdf5Spec.from_config({**self.options(params), "files": files}))

@@ -54,13 +54,13 @@ class PythiaSource(Source):
         spec.nan_policy = params.get("nan_policy", "refuse")
         return spec
 
-    def read(self, files: list[str], params: dict[str, Any], sink=None) -> "EventSet":
+    def read(self, files: list[str], params: dict[str, Any], sink=None) -> EventSet:
         from hepgenbench.data import readers
 
         return readers.read_root(self.spec(files, params), sink=sink)
 
 
-def _momenta(events: "EventSet", prefix: str, mass: float):
+def _momenta(events: EventSet, prefix: str, mass: float):
     import vector
 
     pt = feature_column(events, f"{prefix}_pt")
@@ -77,7 +77,7 @@ class Zmumu(DatasetKind):
     name: ClassVar[str] = "zmumu"
     sources: ClassVar[tuple[type[Source], ...]] = (PythiaSource,)
 
-    def observables(self, events: "EventSet") -> tuple[np.ndarray, list[str]]:
+    def observables(self, events: EventSet) -> tuple[np.ndarray, list[str]]:
         """Dimuon mass and pT, ΔR between the muons and, with a jet, |Δφ| between the dimuon
         system and the jet. Muons take their PDG mass (a reader's ``mass`` is not needed)."""
         mu1 = _momenta(events, "Muon1", MUON_MASS_GEV)

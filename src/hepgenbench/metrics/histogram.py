@@ -92,8 +92,10 @@ def histogram_divergences(
     truth_bins = np.stack([np.searchsorted(e, truth[:, j], side="right") for j, e in enumerate(edges)], axis=1)
     gen_bins = np.stack([np.searchsorted(e, gen[:, j], side="right") for j, e in enumerate(edges)], axis=1)
     # weighting 0 is the nominal sample, the rest are bootstrap multiplicities
-    truth_w = np.vstack([np.ones(len(truth))] + [np.bincount(generator.integers(0, len(truth), len(truth)), minlength=len(truth)) for _ in range(n_boot)])
-    gen_w = np.vstack([np.ones(len(gen))] + [np.bincount(generator.integers(0, len(gen), len(gen)), minlength=len(gen)) for _ in range(n_boot)])
+    def multiplicities(n: int) -> np.ndarray:
+        return np.vstack([np.ones(n)] + [np.bincount(generator.integers(0, n, n), minlength=n) for _ in range(n_boot)])
+
+    truth_w, gen_w = multiplicities(len(truth)), multiplicities(len(gen))
     truth_h = _histograms(truth_bins, n_bins_used, truth_w)
     gen_h = _histograms(gen_bins, n_bins_used, gen_w)
 

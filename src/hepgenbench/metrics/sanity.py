@@ -29,7 +29,7 @@ _ETA = re.compile(r"(^|[^a-z])eta\d*($|[^a-z])")
 
 def unphysical_fraction(
     gen: np.ndarray,
-    kind: "str | DatasetKind",
+    kind: str | DatasetKind,
     feature_names: Sequence[str],
     truth: np.ndarray | None = None,
     condition: np.ndarray | None = None,

@@ -6,7 +6,17 @@ names: adding a family is adding a module. Families of installed packages (the
 import importlib
 import pkgutil
 
-from hepgenbench.models.base import REGISTRY, Generator, TrainingLog, TrainSettings, build, families, from_export, register, resolve
+from hepgenbench.models.base import (
+    REGISTRY,
+    Generator,
+    TrainingLog,
+    TrainSettings,
+    build,
+    families,
+    from_export,
+    register,
+    resolve,
+)
 
 for _module in pkgutil.iter_modules(__path__):
     if _module.name != "base":

@@ -11,16 +11,17 @@ name and the workflow can build them with :func:`build`.
 from __future__ import annotations
 
 import math
-from typing import Any, Callable, ClassVar
+from collections.abc import Callable
+from typing import Any, ClassVar
 
 import torch
 from torch import Tensor, nn
 
 from hepgenbench.catalogue import ENTRY_POINT_GROUP, FamilyCard, as_json_value, coerce_hparams, is_target
 from hepgenbench.errors import InputError
+
 # The training records are torch-free and live with the other stage records.
 from hepgenbench.records import EpochRecord, TrainingLog, TrainSettings  # noqa: F401  (re-exported)
-
 
 #: Seed of the common random numbers used by :meth:`Generator.validation_loss`.
 VALIDATION_SEED = 20_221_005

@@ -13,8 +13,9 @@ the density of an arbitrary point; the coupling flows are fast both ways.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from functools import cached_property
-from typing import Any, Callable
+from typing import Any
 
 import torch
 import zuko
@@ -164,7 +165,7 @@ class UnitLogistic(Distribution):
         y = (x - self.loc) / _LOGISTIC_SCALE
         return (_log_standard_logistic_pdf(y) - math.log(_LOGISTIC_SCALE)).sum(-1)
 
-    def rsample(self, sample_shape: torch.Size = torch.Size()) -> Tensor:
+    def rsample(self, sample_shape: torch.Size = torch.Size()) -> Tensor:  # noqa: B008 (torch's own signature; immutable)
         u = torch.rand(self._extended_shape(sample_shape), device=self.loc.device).clamp(1e-7, 1 - 1e-7)
         return self.loc + _LOGISTIC_SCALE * u.logit()
 
