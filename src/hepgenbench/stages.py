@@ -413,16 +413,39 @@ def evaluate(inputs: dict[str, str], output: str, params: dict[str, Any], thread
 
 
 def plots(inputs: dict[str, list[str] | str], outdir: str, params: dict[str, Any]) -> None:
+    """Draw a dataset's figures. Samples, metrics and training logs are matched to models by
+    the name each file records (a sample's ``meta["model"]``, a metrics file's ``"model"``,
+    a training log's model directory), never by their order on the command line."""
     from hepgenbench.plots import make_dataset_plots, write_plot_manifest
 
     truth = load_split_events(inputs["events"], inputs["split"])["truth_a"]
-    models = params["models"]
-    samples = {m: read_events(p) for m, p in zip(models, _as_list(inputs["samples"]))}
-    metrics = {read_json(p)["model"]: read_json(p) for p in _as_list(inputs["metrics"])}
-    csvs = dict(zip(models, _as_list(inputs["training_csvs"])))
+    models = list(params["models"])
+    samples = _by_model({p: read_events(p) for p in _as_list(inputs["samples"])}, lambda ev: ev.meta.get("model"),
+                        models, "samples", "meta['model']")  # fmt: skip
+    metrics = _by_model({p: read_json(p) for p in _as_list(inputs["metrics"])}, lambda m: m.get("model"),
+                        [*models, "truth"], "metrics", "'model'")  # fmt: skip
+    csvs = _by_model({p: p for p in _as_list(inputs["training_csvs"])}, lambda p: Path(p).parent.name,
+                     models, "training_csvs", "the model directory")  # fmt: skip
+    samples = {m: samples[m] for m in models}  # the config's order fixes each model's colour
     records = make_dataset_plots(params["dataset"], truth, samples, metrics, csvs, outdir)
     write_plot_manifest(str(Path(outdir) / "manifest.json"), records, params["dataset"])
     log(f"{len(records)} plot(s) for {params['dataset']} in {outdir}")
+
+
+def _by_model(loaded: dict[str, Any], name_of, expected: list[str], what: str, where: str) -> dict[str, Any]:
+    """``loaded`` (path → content) keyed by the model name each records, checked against ``expected``."""
+    out: dict[str, Any] = {}
+    for path, content in loaded.items():
+        name = name_of(content)
+        if name not in expected:
+            raise InputError(f"{path}: {what} input names model {name!r} in {where}; expected one of {expected}")
+        if name in out:
+            raise InputError(f"{path}: a second {what} input for model {name!r}")
+        out[name] = content
+    missing = [m for m in expected if m not in out]
+    if missing:
+        raise InputError(f"{what} inputs lack model(s) {missing}; got {sorted(out)}")
+    return out
 
 
 def report(inputs: dict[str, list[str] | str], outputs: dict[str, str], params: dict[str, Any]) -> None:
