@@ -5,9 +5,6 @@ from snakemake.utils import min_version, validate
 min_version("9.0")
 
 
-report: "workflow/report/workflow.rst"
-
-
 # The default benchmark, unless the command line names its own config file(s): a
 # --configfile replaces it instead of being merged into it (a merge would add the
 # default's models to every small config).
