@@ -208,7 +208,7 @@ def test_html_numbers_match_metrics_csv(tmp_path):
     for (model, metric), cell in cells.items():
         row = table.loc[(model, metric)]
         assert cell["data-value"] == row["value"] and cell["data-error"] == row["error"]
-        value, error = (float(x) for x in cell["text"].split(" ± "))
+        value, _ = (float(x) for x in cell["text"].split(" ± "))
         assert value == pytest.approx(float(row["value"]), abs=float(row["error"]))
     assert table.loc[("vae", "c2st_auc"), "status"] == "diverged"
     assert table.loc[("maf", "cost.sample_rate_100000"), "value"] == "250000.0"

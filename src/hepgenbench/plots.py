@@ -798,7 +798,7 @@ class EnergyBinScores:
     auc_error: np.ndarray
 
     @classmethod
-    def from_metrics(cls, entry: Mapping) -> "EnergyBinScores | None":
+    def from_metrics(cls, entry: Mapping) -> EnergyBinScores | None:
         block = (entry.get("metrics") or {}).get("per_energy_bin")
         if not isinstance(block, dict) or not isinstance(block.get("bins"), list):
             return None

@@ -291,16 +291,6 @@ def format_rate(rate: float | None) -> str:
     return f"{rate / 10**exponent:.2g}e{exponent}/s"
 
 
-def status_text(row: TableRow) -> str:
-    """``ok``, or ``diverged at …`` with the trainer's reason."""
-    if not row.diverged:
-        return "" if row.is_truth else "ok"
-    detail = row.status_detail.strip()
-    if detail.lower().startswith("diverged"):
-        return detail
-    return f"diverged at {detail}" if detail else "diverged"
-
-
 def status_text(model: str, status: str, detail: str) -> str:
     """``ok``, ``diverged at …`` with the trainer's reason, or nothing for truth."""
     if status != "diverged":

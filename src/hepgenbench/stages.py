@@ -420,22 +420,23 @@ def plots(inputs: dict[str, list[str] | str], outdir: str, params: dict[str, Any
 
     truth = load_split_events(inputs["events"], inputs["split"])["truth_a"]
     models = list(params["models"])
-    samples = _by_model({p: read_events(p) for p in _as_list(inputs["samples"])}, lambda ev: ev.meta.get("model"),
+    samples = _by_model([(p, read_events(p)) for p in _as_list(inputs["samples"])], lambda ev: ev.meta.get("model"),
                         models, "samples", "meta['model']")  # fmt: skip
-    metrics = _by_model({p: read_json(p) for p in _as_list(inputs["metrics"])}, lambda m: m.get("model"),
+    metrics = _by_model([(p, read_json(p)) for p in _as_list(inputs["metrics"])], lambda m: m.get("model"),
                         [*models, "truth"], "metrics", "'model'")  # fmt: skip
-    csvs = _by_model({p: p for p in _as_list(inputs["training_csvs"])}, lambda p: Path(p).parent.name,
+    csvs = _by_model([(p, p) for p in _as_list(inputs["training_csvs"])], lambda p: Path(p).parent.name,
                      models, "training_csvs", "the model directory")  # fmt: skip
-    samples = {m: samples[m] for m in models}  # the config's order fixes each model's colour
+    # The config's order fixes each model's colour and panel.
+    samples, csvs = {m: samples[m] for m in models}, {m: csvs[m] for m in models}
     records = make_dataset_plots(params["dataset"], truth, samples, metrics, csvs, outdir)
     write_plot_manifest(str(Path(outdir) / "manifest.json"), records, params["dataset"])
     log(f"{len(records)} plot(s) for {params['dataset']} in {outdir}")
 
 
-def _by_model(loaded: dict[str, Any], name_of, expected: list[str], what: str, where: str) -> dict[str, Any]:
-    """``loaded`` (path → content) keyed by the model name each records, checked against ``expected``."""
+def _by_model(loaded: list[tuple[str, Any]], name_of, expected: list[str], what: str, where: str) -> dict[str, Any]:
+    """``loaded`` (path, content) pairs keyed by the model name each records, checked against ``expected``."""
     out: dict[str, Any] = {}
-    for path, content in loaded.items():
+    for path, content in loaded:
         name = name_of(content)
         if name not in expected:
             raise InputError(f"{path}: {what} input names model {name!r} in {where}; expected one of {expected}")
