@@ -24,6 +24,16 @@ import torch
 
 from hepgenbench import stages
 from hepgenbench.io import read_json
+from hepgenbench.records import (
+    EvaluateParams,
+    IngestParams,
+    NoParams,
+    SampleParams,
+    SourceParams,
+    SplitParams,
+    TrainParams,
+    TrainSettings,
+)
 
 from _output import write_outputs
 
@@ -35,10 +45,10 @@ def prepare(work: Path, n_events: int) -> dict[str, str]:
     """The calo dataset through the data stages, as the workflow makes it."""
     files = {"source": str(work / "calo.hdf5"), "events": str(work / "events.h5"), "split": str(work / "split.h5"),
              "transform": str(work / "transform.json")}
-    stages.source(files["source"], {"source": "calo", "n_events": n_events, "seed": SEED})
-    stages.ingest([files["source"]], files["events"], {"name": "calo", "source": "calo"})
-    stages.split(files["events"], files["split"], {"seed": SEED})
-    stages.preprocess(files["events"], files["split"], files["transform"])
+    stages.source({}, {"data": files["source"]}, SourceParams(source="calo", n_events=n_events, seed=SEED), threads=1)
+    stages.ingest({"files": files["source"]}, {"events": files["events"]}, IngestParams(name="calo", source="calo"), threads=1)
+    stages.split({"events": files["events"]}, {"split": files["split"]}, SplitParams(seed=SEED), threads=1)
+    stages.preprocess({k: files[k] for k in ("events", "split")}, {"transform": files["transform"]}, NoParams(), threads=1)
     return files
 
 
@@ -46,13 +56,13 @@ def run_variant(files: dict[str, str], work: Path, family: str, prior: str, seed
     """Train, sample and score one variant; its metrics record and the training wall time."""
     name = f"{family}_{prior}_{seed}"
     model, sample, metrics = (str(work / f"{name}.{ext}") for ext in ("pt", "h5", "json"))
-    training = {"max_epochs": 300, "time_budget_s": budget, "batch_size": 256, "learning_rate": 1e-3, "patience": 20}
+    training = TrainSettings(time_budget_s=budget, batch_size=256, seed=seed)
     stages.train({k: files[k] for k in ("events", "split", "transform")}, {"model": model, "log_csv": str(work / f"{name}.csv")},
-                 {"family": family, "hparams": {"prior": prior}, "training": training, "seed": seed}, threads=1)
-    stages.sample({"model": model, **{k: files[k] for k in ("events", "split", "transform")}}, sample,
-                  {"model": name, "seed": seed, "rate_batch_sizes": [1000]}, threads=1)
-    stages.evaluate({"sample": sample, "events": files["events"], "split": files["split"]}, metrics,
-                    {"dataset": "calo", "model": name, "seed": SEED}, threads=1)
+                 TrainParams(family=family, hparams={"prior": prior}, training=training), threads=1)
+    stages.sample({"model": model, **{k: files[k] for k in ("events", "split", "transform")}}, {"sample": sample},
+                  SampleParams(model=name, seed=seed, rate_batch_sizes=[1000]), threads=1)
+    stages.evaluate({"sample": sample, "events": files["events"], "split": files["split"]}, {"metrics": metrics},
+                    EvaluateParams(dataset="calo", model=name, name=name, seed=SEED), threads=1)
     return read_json(metrics)
 
 
@@ -71,8 +81,8 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         files = prepare(work, args.events)
-        stages.evaluate({"events": files["events"], "split": files["split"]}, str(work / "truth.json"),
-                        {"dataset": "calo", "model": "truth", "seed": SEED}, threads=1)
+        stages.evaluate({"events": files["events"], "split": files["split"]}, {"metrics": str(work / "truth.json")},
+                        EvaluateParams(dataset="calo", model="truth", name="truth", seed=SEED), threads=1)
         figures["truth_hl_auc"] = read_json(work / "truth.json")["metrics"]["c2st_auc_high_level"]["value"]
         for family, prior in VARIANTS:
             runs = []

@@ -25,7 +25,8 @@ from hepgenbench.io import EventSet
 from hepgenbench.models.base import build
 from hepgenbench.preprocess import Preprocessor
 from hepgenbench.stages import density_in_network_space
-from hepgenbench.train import TrainSettings, fit_density, sampling_rates, unweighting_efficiency
+from hepgenbench.metrics.unweighting import unweighting_efficiency
+from hepgenbench.train import TrainSettings, fit_density, sampling_rates
 
 from _output import write_outputs
 

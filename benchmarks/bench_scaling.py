@@ -40,6 +40,7 @@ from hepgenbench.metrics.classifier import classifier_two_sample_test
 from hepgenbench.metrics.wasserstein import exact_emd
 from hepgenbench.models.base import TrainSettings, build, select_device
 from hepgenbench.preprocess import Preprocessor
+from hepgenbench.records import IngestParams
 from hepgenbench.train import fit
 
 from _output import write_outputs  # noqa: E402  (benchmarks/ is on sys.path when run as a script)
@@ -61,13 +62,16 @@ def exponent(sizes: list[int], seconds: list[float]) -> float:
 
 def stage_times(n: int, workdir: Path, device: torch.device) -> dict[str, float]:
     """Seconds of each stage at ``n`` events."""
-    params = {**ZMUMU_SLICE, "name": "scaling"}
+    params = IngestParams.from_dict({**ZMUMU_SLICE, "name": "scaling"})
     for name, seed in (("truth", 1), ("other", 2), ("train", 3)):
         write_nanoaod_like(workdir / f"{name}.root", n, seed=seed)
     out: dict[str, float] = {}
-    out["ingest"], _ = timed(lambda: stages.ingest([str(workdir / "truth.root")], str(workdir / "truth.h5"), params))
+    def ingest(name: str) -> None:
+        stages.ingest({"files": str(workdir / f"{name}.root")}, {"events": str(workdir / f"{name}.h5")}, params, threads=1)
+
+    out["ingest"], _ = timed(lambda: ingest("truth"))
     for name in ("other", "train"):  # an independent "generated" sample and training set
-        stages.ingest([str(workdir / f"{name}.root")], str(workdir / f"{name}.h5"), params)
+        ingest(name)
     truth, other, train = (read_events(workdir / f"{name}.h5") for name in ("truth", "other", "train"))
     out["preprocess fit+transform"], u = timed(lambda: Preprocessor.fit(truth).forward(truth.features))
 

@@ -131,7 +131,8 @@ def iaf_unweighting(results: Path, n: int = 100_000, seeds: tuple[int, ...] = (0
     from hepgenbench.data.phasespace import flat_log_density, log_density, sample_flat
     from hepgenbench.io import read_json
     from hepgenbench.preprocess import Preprocessor
-    from hepgenbench.train import load_model, unweighting_efficiency
+    from hepgenbench.metrics.unweighting import unweighting_efficiency
+    from hepgenbench.train import load_model
 
     model_path = results / "phasespace" / "models" / "iaf" / "model.pt"
     if not model_path.exists():

@@ -22,6 +22,7 @@ from hepgenbench import cli
 from hepgenbench.io import EventSet, write_events
 from hepgenbench.models.base import select_device
 from hepgenbench.preprocess import Preprocessor
+from hepgenbench.records import IngestParams
 from hepgenbench.split import SplitFractions, split_indices, write_split
 from test_readers import write_tree
 
@@ -42,6 +43,9 @@ CONFIG_CASES = [
     ("root source without tree", "datasets.mine", {"source": "root", "files": "Snakefile"}, ["tree"]),
     ("model named truth", "models.truth", {}, ["truth"]),
     ("bad device", "training.device", "tpu", ["tpu", "device"]),
+    # Past the schema: the stage records (hepgenbench.records) are built while the DAG is.
+    ("split fractions that do not sum to one", "datasets.phasespace.split", {"train": 0.8},
+     ["config key datasets.phasespace.split", "sum to 1"]),
 ]
 
 
@@ -160,6 +164,10 @@ OUTPUT_NAME = {"ingest": "events", "split": "split"}
 @pytest.mark.parametrize("case, stage, make, words", INPUT_CASES, ids=[c[0] for c in INPUT_CASES])
 def test_bad_input_stops_the_stage_cleanly(tmp_path, capsys, case, stage, make, words):
     inputs, params = make(tmp_path)
+    if stage == "ingest":  # the rule's record of a dataset block: its name, source, kind and options
+        block = {k: v for k, v in params.items() if k != "name"}
+        config = {"datasets": {params["name"]: {**block, "files": inputs["files"]}}}
+        params = IngestParams.from_config(config, params["name"]).to_dict()
     out = tmp_path / "out" / f"{OUTPUT_NAME[stage]}.h5"
     argv = [stage, *sum((["--in", f"{k}={v}"] for k, v in inputs.items()), []),
             "--out", f"{OUTPUT_NAME[stage]}={out}", "--params", json.dumps(params)]

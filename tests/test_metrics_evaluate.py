@@ -101,11 +101,11 @@ def test_mismatched_features_are_an_input_error():
 
 
 def test_sparse_discrete_energies_fall_back_to_populated_quantile_bins():
-    from hepgenbench.evaluate import MIN_EVENTS_PER_ENERGY_BIN, _energy_bins
+    from hepgenbench.data.calo_geometry import MIN_EVENTS_PER_ENERGY_BIN, EnergyBins
 
     energies = np.repeat(2.0 ** np.arange(8, 23), 40)  # 15 energies, 40 showers each: too few per energy
-    bins = _energy_bins(energies, n_bins=5)
+    bins = EnergyBins.from_truth(energies, max_bins=5)
     assert 1 < len(bins) <= len(energies) // (2 * MIN_EVENTS_PER_ENERGY_BIN)
-    assert bins[0][0] == 256.0 and bins[-1][1] == 2.0**22
+    assert bins.low[0] == 256.0 and bins.high[-1] == 2.0**22
     plenty = np.repeat([1024.0, 4096.0], 200)
-    assert _energy_bins(plenty, n_bins=5) == [(1024.0, 1024.0), (4096.0, 4096.0)]
+    assert EnergyBins.from_truth(plenty, max_bins=5) == EnergyBins((1024.0, 4096.0), (1024.0, 4096.0))

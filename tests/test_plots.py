@@ -18,6 +18,7 @@ from PIL import Image
 from hepgenbench import stages
 from hepgenbench.errors import InputError
 from hepgenbench.io import EventSet, read_events
+from hepgenbench.kinds import validate_dataset
 from hepgenbench.plots import (
     CALO_DS1_PHOTON_LAYERS,
     EnergyBinScores,
@@ -36,6 +37,16 @@ from hepgenbench.plots import (
     safe_name,
     tails_matter,
     write_plot_manifest,
+)
+from hepgenbench.records import (
+    EvaluateParams,
+    IngestParams,
+    NoParams,
+    PlotsParams,
+    SampleParams,
+    SourceParams,
+    SplitParams,
+    TrainParams,
 )
 
 N = 2000
@@ -185,9 +196,11 @@ def scored_showers(tmp_path_factory) -> tuple[EventSet, dict[str, EventSet], dic
     from hepgenbench.evaluate import EvalOptions, evaluate_sample
 
     base = tmp_path_factory.mktemp("calo")
-    stages.source(str(base / "showers.hdf5"), {"source": "calo", "n_events": 2400, "seed": 11})
-    stages.ingest([str(base / "showers.hdf5")], str(base / "events.h5"), {"name": "calo", "source": "calo"})
-    events = read_events(str(base / "events.h5"))
+    config = {"seed": 11, "datasets": {"calo": validate_dataset("calo", {"source": "calo", "n_events": 2400})}}
+    showers, events_path = str(base / "showers.hdf5"), str(base / "events.h5")
+    stages.source({}, {"data": showers}, SourceParams.from_config(config, "calo"), 1)
+    stages.ingest({"files": [showers]}, {"events": events_path}, IngestParams.from_config(config, "calo"), 1)
+    events = read_events(events_path)
     truth, twin, train = (events.subset(np.arange(k, len(events), 3)) for k in range(3))
     hot = dataclasses.replace(twin, features=twin.features * 1.3)
     options = EvalOptions(n_bootstrap=2, n_bins=10, emd_subsample=100, emd_repeats=1, swd_projections=10,
@@ -366,30 +379,35 @@ def phasespace_run(tmp_path_factory) -> dict:
     """The stages up to evaluate, on a small phase-space dataset: one RealNVP trained for an
     epoch and sampled twice, with different seeds, as models ``a`` and ``b``."""
     base = tmp_path_factory.mktemp("ps")
+    config = {
+        "seed": 3, "datasets": {"ps": validate_dataset("ps", {"source": "phasespace", "n_events": 1500})},
+        "models": {"a": {"family": "realnvp"}}, "training": {"max_epochs": 1, "batch_size": 256},
+        "sampling": {"rate_batch_sizes": [1], "nll_max_events": 100}, "evaluation": LIGHT_EVALUATION,
+    }  # fmt: skip
     data = {"events": str(base / "events.h5"), "split": str(base / "split.h5"), "transform": str(base / "transform.json")}
-    stages.source(str(base / "ps.h5"), {"source": "phasespace", "n_events": 1500, "seed": 3})
-    stages.ingest([str(base / "ps.h5")], data["events"], {"name": "ps", "source": "phasespace"})
-    stages.split(data["events"], data["split"], {"seed": 3})
-    stages.preprocess(data["events"], data["split"], data["transform"])
+    source = str(base / "ps.h5")
+    stages.source({}, {"data": source}, SourceParams.from_config(config, "ps"), 1)
+    stages.ingest({"files": [source]}, {"events": data["events"]}, IngestParams.from_config(config, "ps"), 1)
+    stages.split({"events": data["events"]}, {"split": data["split"]}, SplitParams.from_config(config, "ps"), 1)
+    stages.preprocess(data, {"transform": data["transform"]}, NoParams(), 1)
     model_dir = base / "models" / "a"
     stages.train(data, {"model": str(model_dir / "model.pt"), "log_csv": str(model_dir / "training.csv")},
-                 {"seed": 3, "family": "realnvp", "training": {"max_epochs": 1, "batch_size": 256}}, threads=1)  # fmt: skip
+                 TrainParams.from_config(config, "ps", "a"), 1)  # fmt: skip
     # b's log has one epoch fewer than a's, so that the two files differ.
     (base / "models" / "b").mkdir()
     lines = (model_dir / "training.csv").read_text().splitlines(keepends=True)
     (base / "models" / "b" / "training.csv").write_text("".join(lines[:1]))
-    run = {"data": data, "samples": [], "metrics": [], "csvs": [str(model_dir / "training.csv"),
-                                                                 str(base / "models" / "b" / "training.csv")]}
-    for seed, model in ((5, "a"), (6, "b")):
+    run = {"config": config, "data": data, "samples": [], "metrics": [],
+           "csvs": [str(model_dir / "training.csv"), str(base / "models" / "b" / "training.csv")]}  # fmt: skip
+    for model in ("a", "b"):  # one model sampled twice: the sample seed derives from the name
         path = str(base / "samples" / f"{model}.h5")
-        stages.sample({**data, "model": str(model_dir / "model.pt")}, path,
-                      {"seed": seed, "model": model, "rate_batch_sizes": [1], "nll_max_events": 100}, threads=1)  # fmt: skip
+        stages.sample({**data, "model": str(model_dir / "model.pt")}, {"sample": path},
+                      SampleParams.from_config(config, "ps", model), 1)  # fmt: skip
         run["samples"].append(path)
     for model in ("a", "b", "truth"):
         out = str(base / "metrics" / f"{model}.json")
         inputs = data if model == "truth" else {**data, "sample": str(base / "samples" / f"{model}.h5")}
-        stages.evaluate(inputs, out, {"dataset": "ps", "model": model, "name": model, "seed": 0,
-                                      "evaluation": LIGHT_EVALUATION}, threads=1)  # fmt: skip
+        stages.evaluate(inputs, {"metrics": out}, EvaluateParams.from_config(config, "ps", model), 1)
         run["metrics"].append(out)
     return run
 
@@ -397,7 +415,7 @@ def phasespace_run(tmp_path_factory) -> dict:
 def _plot_stage(run: dict, outdir: Path, order: list[int]) -> dict[str, str]:
     inputs = {**run["data"], "samples": [run["samples"][k] for k in order],
               "metrics": list(reversed(run["metrics"])), "training_csvs": [run["csvs"][k] for k in order]}  # fmt: skip
-    stages.plots(inputs, str(outdir), {"dataset": "ps", "models": ["a", "b"]})
+    stages.plots(inputs, {"plots": str(outdir)}, PlotsParams.from_config(run["config"], "ps", ["a", "b"]), 1)
     _, records = read_plot_manifest(str(outdir / "manifest.json"))
     return {r.title: r.caption for r in records}
 
@@ -417,4 +435,4 @@ def test_plot_stage_rejects_a_sample_of_another_model(phasespace_run, tmp_path):
     inputs = {**phasespace_run["data"], "samples": [phasespace_run["samples"][0]] * 2,
               "metrics": phasespace_run["metrics"], "training_csvs": phasespace_run["csvs"]}  # fmt: skip
     with pytest.raises(InputError, match=r"a\.h5: a second samples input for model 'a'"):
-        stages.plots(inputs, str(tmp_path), {"dataset": "ps", "models": ["a", "b"]})
+        stages.plots(inputs, {"plots": str(tmp_path)}, PlotsParams.from_config(phasespace_run["config"], "ps", ["a", "b"]), 1)

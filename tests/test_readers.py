@@ -207,14 +207,15 @@ def test_default_transforms_by_field_name():
 ])
 def test_leading_indices(pts, expected):
     pts = ak.Array(pts)
-    keep = ak.to_numpy(ak.num(pts)) >= 2
-    np.testing.assert_array_equal(_leading_indices(pts, 2, keep), expected)
+    counts = ak.to_numpy(ak.num(pts))
+    np.testing.assert_array_equal(_leading_indices(counts, ak.to_numpy(ak.flatten(pts)), 2, counts >= 2), expected)
 
 
 def test_streaming_ingest_writes_the_same_events_chunk_by_chunk(root_file, tmp_path):
     """The ingest stage streams ROOT chunks into HDF5; the result equals a one-shot read."""
     from hepgenbench import stages
     from hepgenbench.io import read_events
+    from hepgenbench.records import IngestParams
 
     chunks = []
     spec = dimuon_spec(root_file, step_size=2)
@@ -223,9 +224,10 @@ def test_streaming_ingest_writes_the_same_events_chunk_by_chunk(root_file, tmp_p
     one_shot = read_root(dimuon_spec(root_file))
     np.testing.assert_array_equal(np.concatenate(chunks), one_shot.features)
 
-    params = {"source": "root", "name": "mine", "tree": "Events", "branches": ["MET_pt"], "step_size": 2,
-              "collections": {"Muon": {"n": 2, "sort_by": "pt", "fields": ["pt", "eta", "phi"]}}}
-    stages.ingest([root_file], str(tmp_path / "events.h5"), params)
+    block = {"source": "root", "files": str(root_file), "tree": "Events", "branches": ["MET_pt"], "step_size": 2,
+             "collections": {"Muon": {"n": 2, "sort_by": "pt", "fields": ["pt", "eta", "phi"]}}}
+    params = IngestParams.from_config({"datasets": {"mine": block}}, "mine")
+    stages.ingest({"files": root_file}, {"events": str(tmp_path / "events.h5")}, params, threads=1)
     written = read_events(tmp_path / "events.h5")
     np.testing.assert_array_equal(written.features, one_shot.features)
     assert written.feature_names == one_shot.feature_names and written.meta["dataset"] == "mine"
@@ -234,9 +236,79 @@ def test_streaming_ingest_writes_the_same_events_chunk_by_chunk(root_file, tmp_p
 @pytest.mark.parametrize("level, has_mass", [("parton", False), ("hard", False), ("hadron", True)])
 def test_embedded_zmumu_keeps_the_jet_mass_at_hadron_level_only(level, has_mass):
     """Below hadron level a jet is often one parton, its mass a spike at the parton mass."""
-    from hepgenbench.stages import _root_spec
+    from hepgenbench import kinds
 
-    spec = _root_spec(["events.root"], {"source": "pythia", "level": level})
+    spec = kinds.source("pythia").spec(["events.root"], {"source": "pythia", "level": level})
     assert ("mass" in spec.collections["Jet"].fields) is has_mass
     assert spec.transforms["Muon2_pt"]["type"] == "pair_mass"
     assert {spec.transforms[k]["given"] for k in ("Muon2_phi", "Jet1_phi")} == {"Muon1_phi"}
+
+
+# --------------------------------------------------------------------------- Cartesian collections
+# Two events of muons as (px, py, pz, E), deliberately not in pT order; the second event has
+# three muons, of which the softest must be dropped. Energies are on shell with m_μ.
+MU_MASS = 0.10566
+CART_P = [[(3.0, 4.0, 12.0), (30.0, -40.0, 20.0)], [(-6.0, 8.0, 0.0), (1.0, 0.0, -1.0), (0.0, -20.0, 15.0)]]
+
+
+def _cartesian_file(path):
+    def comp(i):
+        return ak.Array([[p[i] for p in event] for event in CART_P])
+
+    energy = ak.Array([[float(np.sqrt(px**2 + py**2 + pz**2 + MU_MASS**2)) for px, py, pz in event] for event in CART_P])
+    muons = ak.zip({"Px": comp(0), "Py": comp(1), "Pz": comp(2), "E": energy})
+    with uproot.recreate(path) as f:
+        f.mktree("Events", {"Muon": muons.type})
+        f["Events"].extend({"Muon": muons})
+    return str(path)
+
+
+def _hand_kinematics(px, py, pz):
+    """pT, η, φ by the textbook formulas, independently of vector."""
+    pt = np.hypot(px, py)
+    p = np.sqrt(px**2 + py**2 + pz**2)
+    return pt, 0.5 * np.log((p + pz) / (p - pz)), np.arctan2(py, px)
+
+
+def test_cartesian_collection_gives_pt_eta_phi_mass_sorted_by_pt(tmp_path):
+    path = _cartesian_file(tmp_path / "cartesian.root")
+    spec = RootSpec.from_config({"files": path, "tree": "Events", "kind": "zmumu", "collections": {
+        "Muon": {"n": 2, "cartesian": ["Px", "Py", "Pz", "E"], "fields": ["pt", "eta", "phi", "mass"]}}})
+    events = read_root(spec)
+    assert events.feature_names == [f"Muon{i}_{f}" for i in (1, 2) for f in ("pt", "eta", "phi", "mass")]
+    # pT order: event 0 (50, 5), event 1 (25, 10) with the (1, 0, -1) muon of pT 1 dropped
+    leading = [[CART_P[0][1], CART_P[0][0]], [CART_P[1][2], CART_P[1][0]]]
+    for row, muons in zip(events.features, leading):
+        for i, (px, py, pz) in enumerate(muons):
+            pt, eta, phi = _hand_kinematics(px, py, pz)
+            np.testing.assert_allclose(row[4 * i:4 * i + 4], [pt, eta, phi, MU_MASS], rtol=1e-6, atol=1e-6)
+    assert np.all(events.features[:, 0] > events.features[:, 4])
+    assert events.units[:4] == ["GeV", "", "rad", "GeV"]
+    # the pT order is recorded, so that generated muons are put in the same order
+    assert object_orders(events.meta) == [ObjectOrder.of_collection("Muon", 2, "pt", ["pt", "eta", "phi", "mass"])]
+
+
+def test_cartesian_dimuons_get_the_zmumu_observables(tmp_path):
+    from hepgenbench import kinds
+
+    path = _cartesian_file(tmp_path / "cartesian.root")
+    spec = RootSpec.from_config({"files": path, "tree": "Events", "kind": "zmumu",
+                                 "collections": {"Muon": {"n": 2, "cartesian": ["Px", "Py", "Pz", "E"]}}})
+    events = read_root(spec)
+    values, names = kinds.get(events.kind).observables(events)
+    assert names == ["m_mumu", "pt_mumu", "dR_mumu"]  # no jet in the file: no Δφ to it
+    (a, b) = np.array(CART_P[0][1]), np.array(CART_P[0][0])
+    e = np.sqrt(a @ a + MU_MASS**2) + np.sqrt(b @ b + MU_MASS**2)
+    p = a + b
+    np.testing.assert_allclose(values[0, 0], np.sqrt(e**2 - p @ p), rtol=1e-9)
+    np.testing.assert_allclose(values[0, 1], np.hypot(p[0], p[1]), rtol=1e-9)
+
+
+@pytest.mark.parametrize("collection, words", [
+    ({"n": 2, "cartesian": ["Px", "Py", "Pz"]}, "collections.Muon.cartesian"),
+    ({"n": 2, "cartesian": ["Px", "Py", "Pz", "E"], "fields": ["pt", "Px"]}, "collections.Muon.fields"),
+    ({"n": 2, "cartesian": ["Px", "Py", "Pz", "E"], "sort_by": "Px"}, "collections.Muon.sort_by"),
+])
+def test_cartesian_collection_config_errors_name_the_key(collection, words):
+    with pytest.raises(InputError, match=words):
+        RootSpec.from_config({"files": "x.root", "tree": "Events", "collections": {"Muon": collection}})

@@ -40,13 +40,14 @@ PROVENANCE = {"git_commit": "abc123", "packages": {"torch": "2.13.0"}, "seed": 7
 
 def _entry(model, metrics, status="ok", detail="", family=None, replica=0, dataset="zmumu"):
     entry = {
-        "dataset": dataset, "model": model, "family": family or model, "status": status, "status_detail": detail,
-        "n_truth": 1000, "n_generated": 1000,
+        "dataset": dataset, "model": model, "name": model, "family": family or model, "status": status,
+        "status_detail": detail, "n_truth": 1000, "n_generated": 1000,
         "metrics": {k: {"value": v, "error": e} for k, (v, e) in metrics.items()},
-        "cost": {} if model == "truth" else {"n_parameters": 12345, "train_time_s": 65.0, "time_to_best_s": 40.0,
-                                             "sample_rate": {"1": 10.0, "1000": 1e4, "100000": 2.5e5}, "peak_memory_mb": 100.0},
-        "training": {} if model == "truth" else {"device": "cpu", "hostname": "node7", "trained_at": "2025-01-01T00:00:00",
-                                                 "best_epoch": 3, "stopped_because": "max_epochs", "budget": "epochs", "replica": replica},
+        "cost": None if model == "truth" else {"n_parameters": 12345, "train_time_s": 65.0, "time_to_best_s": 40.0,
+                                               "sample_rate": {"1": 10.0, "1000": 1e4, "100000": 2.5e5}, "peak_memory_mb": 100.0},
+        "training": None if model == "truth" else {"device": "cpu", "hostname": "node7", "machine": "x86_64", "gpu": None,
+                                                   "trained_at": "2025-01-01T00:00:00", "seed": 1, "epochs": 3,
+                                                   "best_epoch": 3, "stopped_because": "max_epochs", "budget": "epochs", "replica": replica},
     }  # fmt: skip
     return entry
 
@@ -289,7 +290,7 @@ def test_rankings_and_noise_floor_counts():
 def test_metrics_without_required_keys_are_an_input_error(tmp_path):
     bad = tmp_path / "bad.json"
     bad.write_text(json.dumps({"dataset": "zmumu", "metrics": {}}))
-    with pytest.raises(InputError, match=r"bad\.json.*\['model'\]"):
+    with pytest.raises(InputError, match=r"bad\.json.*model: required key is missing"):
         build_report([str(bad)], [], {}, str(tmp_path / "out"), provenance=PROVENANCE)
 
 

@@ -14,7 +14,8 @@ import hepgenbench.models  # noqa: F401  (registers the families)
 from hepgenbench.errors import InputError
 from hepgenbench.models.base import build
 from hepgenbench.models.flows import forward_kl, kl_estimate
-from hepgenbench.train import TrainSettings, fit, fit_density, sampling_rates, unweighting_efficiency
+from hepgenbench.metrics.unweighting import unweighting_efficiency
+from hepgenbench.train import TrainSettings, fit, fit_density, sampling_rates
 
 QUIET = lambda message: None  # noqa: E731
 RNG = np.random.default_rng(0)

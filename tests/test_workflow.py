@@ -185,18 +185,16 @@ def test_scoring_stages_run_without_torch(first_run, tmp_path):
     import subprocess
     import sys
 
-    from hepgenbench.seeding import derive_seed
+    from hepgenbench.records import EvaluateParams, PlotsParams
 
     base = first_run / "results/phasespace"
-    params = {"dataset": "phasespace", "model": "realnvp", "name": "realnvp", "evaluation": QUICK.get("evaluation", {}),
-              "seed": derive_seed(QUICK["seed"], "phasespace", "evaluate")}
     evaluate = ["evaluate", "--in", f"sample={base}/samples/realnvp.h5", "--in", f"events={base}/data/events.h5",
                 "--in", f"split={base}/data/split.h5", "--out", f"metrics={tmp_path}/realnvp.json",
-                "--params", json.dumps(params)]
+                "--params", EvaluateParams.from_config(QUICK, "phasespace", "realnvp").to_json()]
     plots = ["plots", "--in", f"events={base}/data/events.h5", "--in", f"split={base}/data/split.h5",
              "--in", f"samples={base}/samples/realnvp.h5", "--in", f"metrics={base}/metrics/realnvp.json",
              "--in", f"metrics={base}/metrics/truth.json", "--in", f"training_csvs={base}/models/realnvp/training.csv",
-             "--out", f"plots={tmp_path}/plots", "--params", json.dumps({"dataset": "phasespace", "models": ["realnvp"]})]
+             "--out", f"plots={tmp_path}/plots", "--params", PlotsParams.from_config(QUICK, "phasespace", ["realnvp"]).to_json()]
     for argv in (evaluate, plots):
         script = (f"import sys; from hepgenbench.cli import main; rc = main({argv!r}); "
                   "assert rc == 0, rc; assert 'torch' not in sys.modules, 'torch was imported'")

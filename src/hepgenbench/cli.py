@@ -1,8 +1,8 @@
 """``hepgenbench <stage>``: the one entry point the Snakemake rules call.
 
 Every stage takes named files (``--in NAME=PATH``, ``--out NAME=PATH``, repeatable; a
-name given twice becomes a list), a JSON slice of the config (``--params``) and the
-rule's ``--threads``. Errors in user input are printed as one clear line, without a
+name given twice becomes a list), its parameter record as JSON (``--params``, built by the
+rule from the config: :mod:`hepgenbench.records`) and the rule's ``--threads``. Errors in user input are printed as one clear line, without a
 traceback, and exit with status 2.
 """
 
@@ -15,8 +15,11 @@ import sys
 from collections import defaultdict
 
 from hepgenbench.errors import InputError
+from hepgenbench.records import STAGE_PARAMS
 
-STAGES = ("source", "merge", "ingest", "split", "preprocess", "train", "sample", "evaluate", "plots", "report")
+#: Every stage is ``hepgenbench.stages.<name>(inputs, outputs, params, threads)``; the table
+#: gives the record its ``--params`` are validated into.
+STAGES = STAGE_PARAMS
 
 
 def _named_paths(pairs: list[str]) -> dict[str, str | list[str]]:
@@ -29,11 +32,8 @@ def _named_paths(pairs: list[str]) -> dict[str, str | list[str]]:
     return {k: v[0] if len(v) == 1 else v for k, v in grouped.items()}
 
 
-def _list(value: str | list[str]) -> list[str]:
-    return [value] if isinstance(value, str) else value
-
-
 def run(stage: str, inputs: dict, outputs: dict, params: dict, threads: int) -> None:
+    """Run ``stage`` on the named files with its parameters validated into its record."""
     # torch and numpy read these at import: set them before either is imported.
     for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
         os.environ[var] = str(threads)
@@ -42,26 +42,15 @@ def run(stage: str, inputs: dict, outputs: dict, params: dict, threads: int) -> 
     os.environ.setdefault("POT_BACKEND_DISABLE_PYTORCH", "1")
     from hepgenbench import stages
 
-    if stage == "source":
-        stages.source(outputs["data"], params)
-    elif stage == "merge":
-        stages.merge(_list(inputs["chunks"]), outputs["data"])
-    elif stage == "ingest":
-        stages.ingest(_list(inputs["files"]), outputs["events"], params)
-    elif stage == "split":
-        stages.split(inputs["events"], outputs["split"], params)
-    elif stage == "preprocess":
-        stages.preprocess(inputs["events"], inputs["split"], outputs["transform"])
-    elif stage == "train":
-        stages.train(inputs, outputs, params, threads)
-    elif stage == "sample":
-        stages.sample(inputs, outputs["sample"], params, threads)
-    elif stage == "evaluate":
-        stages.evaluate(inputs, outputs["metrics"], params, threads)
-    elif stage == "plots":
-        stages.plots(inputs, outputs["plots"], params)
-    elif stage == "report":
-        stages.report(inputs, outputs, params)
+    record = STAGES[stage].from_dict(params, where=f"--params of {stage}")
+    getattr(stages, stage)(inputs, outputs, record, threads)
+
+
+def _params(text: str) -> dict:
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as err:
+        raise InputError(f"--params is not valid JSON ({err})") from None
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -69,11 +58,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("stage", choices=STAGES)
     parser.add_argument("--in", dest="inputs", action="append", default=[], metavar="NAME=PATH")
     parser.add_argument("--out", dest="outputs", action="append", default=[], metavar="NAME=PATH")
-    parser.add_argument("--params", default="{}", help="JSON slice of the config")
+    parser.add_argument("--params", default="{}", help="the stage's parameter record as JSON")
     parser.add_argument("--threads", type=int, default=1)
     args = parser.parse_args(argv)
     try:
-        run(args.stage, _named_paths(args.inputs), _named_paths(args.outputs), json.loads(args.params), args.threads)
+        run(args.stage, _named_paths(args.inputs), _named_paths(args.outputs), _params(args.params), args.threads)
     except InputError as err:
         # One line, so that it is the last line of the rule's log that Snakemake prints.
         message = " ".join(line.strip() for line in str(err).splitlines())

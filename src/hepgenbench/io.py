@@ -15,12 +15,14 @@ import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import h5py
 import numpy as np
 
 from hepgenbench.errors import InputError
+
+if TYPE_CHECKING:
+    import h5py  # imported where files are opened: the registries import EventSet
 
 
 @contextlib.contextmanager
@@ -145,7 +147,7 @@ class EventSet:
 class EventAppender:
     """Appends chunks of events to an open HDF5 event file (see :func:`event_writer`)."""
 
-    def __init__(self, f: h5py.File) -> None:
+    def __init__(self, f: "h5py.File") -> None:
         self._f = f
         self.n_events = 0
         self.finished = False
@@ -184,6 +186,8 @@ def event_writer(path: str | os.PathLike) -> Iterator[EventAppender]:
     """Stream events into ``path`` chunk by chunk; the file appears, complete, only when the
     block ends without an error and :meth:`EventAppender.finish` was called. Memory stays
     at one chunk, whatever the number of events."""
+    import h5py
+
     with atomic_path(path) as tmp, h5py.File(tmp, "w") as f:
         appender = EventAppender(f)
         yield appender
@@ -203,6 +207,8 @@ def read_events(path: str | os.PathLike) -> EventSet:
     path = Path(path)
     if not path.exists():
         raise InputError(f"{path}: file does not exist")
+    import h5py
+
     try:
         f = h5py.File(path, "r")
     except OSError as err:
@@ -225,5 +231,7 @@ def read_events(path: str | os.PathLike) -> EventSet:
 
 def read_extra(path: str | os.PathLike, key: str) -> np.ndarray | None:
     """Read an extra array stored beside the events, or ``None`` when it is absent."""
+    import h5py
+
     with h5py.File(path, "r") as f:
         return f[key][()] if key in f else None

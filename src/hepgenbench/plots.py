@@ -27,7 +27,7 @@ import csv
 import re
 import warnings
 from collections.abc import Callable, Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
 import matplotlib
@@ -41,7 +41,8 @@ import numpy as np  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
 from hepgenbench.errors import InputError  # noqa: E402
-from hepgenbench.io import EventSet, atomic_path, read_json, write_json  # noqa: E402
+from hepgenbench.io import EventSet, atomic_path  # noqa: E402
+from hepgenbench.records import PlotManifest, PlotRecord  # noqa: E402
 
 #: A derived-observable function, as :func:`hepgenbench.data.observables.derived_observables`.
 ObservableFn = Callable[[EventSet], tuple[np.ndarray, list[str]]]
@@ -52,16 +53,6 @@ MAX_FEATURE_PLOTS = 40
 #: PNG resolution for the report; the PDF beside it is vector.
 DPI = 72
 TRUTH_COLOR = "black"
-
-@dataclass
-class PlotRecord:
-    """One written figure, as the report and the manifest list it."""
-
-    path_png: str
-    path_pdf: str
-    kind: str
-    title: str
-    caption: str
 
 
 def make_dataset_plots(
@@ -905,22 +896,14 @@ KIND_PLOTS: dict[str, Callable[[KindPlotInputs], list[PlotRecord]]] = {
 
 
 def write_plot_manifest(path: str, records: list[PlotRecord], dataset: str = "") -> None:
-    """Write the list of a dataset's figures as JSON, atomically, for :func:`build_report`."""
-    write_json(path, {"dataset": dataset, "plots": [asdict(r) for r in records]})
+    """Write the list of a dataset's figures (a :class:`PlotManifest`), atomically, for :func:`build_report`."""
+    PlotManifest(dataset=dataset, plots=list(records)).write(path)
 
 
 def read_plot_manifest(path: str) -> tuple[str, list[PlotRecord]]:
     """``(dataset, records)`` of a manifest written by :func:`write_plot_manifest`."""
-    if not Path(path).exists():
-        raise InputError(f"{path}: plot manifest does not exist")
-    data = read_json(path)
-    if not isinstance(data, dict) or not isinstance(data.get("plots"), list):
-        raise InputError(f"{path}: expected a plot manifest with a 'plots' list")
-    try:
-        records = [PlotRecord(**entry) for entry in data["plots"]]
-    except TypeError as err:
-        raise InputError(f"{path}: a plot entry is not a PlotRecord ({err})") from None
-    return str(data.get("dataset", "")), records
+    manifest = PlotManifest.read(path)
+    return manifest.dataset, manifest.plots
 
 
 __all__ = [

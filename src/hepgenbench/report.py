@@ -37,9 +37,10 @@ import pandas as pd
 import yaml
 
 from hepgenbench.errors import InputError
-from hepgenbench.io import atomic_path, read_json
+from hepgenbench.io import atomic_path
 from hepgenbench.metrics import HEADLINE
 from hepgenbench.plots import PlotRecord, read_plot_manifest
+from hepgenbench.records import MetricsRecord
 
 #: Packages whose versions the provenance lists (distribution names).
 PROVENANCE_PACKAGES = ("torch", "zuko", "numpy", "scikit-learn", "POT", "uproot", "snakemake", "hepgenbench")
@@ -69,19 +70,8 @@ CSV_COLUMNS = ["dataset", "model", "metric", "value", "error", "status", "replic
 
 
 def load_metrics(paths: Iterable[str]) -> list[dict]:
-    """Read metrics JSON files, checking the keys the report needs."""
-    entries = []
-    for path in paths:
-        if not Path(path).exists():
-            raise InputError(f"{path}: metrics file does not exist")
-        entry = read_json(path)
-        missing = [k for k in ("dataset", "model", "metrics") if not isinstance(entry, dict) or k not in entry]
-        if missing:
-            raise InputError(f"{path}: metrics JSON lacks keys {missing}; expected dataset, model, metrics")
-        if not isinstance(entry["metrics"], dict):
-            raise InputError(f"{path}: 'metrics' must map metric names to {{value, error}}")
-        entries.append(entry)
-    return entries
+    """Read metrics JSON files (:class:`~hepgenbench.records.MetricsRecord`, validated)."""
+    return [MetricsRecord.read(path).to_dict() for path in paths]
 
 
 def _number(x) -> float | None:
@@ -401,16 +391,17 @@ def build_report(
     config: dict,
     outdir: str,
     provenance: dict | None = None,
+    title: str | None = None,
 ) -> None:
     """Write ``index.html``, ``report.md`` and ``metrics.csv`` under ``outdir``, atomically.
 
     Args:
         metrics_files: metrics JSON per (dataset, model), including the ``truth`` rows.
         plot_manifests: one manifest per dataset from :func:`hepgenbench.plots.write_plot_manifest`.
-        config: the workflow config: ``report.title`` titles the page; the whole config is
-            shown as YAML in the provenance.
+        config: the workflow config, shown as YAML in the provenance.
         outdir: the report directory.
         provenance: git commit, package versions...; collected here when not given.
+        title: the page's title; by default the config's ``report.title`` (:func:`report_title`).
     """
     entries = load_metrics(metrics_files)
     frame = results_frame(entries)
@@ -421,7 +412,7 @@ def build_report(
     datasets = list(dict.fromkeys(list(frame["dataset"]) + list(plots)))
     provenance = dict(provenance) if provenance is not None else collect_provenance(config)
     provenance.setdefault("seed", (config or {}).get("seed"))
-    title = report_title(config)
+    title = title or report_title(config)
     sections = [_section(d, summary_table(frame, d), plots.get(d, [])) for d in datasets]
     training = _training_frame(entries)
 

@@ -7,30 +7,16 @@ same sample size.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import h5py
 import numpy as np
 
 from hepgenbench.errors import InputError
 from hepgenbench.io import atomic_path
+from hepgenbench.records import SplitFractions
 
 SPLITS = ("train", "val", "test", "truth_a", "truth_b")
 #: Fewest events a split may hold: below this the metrics and early stopping mean nothing.
 MIN_EVENTS = {"train": 10, "val": 5, "test": 5, "truth_a": 10, "truth_b": 10}
-
-
-@dataclass(frozen=True)
-class SplitFractions:
-    train: float = 0.5
-    val: float = 0.1
-    test: float = 0.1
-    truth: float = 0.3
-
-    def __post_init__(self) -> None:
-        parts = (self.train, self.val, self.test, self.truth)
-        if any(p <= 0 for p in parts) or abs(sum(parts) - 1) > 1e-6:
-            raise InputError(f"split fractions must be positive and sum to 1, got {parts}")
 
 
 def split_indices(n_events: int, fractions: SplitFractions, seed: int) -> dict[str, np.ndarray]:

@@ -30,7 +30,6 @@ import os
 import statistics
 import time
 from collections.abc import Callable
-from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -41,6 +40,7 @@ from torch import Tensor
 from hepgenbench.errors import InputError
 from hepgenbench.io import atomic_path
 from hepgenbench.models.base import EpochRecord, Generator, TrainingLog, TrainSettings, from_export, select_device
+from hepgenbench.records import Provenance, TrainedModelRecord
 
 LogFn = Callable[[str], None]
 Callback = Callable[[EpochRecord], None]
@@ -343,34 +343,41 @@ def save_model(
     model: Generator,
     log: TrainingLog | None = None,
     settings: TrainSettings | None = None,
-    provenance: dict[str, Any] | None = None,
+    provenance: Provenance | None = None,
 ) -> None:
-    """Write ``model.pt``: family, hyperparameters, weights, training log, settings and
-    provenance (where, when and on what it was trained), atomically."""
-    payload = {
-        "model": model.export(),
-        "training_log": None if log is None else log.to_dict(),
-        "settings": None if settings is None else asdict(settings),
-        "provenance": provenance or {},
-    }
+    """Write ``model.pt``, atomically: the weights (family, hyperparameters, state) and the
+    :class:`~hepgenbench.records.TrainedModelRecord` (training log, settings, provenance)."""
+    record = TrainedModelRecord(training_log=log, settings=settings, provenance=provenance)
+    payload = {"model": model.export(), **record.to_dict()}
     with atomic_path(path) as tmp:
         torch.save(payload, tmp)
 
 
-def read_model_record(path: str | os.PathLike) -> dict[str, Any]:
-    """The contents of a ``model.pt`` written by :func:`save_model`, without building the model."""
+def _read_payload(path: str | os.PathLike) -> dict[str, Any]:
     path = Path(path)
     if not path.exists():
         raise InputError(f"{path}: model file does not exist")
     try:
-        return torch.load(path, map_location="cpu", weights_only=True)
+        payload = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:
         raise InputError(f"{path}: not a model written by hepgenbench ({err})") from None
+    if not isinstance(payload, dict) or "model" not in payload:
+        raise InputError(f"{path}: not a model written by hepgenbench (no 'model' entry)")
+    return payload
+
+
+def read_model_record(path: str | os.PathLike) -> TrainedModelRecord:
+    """The record of a ``model.pt`` written by :func:`save_model`, without building the model."""
+    return _record_of(_read_payload(path), path)
+
+
+def _record_of(payload: dict[str, Any], path: str | os.PathLike) -> TrainedModelRecord:
+    return TrainedModelRecord.from_dict({k: v for k, v in payload.items() if k != "model"}, where=str(path))
 
 
 def load_model(path: str | os.PathLike, device: str = "cpu") -> tuple[Generator, TrainingLog | None]:
     """Rebuild a model written by :func:`save_model`; returns it (in eval mode) and its log."""
-    payload = read_model_record(path)
+    payload = _read_payload(path)
     try:
         model = from_export(payload["model"])
     except InputError:
@@ -378,8 +385,7 @@ def load_model(path: str | os.PathLike, device: str = "cpu") -> tuple[Generator,
     except Exception as err:
         raise InputError(f"{path}: not a model written by hepgenbench ({err})") from None
     model.to(select_device(device)).eval()
-    log = payload.get("training_log")
-    return model, None if log is None else TrainingLog.from_dict(log)
+    return model, _record_of(payload, path).training_log
 
 
 # ------------------------------------------------------------------------------------------
@@ -443,28 +449,3 @@ def sampling_rates(
             timings.append(time.perf_counter() - t0)
         rates[batch] = last_rate = batch * calls / statistics.median(timings)
     return rates
-
-
-def unweighting_efficiency(log_p: ArrayLike, log_q: ArrayLike) -> dict[str, float]:
-    """Quality of q as an importance sampler of p, from events sampled from q.
-
-    With weights w = p/q (p may be unnormalised and −inf outside its support):
-    ``efficiency`` = ⟨w⟩ / max w, the acceptance of hit-or-miss unweighting, and
-    ``relative_error`` = std(w) / (⟨w⟩ √n), the relative Monte-Carlo error of the integral
-    of p; these are the figures of the phase-space papers (e.g. arXiv:2212.06172).
-    """
-    log_w = np.asarray(log_p, dtype=np.float64) - np.asarray(log_q, dtype=np.float64)
-    if log_w.ndim != 1 or len(log_w) < 2:
-        raise InputError(f"log_p and log_q must be 1-D arrays of the same length >= 2, got log weights of shape {log_w.shape}")
-    if np.isnan(log_w).any() or np.isposinf(log_w).any():
-        raise InputError("log_p − log_q contains NaN or +inf: log_q must be finite wherever q sampled")
-    if not np.isfinite(log_w).any():
-        return {"efficiency": 0.0, "relative_error": float("inf"), "n": len(log_w), "fraction_zero_weight": 1.0}
-    w = np.exp(log_w - log_w[np.isfinite(log_w)].max())  # scale-free ratios; −inf → 0
-    mean = w.mean()
-    return {
-        "efficiency": float(mean / w.max()),
-        "relative_error": float(w.std(ddof=1) / (mean * math.sqrt(len(w)))),
-        "n": len(w),
-        "fraction_zero_weight": float((w == 0).mean()),
-    }

@@ -1,11 +1,12 @@
 # Helpers shared by the rules: which (dataset, model) pairs exist, their parameters, and
 # the checks on the config that the schema cannot express. No stage logic lives here.
 import glob
-import json
 import shlex
 from pathlib import Path
 
-from hepgenbench.seeding import derive_seed
+from hepgenbench import kinds, records
+from hepgenbench.errors import InputError
+from hepgenbench.records import MODEL_KEYS, REPLICA_SEP, split_instance
 
 FAMILIES = ("vae", "gan", "wgan", "maf", "realnvp", "nsf", "iaf", "cfm", "hurdlevae")
 # Families that need something only some kinds of dataset have: the kinds, and what it is.
@@ -14,21 +15,32 @@ KIND_BOUND_FAMILIES = {
     "iaf": (("phasespace",), "trains on a known density"),
     "hurdlevae": (("calo",), "models calorimeter cells"),
 }
-EMBEDDED = {"pythia": "zmumu", "phasespace": "phasespace", "calo": "calo"}
-MODEL_KEYS = ("family", "datasets", "training")
-REPLICA_SEP = "_r"
 
 DATASETS = list(config["datasets"])
-REPLICAS = int(config.get("replicas", 1))
+REPLICAS = int(config["replicas"])  # the schema fills in its default
 
 
 class ConfigError(ValueError):
     """A config that passes the schema but cannot run; raised before any job starts."""
 
 
+# Each dataset block is checked against its source's schema fragment (the kind registry),
+# which fills in that source's defaults; an error names the key (datasets.<name>.<key>).
+for _d in DATASETS:
+    try:
+        config["datasets"][_d] = kinds.validate_dataset(_d, config["datasets"][_d])
+    except InputError as err:
+        raise ConfigError(str(err)) from None
+
+
+def dataset_source(name):
+    """The registered source (generator or reader) of dataset ``name``."""
+    return kinds.source(config["datasets"][name]["source"])
+
+
 def dataset_kind(name):
-    ds = config["datasets"][name]
-    return EMBEDDED.get(ds["source"], "calo" if ds["source"] == "calochallenge" else ds.get("kind", "generic"))
+    """The kind name of dataset ``name``: its source's, or its ``kind:`` for a shared reader."""
+    return kinds.kind_of(config["datasets"][name]).name
 
 
 def model_family(name):
@@ -70,11 +82,6 @@ def instances_for(dataset):
     return [m if r == 0 else f"{m}{REPLICA_SEP}{r}" for m in models_for(dataset) for r in range(REPLICAS)]
 
 
-def split_instance(instance):
-    name, _, replica = instance.partition(REPLICA_SEP)
-    return name, int(replica or 0)
-
-
 def user_files(dataset):
     """The user's files of a dataset, expanded; a missing file fails here, before any job runs."""
     pattern = config["datasets"][dataset]["files"]
@@ -87,19 +94,18 @@ def user_files(dataset):
     return found
 
 
-def merged(*dicts):
-    out = {}
-    for d in dicts:
-        out.update(d or {})
-    return out
-
-
-def training_options(dataset, name):
-    return merged(config.get("training"), config["datasets"][dataset].get("training"), config["models"][name].get("training"))
+def stage_params(stage, **wildcards):
+    """The stage's parameter record (hepgenbench.records) as canonical JSON: the rule's
+    ``params:``, so that a changed parameter reruns the job and nothing else does."""
+    return records.STAGE_PARAMS[stage].from_config(config, **wildcards).to_json()
 
 
 def hyperparameters(name):
-    return {k: v for k, v in config["models"][name].items() if k not in MODEL_KEYS}
+    return records.hyperparameters(config, name)
+
+
+def train_settings(dataset, instance):
+    return records.TrainParams.from_config(config, dataset, instance).training
 
 
 def io_args(wildcards, input, output):
@@ -112,13 +118,10 @@ def io_args(wildcards, input, output):
     return " ".join(args)
 
 
-def as_json(obj):
-    return json.dumps(obj, sort_keys=True)
-
-
-def train_runtime(dataset, name):
-    """Minutes for the batch system: the wall-clock budget plus room for start-up and saving."""
-    budget = training_options(dataset, name).get("time_budget_s") or 3600
+def train_runtime(dataset, instance):
+    """Minutes for the batch system: the wall-clock budget (an hour when training is bounded
+    by epochs only) plus room for start-up and saving."""
+    budget = train_settings(dataset, instance).time_budget_s or 3600
     return int(budget / 60) + 15
 
 
@@ -126,7 +129,7 @@ def train_runtime(dataset, name):
 for _d in DATASETS:
     if not instances_for(_d):
         raise ConfigError(f"config: no model is trained on dataset '{_d}' (check models.*.datasets)")
-    if config["datasets"][_d]["source"] in ("root", "hdf5", "calochallenge"):
+    if not dataset_source(_d).embedded:
         user_files(_d)
 
 

@@ -1,27 +1,18 @@
 # source -> (merge) -> ingest -> split: from generated or user files to a flat event table.
+# The dataset's source (hepgenbench.kinds) says whether the workflow generates it, into
+# which file, and whether in seeded chunks (merged ROOT files) or in one job.
 
 
 def source_files(wildcards):
-    ds = config["datasets"][wildcards.dataset]
-    if ds["source"] == "pythia":
-        return ["results/{dataset}/source/events.root"]
-    if ds["source"] in ("phasespace", "calo"):
-        return ["results/{dataset}/source/events.h5"]
+    src = dataset_source(wildcards.dataset)
+    if src.embedded:
+        return [f"results/{{dataset}}/source/events.{src.file_suffix}"]
     return user_files(wildcards.dataset)
 
 
-def pythia_chunks(wildcards):
-    n = config["datasets"][wildcards.dataset].get("chunks", 1)
+def source_chunks(wildcards):
+    n = records.SourceParams.from_config(config, wildcards.dataset).chunks
     return expand("results/{{dataset}}/source/chunks/{chunk}.root", chunk=range(n))
-
-
-def source_params(wildcards, chunk=0):
-    ds = config["datasets"][wildcards.dataset]
-    n_chunks = ds.get("chunks", 1) if ds["source"] == "pythia" else 1
-    # Chunks share the events evenly; the first takes the remainder.
-    n = ds["n_events"] // n_chunks + (ds["n_events"] % n_chunks if int(chunk) == 0 else 0)
-    seed = derive_seed(config["seed"], wildcards.dataset, "source", chunk)
-    return as_json({**ds, "n_events": n, "seed": seed})
 
 
 rule generate_pythia_chunk:
@@ -29,7 +20,7 @@ rule generate_pythia_chunk:
         data="results/{dataset}/source/chunks/{chunk}.root",
     params:
         io=io_args,
-        spec=lambda w: source_params(w, w.chunk),
+        spec=lambda w: stage_params("source", dataset=w.dataset, chunk=w.chunk),
     log:
         "results/logs/{dataset}/source/chunk{chunk}.log",
     benchmark:
@@ -44,7 +35,7 @@ rule generate_pythia_chunk:
 
 rule merge_pythia:
     input:
-        chunks=pythia_chunks,
+        chunks=source_chunks,
     output:
         data="results/{dataset}/source/events.root",
     params:
@@ -60,7 +51,7 @@ rule generate_events:
         data="results/{dataset}/source/events.h5",
     params:
         io=io_args,
-        spec=lambda w: source_params(w),
+        spec=lambda w: stage_params("source", dataset=w.dataset),
     log:
         "results/logs/{dataset}/source/generate.log",
     benchmark:
@@ -80,7 +71,7 @@ rule ingest:
         events="results/{dataset}/data/events.h5",
     params:
         io=io_args,
-        spec=lambda w: as_json({**config["datasets"][w.dataset], "name": w.dataset}),
+        spec=lambda w: stage_params("ingest", dataset=w.dataset),
     log:
         "results/logs/{dataset}/ingest.log",
     benchmark:
@@ -100,9 +91,7 @@ rule split:
         split="results/{dataset}/data/split.h5",
     params:
         io=io_args,
-        spec=lambda w: as_json(
-            {"split": config["datasets"][w.dataset].get("split", {}), "seed": derive_seed(config["seed"], w.dataset, "split")}
-        ),
+        spec=lambda w: stage_params("split", dataset=w.dataset),
     log:
         "results/logs/{dataset}/split.log",
     resources:

@@ -2,17 +2,7 @@
 
 
 def evaluate_params(wildcards):
-    # Every row of a dataset uses the same metric seed: common random numbers make the
-    # rows comparable, and the truth row is the exact same computation on truth B.
-    return as_json(
-        {
-            "dataset": wildcards.dataset,
-            "model": wildcards.get("model", "truth"),
-            "name": split_instance(wildcards.get("model", "truth"))[0],
-            "evaluation": config.get("evaluation", {}),
-            "seed": derive_seed(config["seed"], wildcards.dataset, "evaluate"),
-        }
-    )
+    return stage_params("evaluate", dataset=wildcards.dataset, model=wildcards.get("model", "truth"))
 
 
 rule evaluate:

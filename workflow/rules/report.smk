@@ -19,7 +19,7 @@ rule plots:
         plots=directory("results/{dataset}/plots"),
     params:
         io=io_args,
-        spec=lambda w: as_json({"dataset": w.dataset, "models": instances_for(w.dataset)}),
+        spec=lambda w: stage_params("plots", dataset=w.dataset, models=instances_for(w.dataset)),
     log:
         "results/logs/{dataset}/plots.log",
     benchmark:
@@ -42,7 +42,7 @@ rule report:
         csv="results/report/metrics.csv",
     params:
         io=io_args,
-        spec=as_json({"config": config}),
+        spec=stage_params("report"),
     log:
         "results/logs/report.log",
     shell:

@@ -4,19 +4,6 @@
 TRAIN_RESOURCES = config.get("resources", {}).get("train", {})
 
 
-def train_params(wildcards):
-    name, replica = split_instance(wildcards.model)
-    return as_json(
-        {
-            "family": model_family(name),
-            "hparams": hyperparameters(name),
-            "training": training_options(wildcards.dataset, name),
-            "replica": replica,
-            "seed": derive_seed(config["seed"], wildcards.dataset, name, "train", replica),
-        }
-    )
-
-
 rule train:
     input:
         events="results/{dataset}/data/events.h5",
@@ -27,17 +14,17 @@ rule train:
         log_csv="results/{dataset}/models/{model}/training.csv",
     params:
         io=io_args,
-        spec=train_params,
+        spec=lambda w: stage_params("train", dataset=w.dataset, model=w.model),
     log:
         "results/logs/{dataset}/train/{model}.log",
     benchmark:
         "results/benchmarks/{dataset}/train_{model}.tsv"
     # One thread per job: on small cores two torch threads beside another busy job ran
     # a spline-flow epoch 3x slower than one (notes/verified-facts.md).
-    threads: lambda w: training_options(w.dataset, split_instance(w.model)[0]).get("threads", 1)
+    threads: lambda w: train_settings(w.dataset, w.model).threads
     resources:
         mem_mb=TRAIN_RESOURCES.get("mem_mb", 4000),
-        runtime=lambda w: TRAIN_RESOURCES.get("runtime", train_runtime(w.dataset, split_instance(w.model)[0])),
+        runtime=lambda w: TRAIN_RESOURCES.get("runtime", train_runtime(w.dataset, w.model)),
         gpu=TRAIN_RESOURCES.get("gpu", 0),
     shell:
         "hepgenbench train {params.io} --params {params.spec:q} --threads {threads} > {log} 2>&1"
@@ -53,9 +40,7 @@ rule sample:
         sample="results/{dataset}/samples/{model}.h5",
     params:
         io=io_args,
-        spec=lambda w: as_json(
-            {**config.get("sampling", {}), "model": w.model, "seed": derive_seed(config["seed"], w.dataset, w.model, "sample")}
-        ),
+        spec=lambda w: stage_params("sample", dataset=w.dataset, model=w.model),
     log:
         "results/logs/{dataset}/sample/{model}.log",
     benchmark:

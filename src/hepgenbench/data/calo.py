@@ -1,11 +1,8 @@
 """Photon showers in the CaloChallenge 2022 dataset-1 (photons) format, from GFlash.
 
 Format (Krause et al., CaloChallenge, arXiv:2410.21611): an HDF5 file with
-``incident_energies`` (N, 1) and ``showers`` (N, 368), both in MeV. The 368 voxels are five
-ATLAS-like layers (ids 0, 1, 2, 3, 12) binned in (r × α) as 8×1, 16×10, 19×10, 5×1, 5×1 with
-the r-edges (mm) of ``binning_dataset_1_photons.xml``; within a layer the α bin is the outer
-index and r the inner one, as in the challenge's ``XMLHandler``. α-bin centres split (−π, π)
-evenly, and a voxel sits at (x, y) = (r cos α, r sin α) with r the mid-point of its r bin.
+``incident_energies`` (N, 1) and ``showers`` (N, 368), both in MeV, in the voxel layout of
+:data:`hepgenbench.data.calo_geometry.DS1_PHOTONS`.
 
 Showers follow the GFlash parametrisation (Grindhammer & Peters, arXiv:hep-ex/0001020):
 
@@ -27,7 +24,6 @@ thicknesses in X0) is a simplified ATLAS barrel at η ≈ 0.2 and is documented 
 
 from __future__ import annotations
 
-import math
 import os
 import time
 from collections.abc import Callable
@@ -37,20 +33,17 @@ import h5py
 import numpy as np
 from scipy import special
 
+from hepgenbench.data.calo_geometry import DS1_PHOTONS, READOUT_THRESHOLD_MEV, CaloGeometry
 from hepgenbench.errors import InputError
 from hepgenbench.io import atomic_path
 
-LAYER_IDS = (0, 1, 2, 3, 12)
-R_EDGES_MM: dict[int, tuple[float, ...]] = {
-    0: (0, 5, 10, 30, 50, 100, 200, 400, 600),
-    1: (0, 2, 4, 6, 8, 10, 12, 15, 20, 30, 40, 50, 70, 90, 120, 150, 200),
-    2: (0, 2, 5, 10, 15, 20, 25, 30, 40, 50, 60, 80, 100, 130, 160, 200, 250, 300, 350, 400),
-    3: (0, 50, 100, 200, 400, 600),
-    12: (0, 100, 200, 400, 1000, 2000),
-}
-N_ALPHA: dict[int, int] = {0: 1, 1: 10, 2: 10, 3: 1, 12: 1}
-LAYER_BINS: dict[int, tuple[int, int]] = {l: (len(R_EDGES_MM[l]) - 1, N_ALPHA[l]) for l in LAYER_IDS}
-N_VOXELS = sum(nr * na for nr, na in LAYER_BINS.values())
+# The dataset-1-photon layout, owned by :mod:`hepgenbench.data.calo_geometry`.
+GEOMETRY = DS1_PHOTONS
+LAYER_IDS = GEOMETRY.layer_ids
+R_EDGES_MM: dict[int, tuple[float, ...]] = {l.layer_id: l.r_edges for l in GEOMETRY.layers}
+N_ALPHA: dict[int, int] = {l.layer_id: l.n_alpha for l in GEOMETRY.layers}
+LAYER_BINS: dict[int, tuple[int, int]] = {l.layer_id: (l.n_r, l.n_alpha) for l in GEOMETRY.layers}
+N_VOXELS = GEOMETRY.n_voxels
 INCIDENT_ENERGIES_MEV = tuple(float(2**k) for k in range(8, 23))
 
 # Depth (X0) of each layer along the shower axis; what lies between is dead material or
@@ -61,10 +54,6 @@ LAYER_DEPTHS_X0: dict[int, tuple[float, float]] = {
 }
 
 
-#: The smallest energy a voxel reads out (MeV); lower deposits read 0. 15 keV is the
-#: CaloChallenge's 0.5 keV / 0.033 sampling fraction, the min_energy of its evaluate.py for
-#: datasets 2 and 3.
-READOUT_THRESHOLD_MEV = 0.015
 
 @dataclass(frozen=True)
 class GFlashMedium:
@@ -89,29 +78,12 @@ class GFlashMedium:
 
 def layer_slices() -> dict[int, slice]:
     """The slice of the 368 flattened voxels that belongs to each layer id."""
-    out, start = {}, 0
-    for layer in LAYER_IDS:
-        nr, na = LAYER_BINS[layer]
-        out[layer] = slice(start, start + nr * na)
-        start += nr * na
-    return out
+    return GEOMETRY.layer_slices()
 
 
 def voxel_geometry() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Per voxel: layer id, bin-centre radius (mm), α-bin centre (rad), r-bin index."""
-    layer, radius, alpha, r_index = [], [], [], []
-    for lid in LAYER_IDS:
-        edges = np.asarray(R_EDGES_MM[lid], dtype=np.float64)
-        mid = 0.5 * (edges[1:] + edges[:-1])
-        na = N_ALPHA[lid]
-        alpha_edges = np.linspace(-math.pi, math.pi, na + 1)
-        alpha_mid = 0.5 * (alpha_edges[1:] + alpha_edges[:-1]) if na > 1 else np.zeros(1)
-        for a in alpha_mid:  # α is the outer index, r the inner one (challenge order)
-            layer += [lid] * len(mid)
-            radius += list(mid)
-            alpha += [a] * len(mid)
-            r_index += list(range(len(mid)))
-    return np.array(layer), np.array(radius), np.array(alpha), np.array(r_index)
+    return GEOMETRY.voxel_centres()
 
 
 def _longitudinal(log_y: np.ndarray, rng: np.random.Generator, medium: GFlashMedium) -> tuple[np.ndarray, np.ndarray]:
@@ -209,48 +181,49 @@ def simulate_showers(
     return {"n_events": n_events, "seconds": seconds, "events_per_second": rate, "seed": seed}
 
 
-def high_level_feature_names() -> list[str]:
+def high_level_feature_names(geometry: CaloGeometry = GEOMETRY) -> list[str]:
     """Names of :func:`high_level_features`' columns.
 
-    Layers without α binning (0, 3, 12) have every voxel at y = 0, so their ``ECy`` and
-    ``width_y`` are identically zero and are left out.
+    Layers without α binning (0, 3, 12 of dataset 1) have every voxel at y = 0, so their
+    ``ECy`` and ``width_y`` are identically zero and are left out.
     """
-    names = [f"E_layer{l}" for l in LAYER_IDS] + ["Etot_over_Einc"]
-    for l in LAYER_IDS:
-        names += [f"ECx_layer{l}", f"width_x_layer{l}"]
-        if N_ALPHA[l] > 1:
-            names += [f"ECy_layer{l}", f"width_y_layer{l}"]
-    names += [f"sparsity_layer{l}" for l in LAYER_IDS]
+    ids = geometry.layer_ids
+    names = [f"E_layer{l}" for l in ids] + ["Etot_over_Einc"]
+    for layer in geometry.layers:
+        names += [f"ECx_layer{layer.layer_id}", f"width_x_layer{layer.layer_id}"]
+        if layer.n_alpha > 1:
+            names += [f"ECy_layer{layer.layer_id}", f"width_y_layer{layer.layer_id}"]
+    names += [f"sparsity_layer{l}" for l in ids]
     return names
 
 
-def high_level_features(showers: np.ndarray, e_inc: np.ndarray) -> tuple[np.ndarray, list[str]]:
-    """The CaloChallenge high-level features of showers (N, 368) in MeV.
+def high_level_features(showers: np.ndarray, e_inc: np.ndarray,
+                        geometry: CaloGeometry = GEOMETRY) -> tuple[np.ndarray, list[str]]:
+    """The CaloChallenge high-level features of showers (N, voxels) in MeV.
 
     Energy per layer, E_tot/E_inc, energy-weighted centre (EC) and width (std) in x and y per
     layer from the voxel centres, and sparsity (fraction of non-zero voxels) per layer, as in
     the challenge's ``HighLevelFeatures.py``. Empty layers give 0, not NaN.
     """
     showers = np.asarray(showers, dtype=np.float64)
-    if showers.ndim != 2 or showers.shape[1] != N_VOXELS:
-        raise InputError(f"showers must have shape (N, {N_VOXELS}), got {showers.shape}")
+    if showers.ndim != 2 or showers.shape[1] != geometry.n_voxels:
+        raise InputError(f"showers must have shape (N, {geometry.n_voxels}), got {showers.shape}")
     e_inc = np.asarray(e_inc, dtype=np.float64).reshape(-1)
-    _, radius, alpha, _ = voxel_geometry()
+    _, radius, alpha, _ = geometry.voxel_centres()
     x, y = radius * np.cos(alpha), radius * np.sin(alpha)
-    slices = layer_slices()
-    energy = {l: showers[:, sl].sum(axis=1) for l, sl in slices.items()}
-    columns = [energy[l] for l in LAYER_IDS]
+    energy = {l.layer_id: showers[:, l.voxels].sum(axis=1) for l in geometry.layers}
+    columns = [energy[l] for l in geometry.layer_ids]
     columns.append(showers.sum(axis=1) / e_inc)
-    for l, sl in slices.items():
-        e_layer = energy[l]
+    for layer in geometry.layers:
+        sl, e_layer = layer.voxels, energy[layer.layer_id]
         safe = np.where(e_layer > 0, e_layer, 1.0)
         for coord, name in ((x, "x"), (y, "y")):
-            if name == "y" and N_ALPHA[l] == 1:
+            if name == "y" and layer.n_alpha == 1:
                 continue
             c = coord[sl]
             centre = showers[:, sl] @ c / safe
             second = showers[:, sl] @ c**2 / safe
             width = np.sqrt(np.clip(second - centre**2, 0.0, None))
             columns += [np.where(e_layer > 0, centre, 0.0), np.where(e_layer > 0, width, 0.0)]
-    columns += [(showers[:, sl] > 0).mean(axis=1) for sl in slices.values()]
-    return np.column_stack(columns), high_level_feature_names()
+    columns += [(showers[:, l.voxels] > 0).mean(axis=1) for l in geometry.layers]
+    return np.column_stack(columns), high_level_feature_names(geometry)

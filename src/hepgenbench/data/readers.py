@@ -24,7 +24,7 @@ import h5py
 import numpy as np
 import uproot
 
-from hepgenbench.data.calo import N_VOXELS, READOUT_THRESHOLD_MEV, voxel_geometry
+from hepgenbench.data.calo_geometry import DS1_PHOTONS, META_KEY as CALO_META_KEY, READOUT_THRESHOLD_MEV
 from hepgenbench.errors import InputError
 from hepgenbench.io import EventSet
 from hepgenbench.ordering import META_KEY, ObjectOrder
@@ -53,20 +53,53 @@ def _unit(name: str) -> str:
     return {"pt": "GeV", "mass": "GeV", "m": "GeV", "e": "GeV", "energy": "GeV", "phi": "rad"}.get(field_name, "")
 
 
+#: what a Cartesian collection yields per object, computed from (px, py, pz, E)
+CARTESIAN_FIELDS = ("pt", "eta", "phi", "mass")
+
+
 @dataclass
 class CollectionSpec:
-    """The ``n`` leading objects of a jagged collection, ordered by ``sort_by`` (descending)."""
+    """The ``n`` leading objects of a jagged collection, ordered by ``sort_by`` (descending).
+
+    The branches are ``{collection}_{field}`` for each of ``fields``. With ``cartesian``
+    (the fields of px, py, pz and E, e.g. ``("Px", "Py", "Pz", "E")``), those four branches
+    are read instead, and pT, η, φ and m are computed from them with ``vector``;
+    ``fields`` then picks among :data:`CARTESIAN_FIELDS` (default pT, η, φ: a muon's mass is
+    a constant that no generator should have to learn), and ``sort_by`` too.
+    """
 
     n: int
     sort_by: str = "pt"
     fields: list[str] = field(default_factory=lambda: ["pt", "eta", "phi"])
+    cartesian: tuple[str, str, str, str] | None = None
 
     @classmethod
     def from_config(cls, name: str, d: dict) -> "CollectionSpec":
-        _check_keys(d, {"n", "sort_by", "fields"}, f"collections.{name}")
+        where = f"collections.{name}"
+        _check_keys(d, {"n", "sort_by", "fields", "cartesian"}, where)
         if not isinstance(d.get("n"), int) or d["n"] < 1:
-            raise InputError(f"collections.{name}.n: expected a positive integer, got {d.get('n')!r}")
-        return cls(n=d["n"], sort_by=d.get("sort_by", "pt"), fields=list(d.get("fields", ["pt", "eta", "phi"])))
+            raise InputError(f"{where}.n: expected a positive integer, got {d.get('n')!r}")
+        cartesian = d.get("cartesian")
+        if cartesian is not None:
+            if not (isinstance(cartesian, (list, tuple)) and len(cartesian) == 4
+                    and all(isinstance(c, str) for c in cartesian)):
+                raise InputError(f"{where}.cartesian: expected the four fields of px, py, pz, E "
+                                 f"(e.g. [Px, Py, Pz, E]), got {cartesian!r}")
+            cartesian = tuple(cartesian)
+            fields = list(d.get("fields", ["pt", "eta", "phi"]))
+            for key, values in (("fields", fields), ("sort_by", [d.get("sort_by", "pt")])):
+                bad = [v for v in values if v not in CARTESIAN_FIELDS]
+                if bad:
+                    raise InputError(f"{where}.{key}: {bad} are not computed from px, py, pz, E; "
+                                     f"expected some of {list(CARTESIAN_FIELDS)}")
+        else:
+            fields = list(d.get("fields", ["pt", "eta", "phi"]))
+        return cls(n=d["n"], sort_by=d.get("sort_by", "pt"), fields=fields, cartesian=cartesian)
+
+    def branches(self, collection: str) -> list[str]:
+        """The branches read for this collection (with the sort key's)."""
+        read = self.cartesian if self.cartesian else [*self.fields, self.sort_by]
+        return sorted({f"{collection}_{f}" for f in read})
 
 
 #: Per-chunk read size. A chunk's working set (awkward arrays, sorting, masks, float64
@@ -264,21 +297,41 @@ def _layout(spec: RootSpec) -> _Layout:
         for i in range(1, cs.n + 1):
             for f in cs.fields:
                 names.append(f"{coll}{i}_{f}")
-                branches.append(f"{coll}_{f}")
+                branches.append(f"{coll}_({','.join(cs.cartesian)})" if cs.cartesian else f"{coll}_{f}")
     names += spec.branches
     branches += spec.branches
     return _Layout(names, branches)
 
 
-def _leading_indices(sort_key: ak.Array, n: int, keep: np.ndarray) -> np.ndarray:
-    """Flat indices ``(n_kept, n)`` of the ``n`` objects with the largest ``sort_key`` per kept event.
+def _collection_columns(arrays: ak.Array, coll: str, cs: CollectionSpec) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """Objects per event, and each field of the collection flattened over all objects.
+
+    A Cartesian collection's pT, η, φ and m are computed from (px, py, pz, E) with
+    ``vector``; a spacelike four-vector (E < |p|, rounding) gets m = 0 rather than NaN.
+    """
+    if not cs.cartesian:
+        counts = ak.to_numpy(ak.num(arrays[f"{coll}_{cs.sort_by}"], axis=1))
+        read = dict.fromkeys([*cs.fields, cs.sort_by])
+        return counts, {f: ak.to_numpy(ak.flatten(arrays[f"{coll}_{f}"], axis=1)).astype(np.float64) for f in read}
+    import vector
+
+    px, py, pz, e = (arrays[f"{coll}_{c}"] for c in cs.cartesian)
+    counts = ak.to_numpy(ak.num(px, axis=1))
+    flat = [ak.to_numpy(ak.flatten(a, axis=1)).astype(np.float64) for a in (px, py, pz, e)]
+    p4 = vector.array({"px": flat[0], "py": flat[1], "pz": flat[2], "E": flat[3]})
+    mass2 = p4.tau2
+    values = {"pt": p4.pt, "eta": p4.eta, "phi": p4.phi, "mass": np.sqrt(np.clip(mass2, 0.0, None))}
+    return counts, {f: np.asarray(values[f], dtype=np.float64) for f in dict.fromkeys([*cs.fields, cs.sort_by])}
+
+
+def _leading_indices(counts: np.ndarray, flat: np.ndarray, n: int, keep: np.ndarray) -> np.ndarray:
+    """Flat indices ``(n_kept, n)`` of the ``n`` objects with the largest sort key per kept
+    event, from the objects per event (``counts``) and their flattened sort key (``flat``).
 
     One stable ``np.lexsort`` over the flattened collection (event number as primary key,
     −key as secondary) replaces per-event jagged sorting and indexing in awkward, which
     dominated the reading time.
     """
-    counts = ak.to_numpy(ak.num(sort_key, axis=1))
-    flat = ak.to_numpy(ak.flatten(sort_key, axis=1))
     starts = np.cumsum(counts) - counts
     leading = starts[keep][:, None] + np.arange(n)
     # NanoAOD (and our Pythia source) store collections already ordered by pT; an O(M) check
@@ -296,14 +349,15 @@ def _chunk_features(arrays: ak.Array, spec: RootSpec) -> tuple[np.ndarray, np.nd
     """Features and condition of one chunk; events lacking objects are dropped (counted)."""
     keep = np.ones(len(arrays), dtype=bool)
     dropped = {}
+    collections = {coll: _collection_columns(arrays, coll, cs) for coll, cs in spec.collections.items()}
     for coll, cs in spec.collections.items():
-        enough = ak.to_numpy(ak.num(arrays[f"{coll}_{cs.sort_by}"], axis=1)) >= cs.n
+        enough = collections[coll][0] >= cs.n
         dropped[coll] = int((~enough).sum())
         keep &= enough
     columns = []
     for coll, cs in spec.collections.items():
-        index = _leading_indices(arrays[f"{coll}_{cs.sort_by}"], cs.n, keep)
-        flat = {f: ak.to_numpy(ak.flatten(arrays[f"{coll}_{f}"], axis=1)).astype(np.float64) for f in cs.fields}
+        counts, flat = collections[coll]
+        index = _leading_indices(counts, flat[cs.sort_by], cs.n, keep)
         for i in range(cs.n):
             columns += [flat[f][index[:, i]] for f in cs.fields]
     columns += [ak.to_numpy(arrays[b]).astype(np.float64)[keep] for b in spec.branches]
@@ -361,7 +415,7 @@ def read_root(spec: RootSpec, sink: Callable[[np.ndarray, np.ndarray | None], No
     files = resolve_files(spec.files)
     needed = set(spec.branches) | set(spec.condition)
     for coll, cs in spec.collections.items():
-        needed |= {f"{coll}_{f}" for f in [*cs.fields, cs.sort_by]}
+        needed |= set(cs.branches(coll))
     needed_for_cut = _selection_names(spec.selection) if spec.selection else set()
     layout = _layout(spec)
     feature_parts, cond_parts, n_kept = [], [], 0
@@ -474,8 +528,11 @@ def read_hdf5(spec: Hdf5Spec) -> EventSet:
     )
 
 
+N_VOXELS = DS1_PHOTONS.n_voxels
+
+
 def voxel_names() -> list[str]:
-    return [f"v{i:03d}" for i in range(N_VOXELS)]
+    return DS1_PHOTONS.voxel_names()
 
 
 #: How a shower reaches the generators (the ``representation`` key of a calo dataset).
@@ -496,7 +553,7 @@ def calo_transforms(representation: str, readout_threshold_mev: float) -> list[d
         raise InputError(f"representation '{representation}' is not one of {CALO_REPRESENTATIONS}")
     if representation == "voxels":
         return [{"type": "fraction_logit", "alpha": 1e-6, "threshold": readout_threshold_mev} for _ in range(N_VOXELS)]
-    layer, *_ = voxel_geometry()
+    layer, *_ = DS1_PHOTONS.voxel_centres()
     return [{"type": "shower_share", "group": f"layer{l}", "alpha": 1e-6, "threshold": readout_threshold_mev}
             for l in layer]
 
@@ -536,5 +593,6 @@ def read_calochallenge(
         condition=e_inc,
         condition_names=["E_inc"],
         units=["MeV"] * N_VOXELS,
-        meta={"source": "calochallenge", "files": [path], "n_dropped_nonfinite": n_bad},
+        meta={"source": "calochallenge", "files": [path], "n_dropped_nonfinite": n_bad,
+              CALO_META_KEY: DS1_PHOTONS.to_meta()},
     )

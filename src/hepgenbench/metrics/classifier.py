@@ -22,8 +22,7 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 from hepgenbench.errors import InputError
-from hepgenbench.metrics.base import MetricResult
-from hepgenbench.metrics.wasserstein import RandomLike, as_sample_pair, feature_labels, finite_rows
+from hepgenbench.metrics.base import MetricResult, RandomLike, as_sample_pair, feature_labels, finite_rows
 
 CLASSIFIERS = ("hgb", "mlp")
 #: fixed log-weight binning so that histograms of different models share an axis

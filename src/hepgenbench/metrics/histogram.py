@@ -21,8 +21,7 @@ import numpy as np
 from scipy.special import rel_entr
 
 from hepgenbench.errors import InputError
-from hepgenbench.metrics.base import MetricResult
-from hepgenbench.metrics.wasserstein import RandomLike, as_sample_pair, feature_labels, finite_rows
+from hepgenbench.metrics.base import MetricResult, RandomLike, as_sample_pair, feature_labels, finite_rows
 
 #: pseudo-count added to every bin of both histograms for KL and JSD (see module docstring)
 PSEUDO_COUNT = 0.5

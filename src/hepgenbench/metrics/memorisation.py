@@ -13,8 +13,7 @@ from __future__ import annotations
 import numpy as np
 from sklearn.neighbors import NearestNeighbors
 
-from hepgenbench.metrics.base import MetricResult
-from hepgenbench.metrics.wasserstein import RandomLike, as_sample_pair, finite_rows
+from hepgenbench.metrics.base import MetricResult, RandomLike, as_sample_pair, finite_rows
 
 #: truth's distance quantile below which a generated event counts as "suspiciously close"
 CLOSE_QUANTILE = 0.01

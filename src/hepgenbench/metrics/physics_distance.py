@@ -24,8 +24,7 @@ import numpy as np
 from scipy.optimize import curve_fit
 
 from hepgenbench.errors import InputError
-from hepgenbench.metrics.base import MetricResult
-from hepgenbench.metrics.wasserstein import RandomLike, as_sample_pair, finite_rows
+from hepgenbench.metrics.base import MetricResult, RandomLike, as_sample_pair, finite_rows
 
 
 def max_abs_scale(truth: np.ndarray, gen: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

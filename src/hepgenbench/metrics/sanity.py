@@ -3,41 +3,33 @@
 A generator with a good W1 can still emit a few events with negative transverse
 momentum, muons outside the tracker, negative calorimeter cell energies or phase-space
 points outside the Dalitz boundary; downstream analyses choke on exactly those. The
-checks are chosen from ``kind`` and the feature names, and an event counts once however
-many checks it fails (the per-reason breakdown is in ``details``).
+checks shared by every kind are here; each kind adds its own
+(:meth:`hepgenbench.kinds.DatasetKind.unphysical`) and its true density's support. An event
+counts once however many checks it fails (the per-reason breakdown is in ``details``).
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from hepgenbench.errors import InputError
 from hepgenbench.metrics.base import MetricResult
 
-#: tracker acceptance of the muon chambers (CMS/ATLAS |η| < 2.4) and of jets (HF, |η| < 4.7)
-ETA_LIMIT_MUON = 2.4
-ETA_LIMIT_JET = 4.7
+if TYPE_CHECKING:
+    from hepgenbench.kinds import DatasetKind
 
 # "pt"/"eta" as a whole token of a name ("Muon1_pt", "pt1", "jet_eta"), not inside "theta"
 _PT = re.compile(r"(^|[^a-z])pt\d*($|[^a-z])")
 _ETA = re.compile(r"(^|[^a-z])eta\d*($|[^a-z])")
 
 
-def _eta_limit(name: str, kind: str) -> float | None:
-    lowered = name.lower()
-    if "jet" in lowered:
-        return ETA_LIMIT_JET
-    if "mu" in lowered or kind == "zmumu":
-        return ETA_LIMIT_MUON
-    return None
-
-
 def unphysical_fraction(
     gen: np.ndarray,
-    kind: str,
+    kind: "str | DatasetKind",
     feature_names: Sequence[str],
     truth: np.ndarray | None = None,
     condition: np.ndarray | None = None,
@@ -46,21 +38,25 @@ def unphysical_fraction(
 ) -> MetricResult:
     """Fraction of generated events failing a physical sanity check, with a binomial error.
 
-    Checks (by ``kind`` and feature name):
+    Checks:
 
     * ``nonfinite``: any NaN or ±inf feature (always);
     * ``negative_pt``: a feature named like ``*_pt`` is negative;
-    * ``eta_outside_acceptance``: ``|η|`` beyond 2.4 (muons) or 4.7 (jets); applied to a
-      feature only when ``truth`` respects that limit, since a sample without the cut must
-      not be penalised for reproducing it;
-    * ``calo``: ``negative_cell_energy`` (any voxel < 0) and ``etot_over_einc_outside_truth``
-      (Σ voxels / E_inc outside truth's [min, max]; needs ``condition`` with E_inc for the
-      generated events and ``truth`` plus ``truth_condition``);
-    * ``phasespace``: ``outside_dalitz`` where ``log_density_fn`` (the true log-density)
-      is −inf.
+    * ``eta_outside_acceptance``: ``|η|`` beyond the kind's limit for that feature
+      (:meth:`~hepgenbench.kinds.DatasetKind.eta_limit`: 2.4 for muons, 4.7 for jets);
+      applied to a feature only when ``truth`` respects that limit, since a sample without
+      the cut must not be penalised for reproducing it;
+    * the kind's own (:meth:`~hepgenbench.kinds.DatasetKind.unphysical`), e.g. for showers
+      ``negative_cell_energy`` and ``etot_over_einc_outside_truth``;
+    * the kind's ``support_reason`` (``outside_dalitz`` for phase space) where the true
+      log-density is −inf: ``log_density_fn`` if given, else the kind's own density of
+      these features, if it has one.
 
     Error: √(f(1−f)/N); for f = 0 ``details["upper_limit_95"]`` gives 3/N.
     """
+    from hepgenbench import kinds
+
+    kind = kinds.get(kind) if isinstance(kind, str) else kind
     gen = np.asarray(gen, dtype=np.float64)
     if gen.ndim != 2 or gen.shape[1] != len(feature_names):
         raise InputError(f"generated events have shape {gen.shape} but {len(feature_names)} feature names were given")
@@ -75,7 +71,7 @@ def unphysical_fraction(
         eta_bad = np.zeros(n, dtype=bool)
         eta_applied = {}
         for j, name in enumerate(feature_names):
-            limit = _eta_limit(name, kind) if _ETA.search(name.lower()) else None
+            limit = kind.eta_limit(name) if _ETA.search(name.lower()) else None
             if limit is None:
                 continue
             if truth is not None and np.nanmax(np.abs(truth[:, j])) > limit:
@@ -86,18 +82,15 @@ def unphysical_fraction(
         if eta_applied:
             reasons["eta_outside_acceptance"] = eta_bad
 
-        if kind == "calo":
-            reasons["negative_cell_energy"] = (gen < 0).any(axis=1)
-            if condition is not None and truth is not None and truth_condition is not None:
-                ratio = gen.sum(axis=1) / np.asarray(condition, dtype=np.float64).reshape(n, -1)[:, 0]
-                truth_ratio = truth.sum(axis=1) / np.asarray(truth_condition, dtype=np.float64).reshape(len(truth), -1)[:, 0]
-                reasons["etot_over_einc_outside_truth"] = (ratio < truth_ratio.min()) | (ratio > truth_ratio.max())
-
-        if kind == "phasespace" and log_density_fn is not None:
+        reasons.update(kind.unphysical(gen, list(feature_names), truth, condition, truth_condition))
+        if log_density_fn is None:
+            density = kind.density(list(feature_names))
+            log_density_fn = None if density is None else density.log_prob
+        if log_density_fn is not None:
             finite_rows = ~reasons["nonfinite"]
             outside = np.zeros(n, dtype=bool)
             outside[finite_rows] = np.isneginf(np.asarray(log_density_fn(gen[finite_rows])))
-            reasons["outside_dalitz"] = outside
+            reasons[kind.support_reason] = outside
 
     any_bad = np.logical_or.reduce(list(reasons.values()))
     fraction = float(any_bad.mean())

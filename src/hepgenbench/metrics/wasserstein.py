@@ -20,59 +20,7 @@ import numpy as np
 import ot
 
 from hepgenbench.errors import InputError
-from hepgenbench.metrics.base import MetricResult
-
-RandomLike = int | np.random.Generator | None
-
-
-def as_sample_pair(truth: np.ndarray, gen: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Check that ``truth`` and ``gen`` are ``(N, D)`` arrays with the same ``D``; return float copies.
-
-    A 1-D input is read as one feature.
-    """
-    arrays = []
-    for name, x in (("truth", truth), ("generated", gen)):
-        x = np.asarray(x, dtype=np.float64)
-        if x.ndim == 1:
-            x = x[:, None]
-        if x.ndim != 2:
-            raise InputError(f"{name} sample must be an (events, features) array, got shape {x.shape}")
-        if len(x) < 2:
-            raise InputError(f"{name} sample has {len(x)} events; a distance needs at least 2")
-        arrays.append(x)
-    if arrays[0].shape[1] != arrays[1].shape[1]:
-        raise InputError(
-            f"truth has {arrays[0].shape[1]} features but generated has {arrays[1].shape[1]}: "
-            "both samples must have the same columns"
-        )
-    return arrays[0], arrays[1]
-
-
-def feature_labels(feature_names: list[str] | None, n_features: int) -> list[str]:
-    """The names to report per feature: the given ones (checked against the count) or f0, f1, …"""
-    names = list(feature_names) if feature_names is not None else [f"f{j}" for j in range(n_features)]
-    if len(names) != n_features:
-        raise InputError(f"{len(names)} feature names for {n_features} features")
-    return names
-
-
-def finite_rows(x: np.ndarray) -> np.ndarray:
-    """The rows of ``x`` without NaN or inf; the sanity metric counts the others.
-
-    Raises:
-        InputError: fewer than 2 finite rows are left (e.g. a diverged generator).
-    """
-    finite = x[np.isfinite(x).all(axis=1)]
-    if len(finite) < 2:
-        raise InputError(f"only {len(finite)} of {len(x)} events have finite features; a distance needs at least 2")
-    return finite
-
-
-def truth_scale(truth: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Truth's per-feature mean and standard deviation; a constant feature gets σ = 1."""
-    mean = truth.mean(axis=0)
-    std = truth.std(axis=0)
-    return mean, np.where(std > 0, std, 1.0)
+from hepgenbench.metrics.base import MetricResult, RandomLike, as_sample_pair, feature_labels, finite_rows, truth_scale
 
 
 def w1_1d(truth: np.ndarray, gen: np.ndarray, truth_weights: np.ndarray | None = None,

@@ -11,73 +11,18 @@ name and the workflow can build them with :func:`build`.
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field
 from typing import Any, Callable, ClassVar
 
 import torch
 from torch import Tensor, nn
 
 from hepgenbench.errors import InputError
+# The training records are torch-free and live with the other stage records.
+from hepgenbench.records import EpochRecord, TrainingLog, TrainSettings  # noqa: F401  (re-exported)
 
 
 #: Seed of the common random numbers used by :meth:`Generator.validation_loss`.
 VALIDATION_SEED = 20_221_005
-
-
-@dataclass
-class TrainSettings:
-    """What the shared training loop needs to know; the config's ``training`` block."""
-
-    max_epochs: int = 100
-    batch_size: int = 512
-    learning_rate: float = 1e-3
-    weight_decay: float = 0.0
-    # Early stopping: stop after this many epochs without a better validation loss.
-    patience: int = 15
-    # Wall-clock budget in seconds; None trains for max_epochs (or until early stopping).
-    time_budget_s: float | None = None
-    seed: int = 0
-    threads: int = 1
-    device: str = "auto"  # "auto" picks CUDA when present, "cpu", or "cuda"
-    # Density-trained models (iaf): Monte-Carlo batch per step and steps per "epoch".
-    density_batch_size: int = 2048
-    density_steps_per_epoch: int = 100
-
-
-@dataclass
-class EpochRecord:
-    epoch: int
-    train_loss: float
-    val_loss: float
-    learning_rate: float
-    time_s: float  # wall time since the start of training
-
-
-@dataclass
-class TrainingLog:
-    """The record of one training run; saved in ``model.pt`` and as CSV."""
-
-    epochs: list[EpochRecord] = field(default_factory=list)
-    best_epoch: int = -1
-    best_val_loss: float = float("inf")
-    # "max_epochs" | "early_stopping" | "time_budget" | "diverged"
-    stopped_because: str = ""
-    diverged: bool = False
-    divergence_reason: str = ""
-    wall_time_s: float = 0.0
-    time_to_best_s: float = 0.0
-    n_parameters: int = 0
-    device: str = "cpu"
-    budget: str = ""  # which budget bounded the run: "epochs" or "wall-clock"
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "TrainingLog":
-        d = dict(d)
-        d["epochs"] = [EpochRecord(**e) for e in d.get("epochs", [])]
-        return cls(**d)
 
 
 class Generator(nn.Module):

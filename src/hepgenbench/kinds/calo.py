@@ -1,0 +1,199 @@
+"""Calorimeter showers in the CaloChallenge layout: voxels as features, the incident energy
+as condition.
+
+The kind owns the geometry (:mod:`hepgenbench.data.calo_geometry`: layers, r-edges, α bins,
+voxel order; dataset 1 photons built in) and the incident-energy binning, and scores showers
+as the challenge does (arXiv:2410.21611): a classifier on the voxels and one on the
+high-level features (Sec. 4), and both per incident-energy bin, so that one badly modelled
+energy is not averaged away.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, ClassVar
+
+import numpy as np
+
+from hepgenbench.data.calo_geometry import (
+    MIN_EVENTS_PER_ENERGY_BIN, READOUT_THRESHOLD_MEV, CaloGeometry, EnergyBins, incident_energy,
+)
+from hepgenbench.kinds.base import DatasetKind, Source
+from hepgenbench.kinds.registry import register
+
+if TYPE_CHECKING:
+    from hepgenbench.evaluate import EvalOptions
+    from hepgenbench.io import EventSet
+    from hepgenbench.metrics.base import MetricResult
+
+_SHOWER_PROPERTIES: dict[str, Any] = {
+    "readout_threshold_mev": {
+        "type": "number", "minimum": 0,
+        "description": f"voxels below this read 0, in the truth and (zero suppression) in generated showers "
+                       f"(default {READOUT_THRESHOLD_MEV})"},
+    "representation": {
+        "enum": ["shares", "voxels"], "default": "shares",
+        "description": "the shower as E_tot/E_inc, layer shares and voxel shares (stick breaking), "
+                       "or each voxel over E_inc on its own"},
+    "nan_policy": {"enum": ["refuse", "drop"], "default": "refuse"},
+}
+
+
+def _read_showers(path: str, params: dict[str, Any]) -> "EventSet":
+    from hepgenbench.data import readers
+
+    return readers.read_calochallenge(
+        path, nan_policy=params.get("nan_policy", "refuse"),
+        readout_threshold_mev=params.get("readout_threshold_mev", READOUT_THRESHOLD_MEV),
+        representation=params.get("representation", "shares"))
+
+
+class CaloSource(Source):
+    """GFlash photon showers in the dataset-1-photon layout (:mod:`hepgenbench.data.calo`)."""
+
+    name: ClassVar[str] = "calo"
+    kind: ClassVar[str] = "calo"
+    embedded: ClassVar[bool] = True
+    properties: ClassVar[dict[str, Any]] = _SHOWER_PROPERTIES
+
+    def generate(self, output: str, params: dict[str, Any], log: Callable[..., None]) -> dict:
+        from hepgenbench.data.calo import simulate_showers
+
+        return simulate_showers(output, int(params["n_events"]), int(params["seed"]), log=log)
+
+    def read(self, files: list[str], params: dict[str, Any], sink=None) -> "EventSet":
+        return _read_showers(files[0], params)
+
+
+class CaloChallengeSource(Source):
+    """The user's CaloChallenge file (``incident_energies``, ``showers``; MeV)."""
+
+    name: ClassVar[str] = "calochallenge"
+    kind: ClassVar[str] = "calo"
+    properties: ClassVar[dict[str, Any]] = _SHOWER_PROPERTIES
+
+    def read(self, files: list[str], params: dict[str, Any], sink=None) -> "EventSet":
+        from hepgenbench.errors import InputError
+
+        if len(files) != 1:
+            raise InputError(f"source '{self.name}' reads one CaloChallenge file, got {len(files)}: {files}")
+        return _read_showers(files[0], params)
+
+
+@register
+class Calo(DatasetKind):
+    """Showers: voxel energies (MeV) in the geometry's order, conditioned on ``E_inc`` (MeV)."""
+
+    name: ClassVar[str] = "calo"
+    sources: ClassVar[tuple[type[Source], ...]] = (CaloSource, CaloChallengeSource)
+    readers: ClassVar[tuple[str, ...]] = ()
+    extra_plots: ClassVar[tuple[str, ...]] = ("radial_profiles", "average_shower", "layer_energy_vs_einc",
+                                              "per_energy_bin")
+
+    # ------------------------------------------------------------------ hooks for metrics and plots
+    @staticmethod
+    def geometry(events: "EventSet") -> CaloGeometry:
+        """The voxel layout of ``events`` (``meta["calo_layers"]`` or dataset 1 photons)."""
+        return CaloGeometry.from_meta(events.meta, events.n_features)
+
+    @staticmethod
+    def incident_energy(events: "EventSet") -> np.ndarray:
+        """``E_inc`` (MeV) per shower."""
+        return incident_energy(events.condition, events.condition_names)
+
+    @staticmethod
+    def energy_bins(truth: "EventSet", max_bins: int = 5) -> EnergyBins:
+        """The incident-energy bins of ``truth`` (:class:`~hepgenbench.data.calo_geometry.EnergyBins`)."""
+        return EnergyBins.from_truth(incident_energy(truth.condition, truth.condition_names), max_bins)
+
+    # ------------------------------------------------------------------ kind interface
+    def observables(self, events: "EventSet") -> tuple[np.ndarray, list[str]]:
+        """The CaloChallenge high-level features (:func:`hepgenbench.data.calo.high_level_features`)."""
+        from hepgenbench.data.calo import high_level_features
+
+        return high_level_features(events.features, self.incident_energy(events), self.geometry(events))
+
+    def eta_limit(self, feature: str) -> float | None:
+        return None
+
+    def unphysical(self, gen: np.ndarray, feature_names: list[str], truth: np.ndarray | None,
+                   condition: np.ndarray | None, truth_condition: np.ndarray | None) -> dict[str, np.ndarray]:
+        """``negative_cell_energy`` (any voxel < 0) and ``etot_over_einc_outside_truth``
+        (Σ voxels / E_inc outside truth's [min, max]; needs both samples' E_inc)."""
+        reasons = {"negative_cell_energy": (gen < 0).any(axis=1)}
+        if condition is not None and truth is not None and truth_condition is not None:
+            ratio = gen.sum(axis=1) / np.asarray(condition, dtype=np.float64).reshape(len(gen), -1)[:, 0]
+            truth_ratio = truth.sum(axis=1) / np.asarray(truth_condition, dtype=np.float64).reshape(len(truth), -1)[:, 0]
+            reasons["etot_over_einc_outside_truth"] = (ratio < truth_ratio.min()) | (ratio > truth_ratio.max())
+        return reasons
+
+    def classifier_inputs(self, events: "EventSet") -> tuple[np.ndarray, list[str], str | None]:
+        """log1p(E_voxel / E_inc · 1e3) and log10 E_inc.
+
+        Cell energies span many decades; dividing by E_inc removes the trivial energy scaling
+        and log1p compresses the range for the MLP (the trees are invariant to monotone maps
+        of a feature). log10 E_inc is appended so the classifier sees showers in their
+        context, as in the CaloChallenge classifier (arXiv:2410.21611).
+        """
+        e_inc = self.incident_energy(events)
+        x = np.column_stack([np.log1p(np.clip(events.features, 0.0, None) / e_inc[:, None] * 1e3), np.log10(e_inc)])
+        return x, list(events.feature_names) + ["log10_E_inc"], "log1p(1e3 E_voxel/E_inc) and log10 E_inc"
+
+    def physics_features(self, events: "EventSet", observables: np.ndarray,
+                         names: list[str]) -> tuple[np.ndarray, list[str]]:
+        # Only the high-level features, as in the CaloChallenge (arXiv:2410.21611, Sec. 4): a
+        # voxel covariance from a few thousand mostly-empty showers is not a useful Gaussian.
+        return observables, list(names)
+
+    def extra_metrics(self, truth: "EventSet", generated: "EventSet", truth_obs: np.ndarray, gen_obs: np.ndarray,
+                      obs_names: list[str], options: "EvalOptions", seed: int) -> dict[str, "MetricResult"]:
+        """``c2st_auc_high_level`` (C2ST on the high-level features and log10 E_inc) and
+        ``per_energy_bin`` (W1 and C2ST AUC on them per incident-energy bin)."""
+        from hepgenbench.evaluate import metric_seed
+        from hepgenbench.metrics.classifier import classifier_two_sample_test
+
+        labels = obs_names + ["log10_E_inc"]
+        hl_truth = np.column_stack([truth_obs, np.log10(self.incident_energy(truth))])
+        hl_gen = np.column_stack([gen_obs, np.log10(self.incident_energy(generated))])
+        out = {"c2st_auc_high_level": classifier_two_sample_test(
+            hl_truth, hl_gen, options.c2st_classifier, options.c2st_folds, metric_seed(seed, "c2st_high_level"),
+            options.c2st_max_events, labels)}
+        per_bin = self._per_energy_bin(truth, generated, truth_obs, gen_obs, obs_names, options, seed)
+        if per_bin is not None:
+            out["per_energy_bin"] = per_bin
+        return out
+
+    def _per_energy_bin(self, truth, generated, truth_obs, gen_obs, obs_names, options, seed) -> "MetricResult | None":
+        """W1 of the high-level features and C2ST AUC on them per incident-energy bin (None if
+        no bin is populated). Its value is the AUC of the bin farthest from 0.5."""
+        from hepgenbench.evaluate import metric_seed
+        from hepgenbench.metrics.base import MetricResult
+        from hepgenbench.metrics.classifier import classifier_two_sample_test
+        from hepgenbench.metrics.wasserstein import w1_per_feature
+
+        e_truth, e_gen = self.incident_energy(truth), self.incident_energy(generated)
+        bins = EnergyBins.from_truth(e_truth, options.energy_bins)
+        rows, aucs = [], []
+        for i, (lo, hi) in enumerate(zip(bins.low, bins.high)):
+            t_mask, g_mask = bins.mask(e_truth, i), bins.mask(e_gen, i)
+            row: dict[str, Any] = {"e_inc_low": lo, "e_inc_high": hi, "n_truth": int(t_mask.sum()),
+                                   "n_generated": int(g_mask.sum())}
+            if min(row["n_truth"], row["n_generated"]) < MIN_EVENTS_PER_ENERGY_BIN:
+                row["skipped"] = f"fewer than {MIN_EVENTS_PER_ENERGY_BIN} events"
+            else:
+                w1 = w1_per_feature(truth_obs[t_mask], gen_obs[g_mask], n_boot=options.n_bootstrap,
+                                    rng=metric_seed(seed, f"w1_ebin{i}"), feature_names=obs_names)
+                auc = classifier_two_sample_test(truth_obs[t_mask], gen_obs[g_mask], options.c2st_classifier,
+                                                 options.c2st_folds, metric_seed(seed, f"c2st_ebin{i}"),
+                                                 options.c2st_max_events)
+                row.update(w1_mean=w1.value, w1_mean_error=w1.error, c2st_auc=auc.value, c2st_auc_error=auc.error)
+                aucs.append(auc.value)
+            rows.append(row)
+        if not aucs:
+            return None
+        worst = max(aucs, key=lambda a: abs(a - 0.5))
+        return MetricResult(worst, float("nan"), {"bins": rows, "value_is": "C2ST AUC of the energy bin farthest from 0.5",
+                                                  "on": "high-level features"})
+
+    def example(self, directory: str, n_events: int, seed: int) -> dict[str, Any]:
+        return {"source": "calo", "n_events": n_events}
