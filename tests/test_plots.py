@@ -35,6 +35,7 @@ from hepgenbench.plots import (
     read_plot_manifest,
     read_training_csv,
     safe_name,
+    spans_decades,
     tails_matter,
     write_plot_manifest,
 )
@@ -182,7 +183,7 @@ def test_calo_like_dataset_plots_showers_not_voxels(tmp_path):
     kinds = [r.kind for r in records]
     assert "feature" not in kinds  # 368 voxel histograms are not drawn
     assert kinds.count("observable") == 6
-    assert {r.title for r in records if r.kind == "observable"} >= {"calo: $E$, layer 1 [MeV]"}
+    assert {r.title for r in records if r.kind == "observable"} >= {"calo: E_layer1 [MeV]"}
     names = sorted(Path(r.path_png).name for r in records if r.kind == "calo")
     assert names == ["average_shower.png", "layer_energy_vs_einc.png", "radial_profiles.png"]
 
@@ -247,6 +248,15 @@ def test_log_view_only_where_tails_matter():
     assert not tails_matter(rng.uniform(0.0, 1.0, 50_000))
     assert tails_matter(rng.exponential(20.0, 50_000))  # a falling pT spectrum
     assert tails_matter(91.0 + 2.5 * rng.standard_cauchy(50_000))  # a Breit-Wigner line
+
+
+def test_log_x_only_for_positive_columns_over_decades():
+    rng = np.random.default_rng(11)
+    energies = 10 ** rng.uniform(2, 6, 50_000)  # layer energies from 100 MeV to 1 TeV
+    assert spans_decades(energies)
+    assert spans_decades(np.where(rng.uniform(size=energies.size) < 0.05, 0.0, energies))  # a few empty layers
+    assert not spans_decades(np.where(rng.uniform(size=energies.size) < 0.5, 0.0, energies))
+    assert not spans_decades(rng.normal(91.0, 2.5, 50_000)) and not spans_decades(rng.normal(0.0, 1.0, 50_000))
 
 
 def test_chi2_ndf_of_shapes():

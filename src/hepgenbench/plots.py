@@ -149,6 +149,10 @@ TAIL_QUANTILES = (0.001, 0.999)
 #: The log view is drawn when the tail range is this much wider than the core range: an
 #: exponential (a falling spectrum) gives 1.78, a Gaussian 1.51, a uniform 1.04.
 HEAVY_TAIL_RATIO = 1.65
+#: A positive column spanning more decades than this (0.1–99.9 %) is drawn on a log x axis.
+LOG_X_DECADES = 2.0
+#: Truth events per histogram bin on average, between 10 and 50 bins.
+EVENTS_PER_BIN = 20
 #: Models in the overlay of the closest few; every model has its own panel beside it.
 OVERLAY_MODELS = 3
 RATIO_LIMITS = (0.5, 1.5)
@@ -168,6 +172,17 @@ def histogram_edges(truth: np.ndarray, n_bins: int = 50, quantiles: tuple[float,
         lo, hi = lo - 0.5, hi + 0.5
     pad = 0.02 * (hi - lo)
     return np.linspace(lo - pad, hi + pad, n_bins + 1)
+
+
+def spans_decades(truth: np.ndarray) -> bool:
+    """Whether a column wants a log x axis: mostly positive (a 10 % spike at zero, such as
+    empty layers, may be left out) and spanning more than :data:`LOG_X_DECADES` decades."""
+    x = truth[np.isfinite(truth)]
+    positive = x[x > 0]
+    if positive.size < 0.9 * x.size:
+        return False
+    lo, hi = np.quantile(positive, TAIL_QUANTILES)
+    return bool(hi > lo * 10**LOG_X_DECADES)
 
 
 def tails_matter(truth: np.ndarray) -> bool:
@@ -214,6 +229,16 @@ class Column:
     @property
     def axis_label(self) -> str:
         return f"{self.label} [{unit_text(self.unit)}]" if self.unit else self.label
+
+    @property
+    def log_density_label(self) -> str:
+        # Per decade of x: dimensionless whatever the unit.
+        return "1/N dN/dlog$_{10}$x"
+
+    @property
+    def plain_label(self) -> str:
+        """Name and unit without TeX, for titles that the report shows as text."""
+        return f"{self.name} [{self.unit}]" if self.unit else self.name
 
     @property
     def density_label(self) -> str:
@@ -293,31 +318,43 @@ def column_figures(
 ) -> list[PlotRecord]:
     """The overlay of the closest few models (linear core view, plus a log view of the tails
     when they matter) and one small panel per model against the truth band."""
+    log_x = spans_decades(truth)
+    if log_x:
+        # Over decades, histogram log10(x) so that each bin shows dN/dlog10(x); the axis is
+        # then labelled in decades of x. Zeros (empty layers) and negatives fall out.
+        with np.errstate(divide="ignore", invalid="ignore"):
+            truth = np.where(truth > 0, np.log10(truth), np.nan)
+            samples = {m: np.where(s > 0, np.log10(s), np.nan) for m, s in samples.items()}
     log = tails_matter(truth)
-    views = [("linear", histogram_edges(truth, quantiles=CORE_QUANTILES), False)]
+    # About EVENTS_PER_BIN truth events per bin on average: a small sample gets fewer, wider bins.
+    n_bins = int(np.clip(np.isfinite(truth).sum() / EVENTS_PER_BIN, 10, 50))
+    views = [("linear", histogram_edges(truth, n_bins, CORE_QUANTILES), False)]
     if log:
-        views.append(("log", histogram_edges(truth, quantiles=TAIL_QUANTILES), True))
+        views.append(("log", histogram_edges(truth, n_bins, TAIL_QUANTILES), True))
     h_truth = {v: count_histogram(truth, edges, column.axis_label) for v, edges, _ in views}
     h_models = {v: {m: count_histogram(s, edges, column.axis_label) for m, s in samples.items()} for v, edges, _ in views}
     chi2 = {m: chi2_ndf(h_models[views[-1][0]][m], h_truth[views[-1][0]]) for m in samples}
     closest = sorted(samples, key=lambda m: (not np.isfinite(chi2[m]), chi2[m]))[:OVERLAY_MODELS]
+    density_label = column.log_density_label if log_x else column.density_label
 
     fig, pairs = ratio_grid(1, len(views), 8.0)
     for (ax, rax), (view, _, is_log) in zip(pairs, views):
         _density_panel(ax, rax, h_truth[view], {m: h_models[view][m] for m in closest}, colors, chi2, is_log)
-        ax.set_ylabel(column.density_label, fontsize="small")
+        ax.set_ylabel(density_label, fontsize="small")
         ax.set_title("tails, log scale" if is_log else "core", fontsize="small")
         ax.legend(fontsize="xx-small")
         rax.set_xlabel(column.axis_label)
+        if log_x:
+            _decade_ticks(rax)
     png, pdf = save_figure(fig, out / f"{group}s" / f"{fname}.png")
     what = "derived observable" if group == "observable" else "feature"
     records = [PlotRecord(
-        png, pdf, group, f"{dataset}: {column.axis_label}",
-        f"Normalised distribution of the {what} {column.axis_label}: truth (black, its Poisson uncertainty as "
+        png, pdf, group, f"{dataset}: {column.plain_label}",
+        f"Normalised distribution of the {what} {column.plain_label}: truth (black, its Poisson uncertainty as "
         f"the grey band) against the {len(closest)} model(s) closest to it by χ²/ndf ({', '.join(closest)}); "
         "the lower panel shows "
         "model/truth with truth's band. The linear view spans truth's 2–98 % quantiles"
-        + (", the log view its 0.1–99.9 % quantiles." if log else "."),
+        + (", the log view its 0.1–99.9 % quantiles" if log else "") + (" (log x: it spans decades)." if log_x else "."),
     )]  # fmt: skip
 
     n = len(samples)
@@ -331,20 +368,34 @@ def column_figures(
             _density_panel(ax, rax, h_truth[view], {model: h_models[view][model]}, colors, chi2, is_log)
             # The title names the model and its χ²/ndf; the caption says what black and grey are.
             ax.set_title(f"{model}   χ²/ndf {chi2[model]:.3g}", fontsize="medium", color=colors[model])
-            ax.set_ylabel(column.density_label, fontsize="small")
+            ax.set_ylabel(density_label, fontsize="small")
             rax.set_xlabel(column.axis_label, fontsize="small")
+            if log_x:
+                _decade_ticks(rax)
         for ax, rax in pairs[n:]:
             ax.set_axis_off()
             rax.set_axis_off()
         png, pdf = save_figure(fig, out / f"{group}s" / "per_model" / f"{fname}.png")
     records.append(PlotRecord(
-        png, pdf, f"{group}_per_model", f"{dataset}: {column.axis_label}, every model",
+        png, pdf, f"{group}_per_model", f"{dataset}: {column.plain_label}, every model",
         f"One panel per model (in colour, χ²/ndf of its normalised shape against truth's in the title): "
-        f"{column.axis_label} against truth (black) and its Poisson band (grey)"
+        f"{column.plain_label} against truth (black) and its Poisson band (grey)"
         + (" (log scale: the tails matter)" if is_log else "")
         + ", with the model/truth ratio below: the model's error bars over truth's hatched band.",
     ))  # fmt: skip
     return records
+
+
+def _decade_ticks(ax) -> None:
+    """Label an axis drawn in log10(x) as a log axis of x: 10^k at the decades, minor ticks
+    at 2..9 × 10^k."""
+    lo, hi = ax.get_xlim()
+    decades = np.arange(np.floor(lo), np.ceil(hi) + 1)
+    ax.xaxis.set_major_locator(matplotlib.ticker.FixedLocator(decades))
+    ax.xaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda v, _: f"$10^{{{v:.0f}}}$"))
+    ax.xaxis.set_minor_locator(matplotlib.ticker.FixedLocator(
+        (decades[:, None] + np.log10(np.arange(2, 10))[None, :]).ravel()))  # fmt: skip
+    ax.set_xlim(lo, hi)
 
 
 def _column_histograms(
@@ -823,7 +874,9 @@ def _calo_per_energy_bin(dataset, metrics, models, colors, out) -> PlotRecord | 
         ax.set_xlabel("$E_{inc}$ [MeV]", fontsize="small")
         ax.set_ylabel(ylabel, fontsize="small")
         ax.tick_params(labelsize="x-small")
-    axes[1].legend(fontsize="xx-small", ncols=2)
+    # Below the panels: inside, it covers the points whatever corner it takes.
+    handles, labels = axes[0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="outside lower center", ncols=min(len(labels), 6), fontsize="x-small")
     png, pdf = save_figure(fig, out / "calo" / "per_energy_bin.png")
     return PlotRecord(
         png, pdf, "calo", f"{dataset}: scores per incident energy",
