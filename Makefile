@@ -33,8 +33,11 @@ test: install
 test-fast: install
 	$(BIN)/python -m pytest -m "not slow and not slurm"
 
+# Re-render results/report/ from the results on disk (after editing the template, say);
+# whatever the report needs and is missing is run first.
 report: install
-	$(BIN)/snakemake --cores 1 --configfile $(CONFIG) --report results/report/snakemake-report.html
+	$(BIN)/snakemake --cores 1 --configfile $(CONFIG) --forcerun report results/report/index.html
+	@echo "Report: $(abspath results/report/index.html)"
 
 clean:
 	rm -rf results .snakemake

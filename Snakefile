@@ -7,9 +7,6 @@ from hepgenbench.catalogue import load_catalogue
 min_version("9.0")
 
 
-report: "workflow/report/workflow.rst"
-
-
 # The default benchmark, unless the command line names its own config file(s): a
 # --configfile replaces it instead of being merged into it (a merge would add the
 # default's models to every small config).

@@ -1,33 +1,53 @@
 """Plots: every figure kind is written for zmumu-, calo- and phasespace-like inputs.
 
-The derived observables are injected (the real module is another stage's), so these tests
-exercise only :mod:`hepgenbench.plots`.
+Most tests inject the derived observables, so that they exercise only
+:mod:`hepgenbench.plots`; the per-energy figure and the ``plots`` stage read what the stages
+before them really write.
 """
 
 from __future__ import annotations
 
 import csv
+import dataclasses
 from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
 
+from hepgenbench import stages
 from hepgenbench.errors import InputError
-from hepgenbench.io import EventSet
+from hepgenbench.io import EventSet, read_events
+from hepgenbench.kinds import validate_dataset
 from hepgenbench.plots import (
     CALO_DS1_PHOTON_LAYERS,
+    EnergyBinScores,
     PlotRecord,
     calo_layers,
+    chi2_ndf,
     correlation_matrix,
+    count_histogram,
     energy_bins,
     histogram_edges,
     make_dataset_plots,
+    observable_columns,
     pareto_front,
     read_plot_manifest,
     read_training_csv,
     safe_name,
+    spans_decades,
+    tails_matter,
     write_plot_manifest,
+)
+from hepgenbench.records import (
+    EvaluateParams,
+    IngestParams,
+    NoParams,
+    PlotsParams,
+    SampleParams,
+    SourceParams,
+    SplitParams,
+    TrainParams,
 )
 
 N = 2000
@@ -94,9 +114,13 @@ def test_zmumu_like_dataset_draws_every_kind(tmp_path):
         _assert_png_pdf(r)
     kinds = [r.kind for r in records]
     # Derived observables come first, the Z peak leading.
-    assert kinds[:2] == ["observable", "observable"]
+    assert kinds[:4] == ["observable", "observable_per_model"] * 2
     assert records[0].path_png == str(tmp_path / "plots" / "observables" / "m_mumu.png")
     assert kinds.count("feature") == truth.n_features
+    # Every histogram has its overlay and its one-panel-per-model figure.
+    assert kinds.count("feature_per_model") == truth.n_features and kinds.count("observable_per_model") == 2
+    titles = {r.title for r in records if r.kind == "feature"}
+    assert {"zmumu: mu1_pt [GeV]", "zmumu: mu1_eta", "zmumu: n_jets"} <= titles
     assert kinds.count("correlation") == 2
     assert {"training", "classifier", "cost"} <= set(kinds)
     assert "calo" not in kinds and "dalitz" not in kinds
@@ -104,6 +128,19 @@ def test_zmumu_like_dataset_draws_every_kind(tmp_path):
     captions = {Path(r.path_png).stem: r.caption for r in records if r.kind == "correlation"}
     largest = {m: float(captions[m].split("= ")[1].rstrip(").")) for m in samples}
     assert largest["maf"] < 0.1
+
+
+def test_overlay_shows_the_models_closest_to_truth(tmp_path):
+    rng = np.random.default_rng(8)
+    truth = _zmumu(rng)
+    samples = {"vae": _zmumu(rng), "gan": _zmumu(rng, mass_shift=5.0), "maf": _zmumu(rng), "nsf": _zmumu(rng)}
+    records = make_dataset_plots("z", truth, samples, {}, {}, str(tmp_path), _zmumu_observables)
+    pt = next(r for r in records if r.kind == "feature" and r.title == "z: mu1_pt [GeV]")
+    shown = pt.caption.split("χ²/ndf (")[1].split(")")[0].split(", ")
+    # The GAN's leading muon is 5 GeV (one σ) too hard: it is left out of the overlay of three.
+    assert sorted(shown) == ["maf", "nsf", "vae"]
+    # Its own panel is still drawn, with every other model's.
+    assert any(r.kind == "feature_per_model" and r.title == "z: mu1_pt [GeV], every model" for r in records)
 
 
 def test_file_names_are_deterministic(tmp_path):
@@ -139,17 +176,62 @@ def test_calo_like_dataset_plots_showers_not_voxels(tmp_path):
     rng = np.random.default_rng(3)
     truth = _calo(rng)
     samples = {"cfm": _calo(rng), "vae": _calo(rng, spread=2.0)}
-    per_bin = {"e_inc": [256.0, 1024.0, 4096.0], "w1": [0.1, 0.2, 0.3], "auc": [0.55, 0.6, 0.7]}
-    metrics = {m: {"metrics": {"per_energy_bin": per_bin}} for m in ["truth", *samples]}
-    records = make_dataset_plots("calo", truth, samples, metrics, {}, str(tmp_path), _calo_observables)
+    records = make_dataset_plots("calo", truth, samples, {}, {}, str(tmp_path), _calo_observables)
 
     for r in records:
         _assert_png_pdf(r)
     kinds = [r.kind for r in records]
     assert "feature" not in kinds  # 368 voxel histograms are not drawn
     assert kinds.count("observable") == 6
+    assert {r.title for r in records if r.kind == "observable"} >= {"calo: E_layer1 [MeV]"}
     names = sorted(Path(r.path_png).name for r in records if r.kind == "calo")
-    assert names == ["average_shower.png", "layer_energy_vs_einc.png", "per_energy_bin.png", "radial_profiles.png"]
+    assert names == ["average_shower.png", "layer_energy_vs_einc.png", "radial_profiles.png"]
+
+
+@pytest.fixture(scope="module")
+def scored_showers(tmp_path_factory) -> tuple[EventSet, dict[str, EventSet], dict[str, dict]]:
+    """Showers from the calo source and ingest stages, scored by the real metric suite:
+    truth against a second truth sample, and against showers with 30 % too much energy."""
+    from threadpoolctl import threadpool_limits
+
+    from hepgenbench.evaluate import EvalOptions, evaluate_sample
+
+    base = tmp_path_factory.mktemp("calo")
+    config = {"seed": 11, "datasets": {"calo": validate_dataset("calo", {"source": "calo", "n_events": 2400})}}
+    showers, events_path = str(base / "showers.hdf5"), str(base / "events.h5")
+    stages.source({}, {"data": showers}, SourceParams.from_config(config, "calo"), 1)
+    stages.ingest({"files": [showers]}, {"events": events_path}, IngestParams.from_config(config, "calo"), 1)
+    events = read_events(events_path)
+    truth, twin, train = (events.subset(np.arange(k, len(events), 3)) for k in range(3))
+    hot = dataclasses.replace(twin, features=twin.features * 1.3)
+    options = EvalOptions(n_bootstrap=2, n_bins=10, emd_subsample=100, emd_repeats=1, swd_projections=10,
+                          swd_seeds=2, c2st_folds=2, c2st_max_events=400, fpd_min_samples=200, fpd_max_samples=400,
+                          fpd_points=3, fpd_resamples=2, kpd_batch_size=100, kpd_batches=2,
+                          memorisation_max_events=200, memorisation_max_train=400, energy_bins=4)  # fmt: skip
+    metrics = {}
+    with threadpool_limits(1):
+        for name, generated in (("truth", twin), ("hot", hot)):
+            metrics[name] = {"dataset": "calo", "model": name,
+                             "metrics": evaluate_sample(truth, generated, train, options, seed=0)}  # fmt: skip
+    return truth, {"hot": hot}, metrics
+
+
+def test_scores_per_incident_energy_are_read_from_the_real_evaluation(scored_showers, tmp_path):
+    truth, samples, metrics = scored_showers
+    bins = metrics["hot"]["metrics"]["per_energy_bin"]["bins"]
+    scored = [b for b in bins if "c2st_auc" in b]
+    assert len(scored) >= 2
+    read = EnergyBinScores.from_metrics(metrics["hot"])
+    assert read.auc.tolist() == [b["c2st_auc"] for b in scored]
+    assert read.w1.tolist() == [b["w1_mean"] for b in scored]
+    expected_e = [np.sqrt(b["e_inc_low"] * b["e_inc_high"]) for b in scored]
+    np.testing.assert_allclose(read.e_inc, expected_e)
+    assert (read.auc > EnergyBinScores.from_metrics(metrics["truth"]).auc).all()  # 30 % too hot at every energy
+
+    records = make_dataset_plots("calo", truth, samples, metrics, {}, str(tmp_path))
+    per_bin = [r for r in records if Path(r.path_png).name == "per_energy_bin.png"]
+    assert len(per_bin) == 1 and per_bin[0].kind == "calo"
+    _assert_png_pdf(per_bin[0])
 
 
 def test_calo_plots_without_per_energy_scores_skip_only_that_figure(tmp_path):
@@ -158,6 +240,45 @@ def test_calo_plots_without_per_energy_scores_skip_only_that_figure(tmp_path):
     records = make_dataset_plots("calo", truth, {"cfm": _calo(rng)}, {}, {}, str(tmp_path), _calo_observables)
     names = sorted(Path(r.path_png).name for r in records if r.kind == "calo")
     assert names == ["average_shower.png", "layer_energy_vs_einc.png", "radial_profiles.png"]
+
+
+def test_log_view_only_where_tails_matter():
+    rng = np.random.default_rng(9)
+    assert not tails_matter(rng.normal(91.0, 2.5, 50_000))
+    assert not tails_matter(rng.uniform(0.0, 1.0, 50_000))
+    assert tails_matter(rng.exponential(20.0, 50_000))  # a falling pT spectrum
+    assert tails_matter(91.0 + 2.5 * rng.standard_cauchy(50_000))  # a Breit-Wigner line
+
+
+def test_log_x_only_for_positive_columns_over_decades():
+    rng = np.random.default_rng(11)
+    energies = 10 ** rng.uniform(2, 6, 50_000)  # layer energies from 100 MeV to 1 TeV
+    assert spans_decades(energies)
+    assert spans_decades(np.where(rng.uniform(size=energies.size) < 0.05, 0.0, energies))  # a few empty layers
+    assert not spans_decades(np.where(rng.uniform(size=energies.size) < 0.5, 0.0, energies))
+    assert not spans_decades(rng.normal(91.0, 2.5, 50_000)) and not spans_decades(rng.normal(0.0, 1.0, 50_000))
+
+
+def test_chi2_ndf_of_shapes():
+    rng = np.random.default_rng(10)
+    edges = np.linspace(-3, 3, 31)
+    truth = count_histogram(rng.normal(size=200_000), edges, "x")
+    assert chi2_ndf(truth, truth) == 0.0
+    # Two samples of one law: χ²/ndf is 1 within its spread sqrt(2/ndf) = 0.26.
+    assert chi2_ndf(count_histogram(rng.normal(size=50_000), edges, "x"), truth) == pytest.approx(1.0, abs=0.8)
+    # A shifted one is far off; the shape, not the sample size, is compared.
+    assert chi2_ndf(count_histogram(rng.normal(0.3, 1.0, 50_000), edges, "x"), truth) > 50
+
+
+def test_observables_carry_labels_and_units():
+    columns = {c.name: c for c in observable_columns("zmumu", ["m_mumu", "dR_mumu", "mystery"])}
+    assert columns["m_mumu"].axis_label == r"$m_{\mu\mu}$ [GeV]"
+    assert columns["m_mumu"].density_label == "1/N dN/dx [1/GeV]"
+    assert columns["dR_mumu"].axis_label == r"$\Delta R_{\mu\mu}$"
+    assert columns["mystery"].axis_label == "mystery"
+    calo = {c.name: c for c in observable_columns("calo", ["E_layer2", "ECx_layer1", "width_y_layer2", "sparsity_layer0"])}
+    assert [c.unit for c in calo.values()] == ["MeV", "mm", "mm", ""]
+    assert observable_columns("phasespace", ["m2_13"])[0].axis_label == "$m^2_{13}$ [GeV$^{2}$]"
 
 
 def test_calo_geometry_mismatch_is_an_input_error():
@@ -254,3 +375,74 @@ def test_manifest_round_trip(tmp_path):
 def test_safe_name():
     assert safe_name("p_T [GeV]") == "p_T_GeV"
     assert safe_name("m²/μμ") == "m"
+
+
+#: the metric suite's lightest settings, as a config's ``evaluation:`` block
+LIGHT_EVALUATION = {"n_bootstrap": 2, "n_bins": 10, "emd_subsample": 100, "emd_repeats": 1, "swd_projections": 10,
+                    "swd_seeds": 2, "c2st_folds": 2, "fpd_min_samples": 200, "fpd_max_samples": 400, "fpd_points": 3,
+                    "fpd_resamples": 2, "kpd_batch_size": 100, "kpd_batches": 2, "memorisation_max_events": 200,
+                    "memorisation_max_train": 400}  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def phasespace_run(tmp_path_factory) -> dict:
+    """The stages up to evaluate, on a small phase-space dataset: one RealNVP trained for an
+    epoch and sampled twice, with different seeds, as models ``a`` and ``b``."""
+    base = tmp_path_factory.mktemp("ps")
+    config = {
+        "seed": 3, "datasets": {"ps": validate_dataset("ps", {"source": "phasespace", "n_events": 1500})},
+        "models": {"a": {"family": "realnvp"}}, "training": {"max_epochs": 1, "batch_size": 256},
+        "sampling": {"rate_batch_sizes": [1], "nll_max_events": 100}, "evaluation": LIGHT_EVALUATION,
+    }  # fmt: skip
+    data = {"events": str(base / "events.h5"), "split": str(base / "split.h5"), "transform": str(base / "transform.json")}
+    source = str(base / "ps.h5")
+    stages.source({}, {"data": source}, SourceParams.from_config(config, "ps"), 1)
+    stages.ingest({"files": [source]}, {"events": data["events"]}, IngestParams.from_config(config, "ps"), 1)
+    stages.split({"events": data["events"]}, {"split": data["split"]}, SplitParams.from_config(config, "ps"), 1)
+    stages.preprocess(data, {"transform": data["transform"]}, NoParams(), 1)
+    model_dir = base / "models" / "a"
+    stages.train(data, {"model": str(model_dir / "model.pt"), "log_csv": str(model_dir / "training.csv")},
+                 TrainParams.from_config(config, "ps", "a"), 1)  # fmt: skip
+    # b's log has one epoch fewer than a's, so that the two files differ.
+    (base / "models" / "b").mkdir()
+    lines = (model_dir / "training.csv").read_text().splitlines(keepends=True)
+    (base / "models" / "b" / "training.csv").write_text("".join(lines[:1]))
+    run = {"config": config, "data": data, "samples": [], "metrics": [],
+           "csvs": [str(model_dir / "training.csv"), str(base / "models" / "b" / "training.csv")]}  # fmt: skip
+    for model in ("a", "b"):  # one model sampled twice: the sample seed derives from the name
+        path = str(base / "samples" / f"{model}.h5")
+        stages.sample({**data, "model": str(model_dir / "model.pt")}, {"sample": path},
+                      SampleParams.from_config(config, "ps", model), 1)  # fmt: skip
+        run["samples"].append(path)
+    for model in ("a", "b", "truth"):
+        out = str(base / "metrics" / f"{model}.json")
+        inputs = data if model == "truth" else {**data, "sample": str(base / "samples" / f"{model}.h5")}
+        stages.evaluate(inputs, {"metrics": out}, EvaluateParams.from_config(config, "ps", model), 1)
+        run["metrics"].append(out)
+    return run
+
+
+def _plot_stage(run: dict, outdir: Path, order: list[int]) -> dict[str, str]:
+    inputs = {**run["data"], "samples": [run["samples"][k] for k in order],
+              "metrics": list(reversed(run["metrics"])), "training_csvs": [run["csvs"][k] for k in order]}  # fmt: skip
+    stages.plots(inputs, {"plots": str(outdir)}, PlotsParams.from_config(run["config"], "ps", ["a", "b"]), 1)
+    _, records = read_plot_manifest(str(outdir / "manifest.json"))
+    return {r.title: r.caption for r in records}
+
+
+def test_plot_stage_pairs_files_with_models_by_name_not_position(phasespace_run, tmp_path):
+    in_order = _plot_stage(phasespace_run, tmp_path / "in_order", [0, 1])
+    shuffled = _plot_stage(phasespace_run, tmp_path / "shuffled", [1, 0])
+    # a's and b's samples differ, so a mix-up would swap their correlation captions.
+    assert in_order["ps: correlations, a"] != in_order["ps: correlations, b"]
+    assert shuffled == in_order
+    for name in ("classifier", "correlations", "training"):
+        for png in (tmp_path / "in_order" / name).glob("*.png"):
+            assert png.read_bytes() == (tmp_path / "shuffled" / name / png.name).read_bytes(), png
+
+
+def test_plot_stage_rejects_a_sample_of_another_model(phasespace_run, tmp_path):
+    inputs = {**phasespace_run["data"], "samples": [phasespace_run["samples"][0]] * 2,
+              "metrics": phasespace_run["metrics"], "training_csvs": phasespace_run["csvs"]}  # fmt: skip
+    with pytest.raises(InputError, match=r"a\.h5: a second samples input for model 'a'"):
+        stages.plots(inputs, {"plots": str(tmp_path)}, PlotsParams.from_config(phasespace_run["config"], "ps", ["a", "b"]), 1)

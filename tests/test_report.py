@@ -1,25 +1,28 @@
-"""The report: tables, highlighting, replicas, CSV agreement, inlined figures, headless rendering."""
+"""The report: tables, highlighting, replicas, CSV agreement, inlined figures, title, headless rendering.
+
+The page is read as a browser would show it: its tables are parsed into DataFrames (the
+page also dumps the config, so searching its text for a model name proves nothing).
+"""
 
 from __future__ import annotations
 
 import base64
-import csv
 import io
 import json
 import os
+import re
 import shutil
 import subprocess
 from html.parser import HTMLParser
 from pathlib import Path
 
+import pandas as pd
 import pytest
 from PIL import Image
 
 from hepgenbench.errors import InputError
 from hepgenbench.plots import PlotRecord, write_plot_manifest
 from hepgenbench.report import (
-    Cell,
-    TableRow,
     best_models,
     build_report,
     collect_provenance,
@@ -27,8 +30,9 @@ from hepgenbench.report import (
     format_rate,
     format_seconds,
     format_value_error,
-    rankings,
-    summary_rows,
+    ranking_table,
+    results_frame,
+    summary_table,
 )
 
 PROVENANCE = {"git_commit": "abc123", "packages": {"torch": "2.13.0"}, "seed": 7}
@@ -77,94 +81,139 @@ def _write_inputs(tmp_path: Path, entries=ENTRIES) -> tuple[list[str], list[str]
     return files, [str(tmp_path / "manifest.json")]
 
 
-class _TableParser(HTMLParser):
-    """Collects summary-table cells (by row model and metric), row classes, imgs and status cells."""
+class _PageParser(HTMLParser):
+    """The page's tables (by id or class), each cell's text and attributes, the images, the
+    <title> and the <h1>."""
 
     def __init__(self):
         super().__init__()
-        self.cells: dict[tuple[str, str], dict] = {}
-        self.row_class: dict[str, str] = {}
+        self.tables: dict[str, list[list[dict]]] = {}
         self.images: list[str] = []
-        self.status: dict[str, str] = {}
-        self._row = None
-        self._cell = None
-        self._in_metrics = False
+        self.title = self.h1 = ""
+        self._table: list[list[dict]] | None = None
+        self._row: list[dict] | None = None
+        self._cell: dict | None = None
+        self._in: str | None = None
 
     def handle_starttag(self, tag, attrs):
         a = dict(attrs)
-        if tag == "table" and a.get("class") == "metrics":
-            self._in_metrics = True
-        elif tag == "tr" and self._in_metrics and "data-model" in a:
-            self._row = a["data-model"]
-            self.row_class[self._row] = a.get("class", "")
-        elif tag == "td" and self._row is not None:
-            if "data-metric" in a:
-                self._cell = self.cells.setdefault((self._row, a["data-metric"]), dict(a, text=""))
-            elif "status" in a.get("class", ""):
-                self._cell = self.status.setdefault(self._row, {"text": "", "class": a["class"]})
+        if tag == "table":
+            self._table = self.tables.setdefault(a.get("id") or a.get("class") or f"table{len(self.tables)}", [])
+        elif tag == "tr" and self._table is not None:
+            self._row = []
+            self._table.append(self._row)
+            self._row_attrs = a
+        elif tag in ("td", "th") and self._row is not None:
+            self._cell = {**a, "text": "", "tag": tag, "row": self._row_attrs}
+            self._row.append(self._cell)
         elif tag == "img":
             self.images.append(a["src"])
+        elif tag in ("title", "h1"):
+            self._in = tag
 
     def handle_endtag(self, tag):
-        if tag == "td":
+        if tag in ("td", "th"):
             self._cell = None
-        elif tag == "table":
-            self._in_metrics = False
+        elif tag == "tr":
             self._row = None
+        elif tag == "table":
+            self._table = None
+        elif tag == self._in:
+            self._in = None
 
     def handle_data(self, data):
         if self._cell is not None:
             self._cell["text"] += data
+        if self._in == "title":
+            self.title += data
+        elif self._in == "h1":
+            self.h1 += data
+
+    def frame(self, name: str) -> pd.DataFrame:
+        """A table as a DataFrame of cell texts, indexed by each row's first cell."""
+        header, *body = self.tables[name]
+        return pd.DataFrame([[c["text"].strip() for c in row] for row in body],
+                            columns=[c["text"].strip() for c in header]).set_index(header[0]["text"].strip())  # fmt: skip
+
+    def cells(self, name: str) -> dict[tuple[str, str], dict]:
+        """The value cells of a summary table by (row model, metric key), with their attributes."""
+        return {(c["row"]["data-model"], c["data-metric"]): c for row in self.tables[name][1:] for c in row
+                if "data-metric" in c}  # fmt: skip
 
 
-def _report(tmp_path, entries=ENTRIES) -> tuple[_TableParser, Path]:
+def _report(tmp_path, entries=ENTRIES, config=None) -> tuple[_PageParser, Path]:
     files, manifests = _write_inputs(tmp_path, entries)
     out = tmp_path / "report"
-    build_report(files, manifests, {"seed": 7, "models": ["maf", "gan", "vae"]}, str(out), provenance=PROVENANCE)
-    parser = _TableParser()
+    config = config or {"seed": 7, "models": {"maf": {}, "gan": {}, "vae": {}}, "replicas": 1}
+    build_report(files, manifests, config, str(out), provenance=PROVENANCE)
+    parser = _PageParser()
     parser.feed((out / "index.html").read_text())
     return parser, out
 
 
+def _markdown_table(markdown: str, heading: str) -> pd.DataFrame:
+    """The first pipe table after ``heading`` as a DataFrame of cell texts."""
+    lines = markdown.split(heading, 1)[1].splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith("|"))
+    end = next((i for i in range(start, len(lines)) if not lines[i].startswith("|")), len(lines))
+    table = lines[start:end]
+    rows = [[c.strip() for c in re.split(r"(?<!\\)\|", line.strip()[1:-1])] for line in table]
+    return pd.DataFrame(rows[2:], columns=rows[0])
+
+
 def test_report_lists_every_model_and_a_distinct_truth_row(tmp_path):
     parser, out = _report(tmp_path)
-    assert set(parser.row_class) == {"truth", "maf", "gan", "vae"}
-    assert parser.row_class["truth"] == "truth" and parser.row_class["maf"] == "model"
-    assert {metric for _, metric in parser.cells} == {"c2st_auc", "w1_mean"}  # all-null NLL column omitted
-    markdown = (out / "report.md").read_text()
-    assert "*truth (noise floor)*" in markdown and "| vae | diverged at epoch 7 (loss is NaN) |" in markdown
-    html = (out / "index.html").read_text()
-    assert "abc123" in html and "node7" in html and "seed: 7" in html  # provenance and config
+    table = parser.frame("metrics-zmumu")
+    assert list(table.index) == ["truth (noise floor)", "maf", "gan", "vae"]
+    classes = {row[0]["row"]["data-model"]: row[0]["row"]["class"] for row in parser.tables["metrics-zmumu"][1:]}
+    assert classes == {"truth": "truth", "maf": "model", "gan": "model", "vae": "diverged"}
+    # The all-null NLL column is omitted.
+    assert {metric for _, metric in parser.cells("metrics-zmumu")} == {"c2st_auc", "w1_mean"}
+    assert [c for c in table.columns if "NLL" in c] == []
+    markdown = _markdown_table((out / "report.md").read_text(), "## zmumu")
+    assert list(markdown["model"]) == ["*truth (noise floor)*", "maf", "gan", "vae"]
+    assert markdown.set_index("model").at["vae", "status"] == "diverged at epoch 7 (loss is NaN)"
+    training = parser.frame("training")
+    assert list(training.index) == ["zmumu"] * 3 and list(training["host"]) == ["node7"] * 3
+    assert list(parser.frame("packages").index) == ["torch"]
 
 
 def test_best_model_per_column_is_highlighted(tmp_path):
-    parser, _ = _report(tmp_path)
-    best = {(m, k) for (m, k), cell in parser.cells.items() if cell.get("class") == "best"}
+    parser, out = _report(tmp_path)
+    best = {key for key, cell in parser.cells("metrics-zmumu").items() if cell.get("class") == "best"}
     assert best == {("maf", "c2st_auc"), ("gan", "w1_mean")}
-    markdown = (tmp_path / "report" / "report.md").read_text()
-    assert "**0.5120 ± 0.0040**" in markdown and "**0.0110 ± 0.0020**" in markdown
+    markdown = _markdown_table((out / "report.md").read_text(), "## zmumu").set_index("model")
+    bold = {(m, c) for m in markdown.index for c in markdown.columns if markdown.at[m, c].startswith("**")}
+    assert bold == {("maf", "C2ST AUC → 0.5"), ("gan", "W1/σ (mean) ↓")}
+    assert markdown.at["maf", "C2ST AUC → 0.5"] == "**0.5120 ± 0.0040**"
 
 
 def test_diverged_row_is_marked_and_keeps_its_numbers(tmp_path):
     parser, _ = _report(tmp_path)
-    assert parser.row_class["vae"] == "diverged"
-    assert parser.status["vae"]["text"] == "diverged at epoch 7 (loss is NaN)"
-    assert parser.cells[("vae", "w1_mean")]["text"] == "0.500 ± 0.010"
+    table = parser.frame("metrics-zmumu")
+    assert table.at["vae", "status"] == "diverged at epoch 7 (loss is NaN)"
+    status_cell = next(c for c in parser.tables["metrics-zmumu"][4] if "status" in c.get("class", ""))
+    assert status_cell["class"] == "status diverged"
+    assert parser.cells("metrics-zmumu")[("vae", "w1_mean")]["text"] == "0.500 ± 0.010"
+    # A diverged model is not ranked.
+    assert parser.frame("ranking-zmumu").at["vae", "mean rank"] == "—"
 
 
 def test_html_numbers_match_metrics_csv(tmp_path):
     parser, out = _report(tmp_path)
-    with open(out / "metrics.csv", newline="") as f:
-        rows = list(csv.DictReader(f))
-    assert set(rows[0]) == {"dataset", "model", "metric", "value", "error", "status", "replica"}
-    table = {(r["model"], r["metric"]): r for r in rows}
-    for (model, metric), cell in parser.cells.items():
-        row = table[(model, metric)]
+    rows = pd.read_csv(out / "metrics.csv", dtype=str, keep_default_na=False)
+    assert list(rows.columns) == ["dataset", "model", "metric", "value", "error", "status", "replica"]
+    table = rows.set_index(["model", "metric"])
+    cells = parser.cells("metrics-zmumu")
+    assert len(cells) == 8
+    for (model, metric), cell in cells.items():
+        row = table.loc[(model, metric)]
         assert cell["data-value"] == row["value"] and cell["data-error"] == row["error"]
-        value, error = (float(x) for x in cell["text"].split(" ± "))
+        value, _ = (float(x) for x in cell["text"].split(" ± "))
         assert value == pytest.approx(float(row["value"]), abs=float(row["error"]))
-    assert table[("vae", "c2st_auc")]["status"] == "diverged"
-    assert table[("maf", "cost.sample_rate_100000")]["value"] == "250000.0"
+    assert table.loc[("vae", "c2st_auc"), "status"] == "diverged"
+    assert table.loc[("maf", "cost.sample_rate_100000"), "value"] == "250000.0"
+    assert table.loc[("maf", "c2st_auc"), "replica"] == "0" and table.loc[("truth", "c2st_auc"), "replica"] == ""
 
 
 def test_every_image_is_an_inlined_png(tmp_path):
@@ -182,14 +231,34 @@ def test_replicas_show_mean_and_spread(tmp_path):
         _entry("maf", {"c2st_auc": (0.52, 0.004), "w1_mean": (0.03, 0.002)}, replica=0),
         _entry("maf", {"c2st_auc": (0.54, 0.006), "w1_mean": (0.05, 0.004)}, replica=1),
     ]
-    rows = summary_rows(entries, "zmumu")
-    assert [r.model for r in rows] == ["truth", "maf"] and rows[1].n_replicas == 2
-    auc = rows[1].cells["c2st_auc"]
-    assert auc.value == pytest.approx(0.53) and auc.error == pytest.approx(0.005)
-    assert auc.spread == pytest.approx(0.02 / 2**0.5)
-    _, out = _report(tmp_path, entries)
-    html = (out / "index.html").read_text()
-    assert "<th>± replicas</th>" in html and "± 0.014" in html
+    entries[2]["model"], entries[2]["name"] = "maf_r1", "maf"
+    summary = summary_table(results_frame(entries), "zmumu")
+    assert list(summary.index) == ["truth", "maf"] and summary.at["maf", ("row", "n_replicas")] == 2
+    assert summary.at["maf", ("c2st_auc", "value")] == pytest.approx(0.53)
+    assert summary.at["maf", ("c2st_auc", "error")] == pytest.approx(0.005)
+    assert summary.at["maf", ("c2st_auc", "spread")] == pytest.approx(0.02 / 2**0.5)
+    parser, _ = _report(tmp_path, entries)
+    table = parser.frame("metrics-zmumu")
+    assert table.at["maf (×2 replicas)", "C2ST AUC ± replicas"] == "± 0.014"
+    assert table.at["truth (noise floor)", "C2ST AUC ± replicas"] == "—"
+    # Without replicas there is no such column: the assertion above can fail.
+    assert "C2ST AUC ± replicas" not in _report(tmp_path / "single")[0].frame("metrics-zmumu").columns
+
+
+def test_report_title_comes_from_the_config(tmp_path):
+    parser, out = _report(tmp_path, config={"seed": 7, "report": {"title": "Z → μμ <models> & more"}})
+    assert parser.title == parser.h1 == "Z → μμ <models> & more"  # escaped in the page, read back as text
+    assert "<models>" not in (out / "index.html").read_text()
+    assert (out / "report.md").read_text().startswith("# Z → μμ <models> & more\n")
+    default, _ = _report(tmp_path / "default", config={"seed": 7})
+    assert default.title == default.h1 == "hepgenbench report"
+
+
+def test_a_model_name_with_markup_is_escaped(tmp_path):
+    entries = ENTRIES[:2] + [_entry("<b>x</b>", {"c2st_auc": (0.6, 0.01), "w1_mean": (0.1, 0.01)})]
+    parser, out = _report(tmp_path, entries)
+    assert list(parser.frame("metrics-zmumu").index)[-1] == "<b>x</b>"
+    assert "<b>x</b>" not in (out / "index.html").read_text()
 
 
 def test_format_value_error():
@@ -201,19 +270,21 @@ def test_format_value_error():
     assert format_value_error(None, 0.1) == "—"
 
 
-def _row(model, auc, err=0.01, status="ok"):
-    return TableRow("d", model, model, status, "", {"c2st_auc": Cell(auc, err)})
-
-
 def test_rankings_and_noise_floor_counts():
-    rows = [_row("truth", 0.50), _row("a", 0.51), _row("b", 0.40), _row("c", 0.49), _row("d", 0.5, status="diverged")]
+    def entry(model, auc, status="ok"):
+        return {"dataset": "d", "model": model, "status": status, "metrics": {"c2st_auc": {"value": auc, "error": 0.01}}}
+
+    frame = results_frame([entry("truth", 0.50), entry("a", 0.51), entry("b", 0.40), entry("c", 0.49),
+                           entry("d", 0.5, status="diverged")])  # fmt: skip
+    summary = summary_table(frame, "d")
     # |AUC − 0.5|: a and c tie at 0.01 (rank 1.5 each), b is last; the diverged d is not ranked.
-    assert best_models(rows, "c2st_auc", "half") == {"a", "c"}
-    ranked = {r.model: r for r in rankings(rows, [("c2st_auc", "AUC", "half")])}
-    assert ranked["a"].mean_rank == 1.5 and ranked["b"].mean_rank == 3.0
-    assert ranked["d"].n_ranked == 0
+    assert best_models(summary, "c2st_auc", "half") == {"a", "c"}
+    ranked = ranking_table(summary, [("c2st_auc", "AUC", "half")])
+    assert list(ranked.index) == ["a", "c", "b", "d"]
+    assert ranked.at["a", "mean_rank"] == 1.5 and ranked.at["b", "mean_rank"] == 3.0
+    assert ranked.at["d", "n_ranked"] == 0
     # Noise floor: |v − 0.5| ≤ 0 + 2·hypot(0.01, 0.01) = 0.028.
-    assert (ranked["a"].within_noise, ranked["b"].within_noise, ranked["a"].n_with_floor) == (1, 0, 1)
+    assert (ranked.at["a", "within_noise"], ranked.at["b", "within_noise"], ranked.at["a", "n_with_floor"]) == (1, 0, 1)
 
 
 def test_metrics_without_required_keys_are_an_input_error(tmp_path):
@@ -254,6 +325,6 @@ def test_report_renders_in_headless_chromium(tmp_path):
         )  # fmt: skip
         assert result.returncode == 0, result.stderr[-2000:]
         doms[page.name] = result.stdout
-    assert '<table class="metrics">' in doms["index.html"]
+    assert '<table class="metrics" id="metrics-zmumu">' in doms["index.html"]
     assert 'data-images="2" data-broken-images="0"' in doms["index.html"]
     assert 'data-broken-images="1"' in doms["broken.html"]

@@ -54,62 +54,6 @@ MAX_FEATURE_PLOTS = 40
 DPI = 72
 TRUTH_COLOR = "black"
 
-# CaloChallenge-2022 dataset 1, photons (binning_dataset_1_photons.xml): the layers that
-# have voxels, their radial bin edges in mm and number of angular bins. Voxels are stored
-# layer by layer, angular bin major and radial bin minor: 8 + 160 + 190 + 5 + 5 = 368.
-CALO_DS1_PHOTON_LAYERS: tuple[tuple[int, tuple[float, ...], int], ...] = (
-    (0, (0, 5, 10, 30, 50, 100, 200, 400, 600), 1),
-    (1, (0, 2, 4, 6, 8, 10, 12, 15, 20, 30, 40, 50, 70, 90, 120, 150, 200), 10),
-    (2, (0, 2, 5, 10, 15, 20, 25, 30, 40, 50, 60, 80, 100, 130, 160, 200, 250, 300, 350, 400), 10),
-    (3, (0, 50, 100, 200, 400, 600), 1),
-    (12, (0, 100, 200, 400, 1000, 2000), 1),
-)
-
-
-@dataclass(frozen=True)
-class CaloLayer:
-    """One calorimeter layer: its id, radial edges (mm), angular bins and voxel slice."""
-
-    layer_id: int
-    r_edges: np.ndarray
-    n_alpha: int
-    start: int
-
-    @property
-    def n_r(self) -> int:
-        return len(self.r_edges) - 1
-
-    @property
-    def n_voxels(self) -> int:
-        return self.n_r * self.n_alpha
-
-    def energies(self, voxels: np.ndarray) -> np.ndarray:
-        """``(N, n_alpha, n_r)`` voxel energies of this layer."""
-        return voxels[:, self.start : self.start + self.n_voxels].reshape(-1, self.n_alpha, self.n_r)
-
-
-def calo_layers(events: EventSet) -> list[CaloLayer]:
-    """The layer geometry of a calorimeter :class:`EventSet`.
-
-    Taken from ``events.meta["calo_layers"]`` (a list of ``{"id", "r_edges", "n_alpha"}``)
-    when the source wrote it, else the CaloChallenge dataset-1-photon geometry when the
-    event has its 368 voxels.
-    """
-    spec = events.meta.get("calo_layers")
-    if spec is None:
-        spec = [{"id": i, "r_edges": r, "n_alpha": a} for i, r, a in CALO_DS1_PHOTON_LAYERS]
-    layers, start = [], 0
-    for entry in spec:
-        layer = CaloLayer(int(entry["id"]), np.asarray(entry["r_edges"], float), int(entry["n_alpha"]), start)
-        layers.append(layer)
-        start += layer.n_voxels
-    if start != events.n_features:
-        raise InputError(
-            f"calo events have {events.n_features} voxel features but the layer geometry has {start} voxels; "
-            "expected CaloChallenge dataset-1-photon voxels (368) or meta['calo_layers'] describing the layers"
-        )
-    return layers
-
 
 def make_dataset_plots(
     dataset: str,
@@ -147,26 +91,23 @@ def make_dataset_plots(
     sample_obs = {m: observables(ev)[0] for m, ev in samples.items()}
 
     records: list[PlotRecord] = []
-    with plt.style.context(mplhep.style.CMS):
-        plt.rcParams["figure.max_open_warning"] = 0
-        records += _observable_histograms(
-            dataset, "observable", truth_obs, obs_names, [""] * len(obs_names), sample_obs, colors, out
-        )
+    with plt.style.context(mplhep.style.CMS), plt.rc_context({"figure.max_open_warning": 0}):
+        obs_columns = observable_columns(truth.kind, obs_names)
+        records += _column_histograms(dataset, "observable", truth_obs, obs_columns, sample_obs, colors, out)
         if truth.n_features <= MAX_FEATURE_PLOTS:
+            columns = [Column(n, n, u) for n, u in zip(truth.feature_names, truth.units)]
             sample_feats = {m: ev.features for m, ev in samples.items()}
-            records += _observable_histograms(
-                dataset, "feature", truth.features, truth.feature_names, truth.units, sample_feats, colors, out
-            )
+            records += _column_histograms(dataset, "feature", truth.features, columns, sample_feats, colors, out)
         corr_truth, corr_names = _correlation_columns(truth, truth_obs, obs_names)
         for model in models:
             corr_model, _ = _correlation_columns(samples[model], sample_obs[model], obs_names)
             records.append(_correlation_plot(dataset, model, corr_truth, corr_model, corr_names, out))
         if training_csvs:
             records.append(_training_plot(dataset, training_csvs, colors, out))
-        if truth.kind == "calo":
-            records += _calo_plots(dataset, truth, samples, metrics, colors, out)
-        if truth.kind == "phasespace":
-            records += _dalitz_plot(dataset, truth, truth_obs, obs_names, samples, sample_obs, out)
+        kind_plots = KIND_PLOTS.get(truth.kind)
+        if kind_plots is not None:
+            records += kind_plots(KindPlotInputs(dataset, truth, samples, metrics, truth_obs, obs_names, sample_obs,
+                                                 colors, out))  # fmt: skip
         weights = _classifier_weight_plot(dataset, metrics, models, colors, out)
         if weights is not None:
             records.append(weights)
@@ -200,8 +141,25 @@ def save_figure(fig: Figure, png_path: Path) -> tuple[str, str]:
     return str(png_path), str(pdf_path)
 
 
-def histogram_edges(truth: np.ndarray, n_bins: int = 50) -> np.ndarray:
-    """Bin edges covering the truth's 0.1–99.9 % quantiles, or its integer values."""
+# ---------------------------------------------------------------- density comparisons
+
+#: Quantiles of truth that bound the linear view (the core) and the log view (the tails).
+CORE_QUANTILES = (0.02, 0.98)
+TAIL_QUANTILES = (0.001, 0.999)
+#: The log view is drawn when the tail range is this much wider than the core range: an
+#: exponential (a falling spectrum) gives 1.78, a Gaussian 1.51, a uniform 1.04.
+HEAVY_TAIL_RATIO = 1.65
+#: A positive column spanning more decades than this (0.1–99.9 %) is drawn on a log x axis.
+LOG_X_DECADES = 2.0
+#: Truth events per histogram bin on average, between 10 and 50 bins.
+EVENTS_PER_BIN = 20
+#: Models in the overlay of the closest few; every model has its own panel beside it.
+OVERLAY_MODELS = 3
+RATIO_LIMITS = (0.5, 1.5)
+
+
+def histogram_edges(truth: np.ndarray, n_bins: int = 50, quantiles: tuple[float, float] = TAIL_QUANTILES) -> np.ndarray:
+    """Bin edges covering truth's ``quantiles`` (0.1–99.9 % by default), or its integer values."""
     x = truth[np.isfinite(truth)]
     if x.size == 0:
         raise InputError("a truth column has no finite values to histogram")
@@ -209,73 +167,247 @@ def histogram_edges(truth: np.ndarray, n_bins: int = 50) -> np.ndarray:
     if values.size <= n_bins and np.allclose(values, np.round(values)):
         # Multiplicities and charges: one bin per integer.
         return np.arange(values.min() - 0.5, values.max() + 1.5)
-    lo, hi = np.quantile(x, [0.001, 0.999])
+    lo, hi = np.quantile(x, quantiles)
     if hi <= lo:
         lo, hi = lo - 0.5, hi + 0.5
     pad = 0.02 * (hi - lo)
     return np.linspace(lo - pad, hi + pad, n_bins + 1)
 
 
-def _observable_histograms(
-    dataset: str,
-    kind: str,
-    truth: np.ndarray,
-    names: list[str],
-    units: list[str],
-    samples: Mapping[str, np.ndarray],
-    colors: Mapping[str, str],
-    out: Path,
+def spans_decades(truth: np.ndarray) -> bool:
+    """Whether a column wants a log x axis: mostly positive (a 10 % spike at zero, such as
+    empty layers, may be left out) and spanning more than :data:`LOG_X_DECADES` decades."""
+    x = truth[np.isfinite(truth)]
+    positive = x[x > 0]
+    if positive.size < 0.9 * x.size:
+        return False
+    lo, hi = np.quantile(positive, TAIL_QUANTILES)
+    return bool(hi > lo * 10**LOG_X_DECADES)
+
+
+def tails_matter(truth: np.ndarray) -> bool:
+    """Whether a column needs a log-y view: truth's 0.1–99.9 % range is more than
+    :data:`HEAVY_TAIL_RATIO` times its 2–98 % range (tails a linear axis would flatten)."""
+    x = truth[np.isfinite(truth)]
+    core, tail = np.ptp(np.quantile(x, CORE_QUANTILES)), np.ptp(np.quantile(x, TAIL_QUANTILES))
+    return bool(core > 0 and tail > HEAVY_TAIL_RATIO * core)
+
+
+def count_histogram(values: np.ndarray, edges: np.ndarray, label: str) -> hist.Hist:
+    """Counts of the finite ``values`` in ``edges``, with variances (weighted storage) so
+    that a rescaled histogram keeps its Poisson uncertainty right."""
+    h = hist.Hist(hist.axis.Variable(edges, name="x", label=label), storage=hist.storage.Weight())
+    return h.fill(values[np.isfinite(values)])
+
+
+def scaled_to(h: hist.Hist, total: float) -> hist.Hist:
+    """``h`` rescaled to ``total`` entries in range (variances scale with the square)."""
+    inside = h.values().sum()
+    return h * (total / inside) if inside > 0 else h
+
+
+def chi2_ndf(h_model: hist.Hist, h_truth: hist.Hist) -> float:
+    """χ²/ndf between two shapes: Σ (p_m − p_t)² / (σ²_m + σ²_t) over the bins either fills,
+    with p and σ² the bin fractions and their Poisson variances (NaN if no bin is filled)."""
+    n_m, n_t = h_model.values().sum(), h_truth.values().sum()
+    if n_m <= 0 or n_t <= 0:
+        return float("nan")
+    p_m, p_t = h_model.values() / n_m, h_truth.values() / n_t
+    var = h_model.variances() / n_m**2 + h_truth.variances() / n_t**2
+    used = var > 0
+    return float(np.sum((p_m[used] - p_t[used]) ** 2 / var[used]) / used.sum()) if used.any() else float("nan")
+
+
+@dataclass(frozen=True)
+class Column:
+    """One histogrammed column: its file name, axis label with unit, and the unit alone."""
+
+    name: str
+    label: str
+    unit: str
+
+    @property
+    def axis_label(self) -> str:
+        return f"{self.label} [{unit_text(self.unit)}]" if self.unit else self.label
+
+    @property
+    def log_density_label(self) -> str:
+        # Per decade of x: dimensionless whatever the unit.
+        return "1/N dN/dlog$_{10}$x"
+
+    @property
+    def plain_label(self) -> str:
+        """Name and unit without TeX, for titles that the report shows as text."""
+        return f"{self.name} [{self.unit}]" if self.unit else self.name
+
+    @property
+    def density_label(self) -> str:
+        # 1/N dN/dx carries the inverse unit of x.
+        return f"1/N dN/dx [1/{unit_text(self.unit)}]" if self.unit else "1/N dN/dx"
+
+
+def unit_text(unit: str) -> str:
+    """A unit for an axis label, powers as superscripts (``GeV^2`` → GeV$^{2}$)."""
+    return re.sub(r"\^(-?\d+)", r"$^{\1}$", unit)
+
+
+def _density_panel(ax, rax, h_truth: hist.Hist, models: Mapping[str, hist.Hist], colors, chi2, log: bool) -> None:
+    """Truth as a line with its Poisson band, models as coloured lines; below, model/truth
+    with mplhep's split ratio (the model's error bars, truth's band hatched)."""
+    mplhep.histplot(h_truth, ax=ax, density=True, histtype="band", color="grey", alpha=0.4, label="truth stat. unc.",
+                    flow="none")
+    mplhep.histplot(h_truth, ax=ax, density=True, yerr=False, color=TRUTH_COLOR, lw=2, label="truth", flow="none")
+    n_truth = h_truth.values().sum()
+    for model, h in models.items():
+        mplhep.histplot(h, ax=ax, density=True, yerr=False, color=colors[model], lw=1.5, flow="none",
+                        label=f"{model} (χ²/ndf {chi2[model]:.3g})")  # fmt: skip
+    if len(models) == 1:
+        # One model: mplhep's split ratio, the model's error bars over truth's hatched band.
+        (model, h), = models.items()
+        mplhep.comp.comparison(
+            scaled_to(h, n_truth), h_truth, ax=rax, comparison="split_ratio", color=colors[model], flow="none",
+            comparison_ylim=RATIO_LIMITS, comparison_ylabel="model/truth", xlabel="",
+        )  # fmt: skip
+    else:
+        # Several: truth's band once, each model's ratio as a line (its error bars are in its own panel).
+        values = h_truth.values()
+        rel = np.divide(np.sqrt(h_truth.variances()), values, out=np.zeros_like(values), where=values > 0)
+        edges = h_truth.axes[0].edges
+        mplhep.histplot(np.ones_like(values), edges, yerr=rel, ax=rax, histtype="band", color="grey", alpha=0.4)
+        rax.axhline(1.0, color=TRUTH_COLOR, lw=1)
+        for model, h in models.items():
+            ratio = mplhep.comp.get_comparison(scaled_to(h, n_truth), h_truth, "split_ratio")[0]
+            mplhep.histplot(ratio, edges, ax=rax, color=colors[model], lw=1.5, flow="none")
+        rax.set_ylim(*RATIO_LIMITS)
+    rax.set_ylabel("model/truth", fontsize="small")
+    # No label at the ratio's top edge: it would sit on the main panel's lowest one.
+    rax.set_yticks([0.75, 1.0, 1.25])
+    if log:
+        ax.set_yscale("log")
+    else:
+        ax.set_ylim(bottom=0)
+    ax.set_xlabel("")
+    ax.tick_params(labelbottom=False)
+
+
+def ratio_grid(nrows: int, ncols: int, panel: float) -> tuple[Figure, list[tuple]]:
+    """A figure of ``nrows × ncols`` (main, ratio) axis pairs, each pair ``panel`` inches square.
+
+    Main and ratio touch; the margins and the gaps between pairs are fixed in units of the
+    font size, so that labels fit at any font size without a costly tight-layout pass.
+    """
+    em = plt.rcParams["font.size"] / 72.0
+    left, right, top, bottom, hgap, wgap = 4.6 * em, 0.8 * em, 1.8 * em, 3.2 * em, 5.2 * em, 5.2 * em
+    heights = ([0.75 * panel, 0.25 * panel, hgap] * nrows)[:-1]
+    width = left + ncols * panel + (ncols - 1) * wgap + right
+    height = top + sum(heights) + bottom
+    fig = plt.figure(figsize=(width, height))
+    grid = fig.add_gridspec(len(heights), ncols, height_ratios=heights, hspace=0.0, wspace=wgap / panel,
+                            left=left / width, right=1 - right / width, top=1 - top / height, bottom=bottom / height)  # fmt: skip
+    pairs = []
+    for r in range(nrows):
+        for c in range(ncols):
+            ax = fig.add_subplot(grid[3 * r, c])
+            pairs.append((ax, fig.add_subplot(grid[3 * r + 1, c], sharex=ax)))
+    return fig, pairs
+
+
+def column_figures(
+    dataset: str, group: str, column: Column, truth: np.ndarray, samples: Mapping[str, np.ndarray],
+    colors: Mapping[str, str], out: Path, fname: str,
 ) -> list[PlotRecord]:
-    records, used = [], set()
-    for j, name in enumerate(names):
-        label = f"{name} [{units[j]}]" if units[j] else name
-        fig = _ratio_histogram(truth[:, j], {m: s[:, j] for m, s in samples.items()}, label, colors)
-        fname = _unique(safe_name(name), used)
-        png, pdf = save_figure(fig, out / f"{kind}s" / f"{fname}.png")
-        what = "derived observable" if kind == "observable" else "feature"
-        records.append(
-            PlotRecord(
-                png, pdf, kind, f"{dataset}: {label}",
-                f"Normalised distribution of the {what} {label}: truth (black, with its Poisson "
-                "uncertainty as a grey band) against every model; the lower panel shows model/truth.",
-            )  # fmt: skip
-        )
+    """The overlay of the closest few models (linear core view, plus a log view of the tails
+    when they matter) and one small panel per model against the truth band."""
+    log_x = spans_decades(truth)
+    if log_x:
+        # Over decades, histogram log10(x) so that each bin shows dN/dlog10(x); the axis is
+        # then labelled in decades of x. Zeros (empty layers) and negatives fall out.
+        with np.errstate(divide="ignore", invalid="ignore"):
+            truth = np.where(truth > 0, np.log10(truth), np.nan)
+            samples = {m: np.where(s > 0, np.log10(s), np.nan) for m, s in samples.items()}
+    log = tails_matter(truth)
+    # About EVENTS_PER_BIN truth events per bin on average: a small sample gets fewer, wider bins.
+    n_bins = int(np.clip(np.isfinite(truth).sum() / EVENTS_PER_BIN, 10, 50))
+    views = [("linear", histogram_edges(truth, n_bins, CORE_QUANTILES), False)]
+    if log:
+        views.append(("log", histogram_edges(truth, n_bins, TAIL_QUANTILES), True))
+    h_truth = {v: count_histogram(truth, edges, column.axis_label) for v, edges, _ in views}
+    h_models = {v: {m: count_histogram(s, edges, column.axis_label) for m, s in samples.items()} for v, edges, _ in views}
+    chi2 = {m: chi2_ndf(h_models[views[-1][0]][m], h_truth[views[-1][0]]) for m in samples}
+    closest = sorted(samples, key=lambda m: (not np.isfinite(chi2[m]), chi2[m]))[:OVERLAY_MODELS]
+    density_label = column.log_density_label if log_x else column.density_label
+
+    fig, pairs = ratio_grid(1, len(views), 8.0)
+    for (ax, rax), (view, _, is_log) in zip(pairs, views):
+        _density_panel(ax, rax, h_truth[view], {m: h_models[view][m] for m in closest}, colors, chi2, is_log)
+        ax.set_ylabel(density_label, fontsize="small")
+        ax.set_title("tails, log scale" if is_log else "core", fontsize="small")
+        ax.legend(fontsize="xx-small")
+        rax.set_xlabel(column.axis_label)
+        if log_x:
+            _decade_ticks(rax)
+    png, pdf = save_figure(fig, out / f"{group}s" / f"{fname}.png")
+    what = "derived observable" if group == "observable" else "feature"
+    records = [PlotRecord(
+        png, pdf, group, f"{dataset}: {column.plain_label}",
+        f"Normalised distribution of the {what} {column.plain_label}: truth (black, its Poisson uncertainty as "
+        f"the grey band) against the {len(closest)} model(s) closest to it by χ²/ndf ({', '.join(closest)}); "
+        "the lower panel shows "
+        "model/truth with truth's band. The linear view spans truth's 2–98 % quantiles"
+        + (", the log view its 0.1–99.9 % quantiles" if log else "") + (" (log x: it spans decades)." if log_x else "."),
+    )]  # fmt: skip
+
+    n = len(samples)
+    ncols = min(3, n)
+    nrows = -(-n // ncols)
+    view, _, is_log = views[-1]
+    with plt.rc_context({"font.size": 11, "legend.fontsize": 9, "xtick.labelsize": 9, "ytick.labelsize": 9,
+                         "axes.labelsize": 10}):  # fmt: skip
+        fig, pairs = ratio_grid(nrows, ncols, 4.6)
+        for (ax, rax), model in zip(pairs, samples):
+            _density_panel(ax, rax, h_truth[view], {model: h_models[view][model]}, colors, chi2, is_log)
+            # The title names the model and its χ²/ndf; the caption says what black and grey are.
+            ax.set_title(f"{model}   χ²/ndf {chi2[model]:.3g}", fontsize="medium", color=colors[model])
+            ax.set_ylabel(density_label, fontsize="small")
+            rax.set_xlabel(column.axis_label, fontsize="small")
+            if log_x:
+                _decade_ticks(rax)
+        for ax, rax in pairs[n:]:
+            ax.set_axis_off()
+            rax.set_axis_off()
+        png, pdf = save_figure(fig, out / f"{group}s" / "per_model" / f"{fname}.png")
+    records.append(PlotRecord(
+        png, pdf, f"{group}_per_model", f"{dataset}: {column.plain_label}, every model",
+        f"One panel per model (in colour, χ²/ndf of its normalised shape against truth's in the title): "
+        f"{column.plain_label} against truth (black) and its Poisson band (grey)"
+        + (" (log scale: the tails matter)" if is_log else "")
+        + ", with the model/truth ratio below: the model's error bars over truth's hatched band.",
+    ))  # fmt: skip
     return records
 
 
-def _ratio_histogram(
-    truth: np.ndarray, samples: Mapping[str, np.ndarray], label: str, colors: Mapping[str, str]
-) -> Figure:
-    edges = histogram_edges(truth)
-    axis = hist.axis.Variable(edges, name="x", label=label)
-    fig, (ax, rax) = plt.subplots(2, 1, figsize=(8, 7), sharex=True, gridspec_kw={"height_ratios": [3, 1], "hspace": 0.05})
-    h_truth = hist.Hist(axis).fill(truth[np.isfinite(truth)])
-    t_counts = h_truth.values()
-    widths = np.diff(edges)
-    t_norm = t_counts.sum() * widths
-    t_density = t_counts / t_norm
-    t_rel = np.divide(np.sqrt(t_counts), t_counts, out=np.zeros_like(t_counts), where=t_counts > 0)
-    mplhep.histplot(t_density, edges, ax=ax, color=TRUTH_COLOR, label="truth", lw=2)
-    ax.stairs(t_density * (1 + t_rel), edges, baseline=t_density * (1 - t_rel), fill=True, color="grey", alpha=0.35)
-    rax.stairs(1 + t_rel, edges, baseline=1 - t_rel, fill=True, color="grey", alpha=0.35)
-    rax.axhline(1.0, color=TRUTH_COLOR, lw=1)
-    for model, values in samples.items():
-        h = hist.Hist(axis).fill(values[np.isfinite(values)])
-        counts = h.values()
-        density = counts / max(counts.sum(), 1) / widths
-        mplhep.histplot(density, edges, ax=ax, color=colors[model], label=model, lw=1.5)
-        ratio = np.divide(density, t_density, out=np.full_like(density, np.nan), where=t_density > 0)
-        rax.stairs(ratio, edges, color=colors[model], lw=1.5)
-    ax.set_ylabel("normalised")
-    ax.set_xlabel("")
-    ax.set_ylim(bottom=0)
-    fig.subplots_adjust(left=0.17, right=0.97, top=0.95, bottom=0.13)
-    fig.align_ylabels([ax, rax])
-    ax.legend(fontsize="x-small", ncols=2)
-    rax.set_ylim(0.5, 1.5)
-    rax.set_ylabel("model/truth", fontsize="small")
-    rax.set_xlabel(label)
-    return fig
+def _decade_ticks(ax) -> None:
+    """Label an axis drawn in log10(x) as a log axis of x: 10^k at the decades, minor ticks
+    at 2..9 × 10^k."""
+    lo, hi = ax.get_xlim()
+    decades = np.arange(np.floor(lo), np.ceil(hi) + 1)
+    ax.xaxis.set_major_locator(matplotlib.ticker.FixedLocator(decades))
+    ax.xaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda v, _: f"$10^{{{v:.0f}}}$"))
+    ax.xaxis.set_minor_locator(matplotlib.ticker.FixedLocator(
+        (decades[:, None] + np.log10(np.arange(2, 10))[None, :]).ravel()))  # fmt: skip
+    ax.set_xlim(lo, hi)
+
+
+def _column_histograms(
+    dataset: str, group: str, truth: np.ndarray, columns: list[Column], samples: Mapping[str, np.ndarray],
+    colors: Mapping[str, str], out: Path,
+) -> list[PlotRecord]:
+    records, used = [], set()
+    for j, column in enumerate(columns):
+        fname = _unique(safe_name(column.name), used)
+        records += column_figures(dataset, group, column, truth[:, j], {m: s[:, j] for m, s in samples.items()},
+                                  colors, out, fname)  # fmt: skip
+    return records
 
 
 def _unique(name: str, used: set[str]) -> str:
@@ -374,21 +506,224 @@ def _training_plot(
     )  # fmt: skip
 
 
-def _calo_plots(
-    dataset: str,
-    truth: EventSet,
-    samples: Mapping[str, EventSet],
-    metrics: Mapping[str, dict],
-    colors: Mapping[str, str],
-    out: Path,
-) -> list[PlotRecord]:
+def _classifier_weight_plot(dataset, metrics, models, colors, out) -> PlotRecord | None:
+    hists = {}
+    for model in models:
+        details = metrics.get(model, {}).get("metrics", {}).get("c2st_auc") or {}
+        if isinstance(details.get("log_w_hist"), dict):
+            hists[model] = details["log_w_hist"]
+    if not hists:
+        return None
+    ncols = min(4, len(hists))
+    nrows = -(-len(hists) // ncols)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(5 * ncols, 4 * nrows), squeeze=False, constrained_layout=True)
+    for ax, (model, h) in zip(axes.flat, hists.items()):
+        edges = np.asarray(h["edges"], dtype=float)
+        ax.stairs(np.asarray(h["truth"], dtype=float), edges, color=TRUTH_COLOR, lw=2, label="truth")
+        ax.stairs(np.asarray(h["generated"], dtype=float), edges, color=colors[model], lw=1.5, label="generated")
+        ax.axvline(0.0, color="grey", lw=1, ls=":")
+        ax.set_yscale("log")
+        ax.set_title(model, fontsize="small")
+        ax.set_xlabel(r"$\log w = \log\,p/(1-p)$", fontsize="small")
+        ax.set_ylabel("events", fontsize="small")
+        ax.tick_params(labelsize="x-small")
+        ax.legend(fontsize="xx-small")
+    for ax in list(axes.flat)[len(hists) :]:
+        ax.set_axis_off()
+    png, pdf = save_figure(fig, out / "classifier" / "log_weights.png")
+    return PlotRecord(
+        png, pdf, "classifier", f"{dataset}: classifier weights",
+        "Distribution of the C2ST classifier's log-weight log w = log p/(1−p) on truth and generated "
+        "events; a perfect generator puts both in a narrow peak at 0 (arXiv:2305.16774).",
+    )  # fmt: skip
+
+
+def _metric_value(entry: dict, key: str) -> float:
+    value = (entry.get("metrics", {}).get(key) or {}).get("value")
+    return np.nan if value is None else float(value)
+
+
+def pareto_front(cost: np.ndarray, badness: np.ndarray) -> np.ndarray:
+    """Mask of the points no other point beats in both ``cost`` and ``badness`` (both minimised)."""
+    cost, badness = np.asarray(cost, float), np.asarray(badness, float)
+    ok = np.isfinite(cost) & np.isfinite(badness)
+    front = np.zeros(cost.shape, dtype=bool)
+    for k in np.flatnonzero(ok):
+        dominated = ok & (cost <= cost[k]) & (badness <= badness[k]) & ((cost < cost[k]) | (badness < badness[k]))
+        front[k] = not dominated.any()
+    return front
+
+
+def _largest_batch_rate(rates: dict[str, float | None]) -> float:
+    """The sampling rate at the largest batch size that was measured (events/s)."""
+    measured = [(int(b), r) for b, r in rates.items() if r is not None and np.isfinite(r)]
+    return max(measured)[1] if measured else np.nan
+
+
+def _cost_plot(dataset, metrics, models, colors, out) -> PlotRecord | None:
+    rows = [m for m in models if metrics.get(m, {}).get("cost")]
+    qualities = [(k, lab) for k, lab in (("c2st_auc", "C2ST AUC"), ("fpd", "FPD")) if any(np.isfinite(_metric_value(metrics[m], k)) for m in rows)]
+    if not rows or not qualities:
+        return None
+    train_time = np.array([metrics[m]["cost"].get("train_time_s", np.nan) or np.nan for m in rows], float)
+    rate = np.array([_largest_batch_rate(metrics[m]["cost"].get("sample_rate") or {}) for m in rows], float)
+    # Both axes as costs to minimise: seconds of training and seconds per event sampled.
+    costs = [("training time [s]", train_time, train_time), ("sampling rate, largest batch [events/s]", rate, 1.0 / rate)]
+    fig, axes = plt.subplots(len(qualities), 2, figsize=(12, 5 * len(qualities)), squeeze=False, constrained_layout=True)
+    for r, (key, label) in enumerate(qualities):
+        quality = np.array([_metric_value(metrics[m], key) for m in rows])
+        badness = np.abs(quality - 0.5) if key == "c2st_auc" else quality
+        truth_value = _metric_value(metrics.get("truth", {}), key)
+        for c, (xlabel, x, x_cost) in enumerate(costs):
+            ax = axes[r, c]
+            if not np.isfinite(x).any():
+                ax.text(0.5, 0.5, f"no {xlabel.split(' [')[0]} recorded", ha="center", transform=ax.transAxes)
+                continue
+            for k, model in enumerate(rows):
+                if np.isfinite(x[k]) and np.isfinite(quality[k]):
+                    ax.scatter(x[k], quality[k], color=colors[model], s=60, label=model, zorder=3)
+                    ax.annotate(model, (x[k], quality[k]), xytext=(4, 4), textcoords="offset points", fontsize="xx-small")
+            front = pareto_front(x_cost, badness)
+            order = np.argsort(x[front])
+            ax.plot(x[front][order], quality[front][order], color="grey", ls="--", lw=1, zorder=2, label="Pareto front")
+            if np.isfinite(truth_value):
+                ax.axhline(truth_value, color=TRUTH_COLOR, ls=":", lw=1, label="truth vs truth")
+            ax.set_xscale("log")
+            ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
+            ax.set_xlabel(xlabel, fontsize="small")
+            ax.set_ylabel(label, fontsize="small")
+            ax.tick_params(labelsize="x-small")
+        axes[r, 0].legend(fontsize="xx-small")
+    png, pdf = save_figure(fig, out / "cost" / "quality_vs_cost.png")
+    return PlotRecord(
+        png, pdf, "cost", f"{dataset}: quality vs cost",
+        "Sample quality (C2ST AUC, ideal 0.5; FPD, ideal 0) against training time and against the "
+        "sampling rate for batches of 10^5 events; the dashed line joins the Pareto-optimal models and "
+        "the dotted line is truth's own value.",
+    )  # fmt: skip
+
+
+# ---------------------------------------------------------------- kind-specific figures
+# One function per dataset kind, all with one signature, looked up in KIND_PLOTS; the
+# derived observables' axis labels and units per kind are beside them.
+
+
+@dataclass(frozen=True)
+class KindPlotInputs:
+    """What a kind's extra figures may use: the samples, their observables and metrics."""
+
+    dataset: str
+    truth: EventSet
+    samples: Mapping[str, EventSet]
+    metrics: Mapping[str, dict]
+    truth_obs: np.ndarray
+    obs_names: list[str]
+    sample_obs: Mapping[str, np.ndarray]
+    colors: Mapping[str, str]
+    out: Path
+
+
+#: LaTeX label and unit of the derived observables that the kinds compute.
+OBSERVABLE_AXES: dict[str, tuple[str, str]] = {
+    "m_mumu": (r"$m_{\mu\mu}$", "GeV"),
+    "pt_mumu": (r"$p_{T}^{\mu\mu}$", "GeV"),
+    "dR_mumu": (r"$\Delta R_{\mu\mu}$", ""),
+    "dphi_mumu_jet": (r"$|\Delta\phi(\mu\mu, j_1)|$", "rad"),
+    "m2_13": (r"$m^2_{13}$", "GeV^2"),
+    "m_23": (r"$m_{23}$", "GeV"),
+    "Etot_over_Einc": (r"$E_{tot}/E_{inc}$", ""),
+}
+#: Calorimeter high-level features, by name pattern: (label template, unit).
+CALO_OBSERVABLE_PATTERNS: tuple[tuple[str, str, str], ...] = (
+    (r"^E_layer(\d+)$", r"$E$, layer \1", "MeV"),
+    (r"^EC([xy])_layer(\d+)$", r"centre in \1, layer \2", "mm"),
+    (r"^width_([xy])_layer(\d+)$", r"width in \1, layer \2", "mm"),
+    (r"^sparsity_layer(\d+)$", r"fraction of hit cells, layer \1", ""),
+)
+
+
+def observable_columns(kind: str, names: list[str]) -> list[Column]:
+    """Axis label and unit of each derived observable (the name itself when unknown)."""
+    columns = []
+    for name in names:
+        label, unit = OBSERVABLE_AXES.get(name, (name, ""))
+        if kind == "calo" and name not in OBSERVABLE_AXES:
+            for pattern, template, calo_unit in CALO_OBSERVABLE_PATTERNS:
+                if re.match(pattern, name):
+                    label, unit = re.sub(pattern, template, name), calo_unit
+                    break
+        columns.append(Column(name, label, unit))
+    return columns
+
+
+# CaloChallenge-2022 dataset 1, photons (binning_dataset_1_photons.xml): the layers that
+# have voxels, their radial bin edges in mm and number of angular bins. Voxels are stored
+# layer by layer, angular bin major and radial bin minor: 8 + 160 + 190 + 5 + 5 = 368.
+CALO_DS1_PHOTON_LAYERS: tuple[tuple[int, tuple[float, ...], int], ...] = (
+    (0, (0, 5, 10, 30, 50, 100, 200, 400, 600), 1),
+    (1, (0, 2, 4, 6, 8, 10, 12, 15, 20, 30, 40, 50, 70, 90, 120, 150, 200), 10),
+    (2, (0, 2, 5, 10, 15, 20, 25, 30, 40, 50, 60, 80, 100, 130, 160, 200, 250, 300, 350, 400), 10),
+    (3, (0, 50, 100, 200, 400, 600), 1),
+    (12, (0, 100, 200, 400, 1000, 2000), 1),
+)
+
+
+@dataclass(frozen=True)
+class CaloLayer:
+    """One calorimeter layer: its id, radial edges (mm), angular bins and voxel slice."""
+
+    layer_id: int
+    r_edges: np.ndarray
+    n_alpha: int
+    start: int
+
+    @property
+    def n_r(self) -> int:
+        return len(self.r_edges) - 1
+
+    @property
+    def n_voxels(self) -> int:
+        return self.n_r * self.n_alpha
+
+    def energies(self, voxels: np.ndarray) -> np.ndarray:
+        """``(N, n_alpha, n_r)`` voxel energies of this layer."""
+        return voxels[:, self.start : self.start + self.n_voxels].reshape(-1, self.n_alpha, self.n_r)
+
+
+def calo_layers(events: EventSet) -> list[CaloLayer]:
+    """The layer geometry of a calorimeter :class:`EventSet`.
+
+    Taken from ``events.meta["calo_layers"]`` (a list of ``{"id", "r_edges", "n_alpha"}``)
+    when the source wrote it, else the CaloChallenge dataset-1-photon geometry when the
+    event has its 368 voxels.
+    """
+    spec = events.meta.get("calo_layers")
+    if spec is None:
+        spec = [{"id": i, "r_edges": r, "n_alpha": a} for i, r, a in CALO_DS1_PHOTON_LAYERS]
+    layers, start = [], 0
+    for entry in spec:
+        layer = CaloLayer(int(entry["id"]), np.asarray(entry["r_edges"], float), int(entry["n_alpha"]), start)
+        layers.append(layer)
+        start += layer.n_voxels
+    if start != events.n_features:
+        raise InputError(
+            f"calo events have {events.n_features} voxel features but the layer geometry has {start} voxels; "
+            "expected CaloChallenge dataset-1-photon voxels (368) or meta['calo_layers'] describing the layers"
+        )
+    return layers
+
+
+def calo_plots(inp: KindPlotInputs) -> list[PlotRecord]:
+    """The CaloChallenge-2022 views of showers (arXiv:2410.21611): radial profiles, the
+    average shower in (α, r), mean layer energy against E_inc, and scores per E_inc bin."""
+    truth, samples, colors, out = inp.truth, inp.samples, inp.colors, inp.out
     layers = calo_layers(truth)
-    records = [_calo_radial_profiles(dataset, layers, truth, samples, colors, out)]
-    records.append(_calo_polar_average(dataset, layers, truth, samples, out))
+    records = [_calo_radial_profiles(inp.dataset, layers, truth, samples, colors, out)]
+    records.append(_calo_polar_average(inp.dataset, layers, truth, samples, out))
     if truth.condition is None:
         raise InputError("calo truth has no condition: expected the incident energy E_inc (MeV) as condition")
-    records.append(_calo_layer_energy_vs_einc(dataset, layers, truth, samples, colors, out))
-    per_bin = _calo_per_energy_bin(dataset, metrics, list(samples), colors, out)
+    records.append(_calo_layer_energy_vs_einc(inp.dataset, layers, truth, samples, colors, out))
+    per_bin = _calo_per_energy_bin(inp.dataset, inp.metrics, list(samples), colors, out)
     if per_bin is not None:
         records.append(per_bin)
     return records
@@ -493,41 +828,61 @@ def _calo_layer_energy_vs_einc(dataset, layers, truth, samples, colors, out) -> 
     )  # fmt: skip
 
 
-def _find_per_energy_bin(metrics: dict) -> dict | None:
-    """``per_energy_bin`` at the top of ``metrics`` or inside any metric's details."""
-    block = metrics.get("metrics", {})
-    if isinstance(block.get("per_energy_bin"), dict):
-        return block["per_energy_bin"]
-    for entry in block.values():
-        if isinstance(entry, dict) and isinstance(entry.get("per_energy_bin"), dict):
-            return entry["per_energy_bin"]
-    return None
+@dataclass(frozen=True)
+class EnergyBinScores:
+    """One sample's scores per incident-energy bin, as ``evaluate_sample`` writes them in
+    ``metrics["per_energy_bin"]["bins"]``; bins skipped for too few events are left out."""
+
+    e_inc: np.ndarray  #: the bin's energy: the discrete value, or the geometric centre of [low, high]
+    w1: np.ndarray
+    w1_error: np.ndarray
+    auc: np.ndarray
+    auc_error: np.ndarray
+
+    @classmethod
+    def from_metrics(cls, entry: Mapping) -> EnergyBinScores | None:
+        block = (entry.get("metrics") or {}).get("per_energy_bin")
+        if not isinstance(block, dict) or not isinstance(block.get("bins"), list):
+            return None
+        scored = [b for b in block["bins"] if "c2st_auc" in b and not b.get("skipped")]
+        if not scored:
+            return None
+
+        def column(key: str) -> np.ndarray:
+            return np.array([np.nan if b.get(key) is None else float(b[key]) for b in scored])
+
+        e_inc = np.sqrt(column("e_inc_low") * column("e_inc_high"))
+        return cls(e_inc, column("w1_mean"), column("w1_mean_error"), column("c2st_auc"), column("c2st_auc_error"))
 
 
 def _calo_per_energy_bin(dataset, metrics, models, colors, out) -> PlotRecord | None:
-    found = {m: _find_per_energy_bin(metrics[m]) for m in ["truth", *models] if m in metrics}
-    found = {m: v for m, v in found.items() if v and "e_inc" in v}
-    scores = [k for k in ("w1", "auc") if any(k in v for v in found.values())]
-    if not scores:
+    found = {m: EnergyBinScores.from_metrics(metrics[m]) for m in ["truth", *models] if m in metrics}
+    found = {m: v for m, v in found.items() if v is not None}
+    if not found:
         return None
-    fig, axes = plt.subplots(1, len(scores), figsize=(6 * len(scores), 5), squeeze=False, constrained_layout=True)
-    for ax, key in zip(axes[0], scores):
-        for model, block in found.items():
-            if key not in block:
-                continue
-            style = {"color": TRUTH_COLOR, "ls": "--"} if model == "truth" else {"color": colors[model]}
-            ax.plot(block["e_inc"], np.asarray(block[key], dtype=float), marker="o", label=model, **style)
+    panels = (("w1", "W1/σ of the high-level features (mean)", None),
+              ("auc", "C2ST AUC on the high-level features", 0.5))  # fmt: skip
+    fig, axes = plt.subplots(1, 2, figsize=(14, 6), constrained_layout=True)
+    for ax, (key, ylabel, ideal) in zip(axes, panels):
+        for model, scores in found.items():
+            style = {"color": TRUTH_COLOR, "ls": "--", "lw": 2} if model == "truth" else {"color": colors[model]}
+            ax.errorbar(scores.e_inc, getattr(scores, key), yerr=getattr(scores, f"{key}_error"), marker="o",
+                        ms=5, capsize=2, label="truth vs truth" if model == "truth" else model, **style)  # fmt: skip
+        if ideal is not None:
+            ax.axhline(ideal, color="grey", lw=1, ls=":")
         ax.set_xscale("log")
         ax.set_xlabel("$E_{inc}$ [MeV]", fontsize="small")
-        ax.set_ylabel({"w1": "W1/σ (mean)", "auc": "C2ST AUC"}[key], fontsize="small")
-        if key == "auc":
-            ax.axhline(0.5, color="grey", lw=1)
-        ax.legend(fontsize="xx-small")
+        ax.set_ylabel(ylabel, fontsize="small")
+        ax.tick_params(labelsize="x-small")
+    # Below the panels: inside, it covers the points whatever corner it takes.
+    handles, labels = axes[0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="outside lower center", ncols=min(len(labels), 6), fontsize="x-small")
     png, pdf = save_figure(fig, out / "calo" / "per_energy_bin.png")
     return PlotRecord(
         png, pdf, "calo", f"{dataset}: scores per incident energy",
-        "Metrics computed separately in each incident-energy bin; truth's own value (dashed) is the "
-        "noise floor at that bin's sample size.",
+        "W1/σ and C2ST AUC of the high-level shower features computed separately in each incident-energy "
+        "bin, with their errors; truth against truth (dashed) is the noise floor at that bin's sample size, "
+        "and 0.5 (dotted) the ideal AUC.",
     )  # fmt: skip
 
 
@@ -542,6 +897,11 @@ def _dalitz_columns(names: list[str]) -> tuple[int, int] | None:
     return None if i is None or j is None else (i, j)
 
 
+def phasespace_plots(inp: KindPlotInputs) -> list[PlotRecord]:
+    """The Dalitz plot of the three-body decay: m²₁₂ against m²₂₃ for truth and every model."""
+    return _dalitz_plot(inp.dataset, inp.truth, inp.truth_obs, inp.obs_names, inp.samples, inp.sample_obs, inp.out)
+
+
 def _dalitz_plot(dataset, truth, truth_obs, obs_names, samples, sample_obs, out) -> list[PlotRecord]:
     names = list(truth.feature_names) + list(obs_names)
     cols = _dalitz_columns(names)
@@ -549,6 +909,8 @@ def _dalitz_plot(dataset, truth, truth_obs, obs_names, samples, sample_obs, out)
         warnings.warn(f"{dataset}: no m2_12/m2_23 among columns {names}; the Dalitz plot is not drawn", stacklevel=2)
         return []
     i, j = cols
+    units = list(truth.units) + [c.unit for c in observable_columns(truth.kind, obs_names)]
+    labels = [f"{n} [{unit_text(u)}]" if u else n for n, u in zip(names, units)]
     sets = {"truth": np.hstack([truth.features, truth_obs])}
     sets.update({m: np.hstack([s.features, sample_obs[m]]) for m, s in samples.items()})
     x_edges, y_edges = histogram_edges(sets["truth"][:, i], 60), histogram_edges(sets["truth"][:, j], 60)
@@ -562,12 +924,13 @@ def _dalitz_plot(dataset, truth, truth_obs, obs_names, samples, sample_obs, out)
         h = np.histogram2d(values[finite, i], values[finite, j], [x_edges, y_edges], density=True)[0]
         mesh = ax.pcolormesh(x_edges, y_edges, np.ma.masked_equal(h, 0).T, vmin=0, vmax=vmax, cmap="viridis")
         ax.set_title(name, fontsize="small")
-        ax.set_xlabel(names[i], fontsize="small")
-        ax.set_ylabel(names[j], fontsize="small")
+        ax.set_xlabel(labels[i], fontsize="small")
+        ax.set_ylabel(labels[j], fontsize="small")
         ax.tick_params(labelsize="x-small")
     for ax in list(axes.flat)[len(sets) :]:
         ax.set_axis_off()
-    fig.colorbar(mesh, ax=axes.ravel().tolist(), shrink=0.8, label="density")
+    density_unit = f" [1/({unit_text(units[i])} {unit_text(units[j])})]" if units[i] and units[j] else ""
+    fig.colorbar(mesh, ax=axes.ravel().tolist(), shrink=0.8, label=f"density{density_unit}")
     png, pdf = save_figure(fig, out / "phasespace" / "dalitz.png")
     return [
         PlotRecord(
@@ -578,100 +941,11 @@ def _dalitz_plot(dataset, truth, truth_obs, obs_names, samples, sample_obs, out)
     ]
 
 
-def _classifier_weight_plot(dataset, metrics, models, colors, out) -> PlotRecord | None:
-    hists = {}
-    for model in models:
-        details = metrics.get(model, {}).get("metrics", {}).get("c2st_auc") or {}
-        if isinstance(details.get("log_w_hist"), dict):
-            hists[model] = details["log_w_hist"]
-    if not hists:
-        return None
-    ncols = min(4, len(hists))
-    nrows = -(-len(hists) // ncols)
-    fig, axes = plt.subplots(nrows, ncols, figsize=(5 * ncols, 4 * nrows), squeeze=False, constrained_layout=True)
-    for ax, (model, h) in zip(axes.flat, hists.items()):
-        edges = np.asarray(h["edges"], dtype=float)
-        ax.stairs(np.asarray(h["truth"], dtype=float), edges, color=TRUTH_COLOR, lw=2, label="truth")
-        ax.stairs(np.asarray(h["generated"], dtype=float), edges, color=colors[model], lw=1.5, label="generated")
-        ax.axvline(0.0, color="grey", lw=1, ls=":")
-        ax.set_yscale("log")
-        ax.set_title(model, fontsize="small")
-        ax.set_xlabel(r"$\log w = \log\,p/(1-p)$", fontsize="small")
-        ax.tick_params(labelsize="x-small")
-        ax.legend(fontsize="xx-small")
-    for ax in list(axes.flat)[len(hists) :]:
-        ax.set_axis_off()
-    png, pdf = save_figure(fig, out / "classifier" / "log_weights.png")
-    return PlotRecord(
-        png, pdf, "classifier", f"{dataset}: classifier weights",
-        "Distribution of the C2ST classifier's log-weight log w = log p/(1−p) on truth and generated "
-        "events; a perfect generator puts both in a narrow peak at 0 (arXiv:2305.16774).",
-    )  # fmt: skip
-
-
-def _metric_value(entry: dict, key: str) -> float:
-    value = (entry.get("metrics", {}).get(key) or {}).get("value")
-    return np.nan if value is None else float(value)
-
-
-def pareto_front(cost: np.ndarray, badness: np.ndarray) -> np.ndarray:
-    """Mask of the points no other point beats in both ``cost`` and ``badness`` (both minimised)."""
-    cost, badness = np.asarray(cost, float), np.asarray(badness, float)
-    ok = np.isfinite(cost) & np.isfinite(badness)
-    front = np.zeros(cost.shape, dtype=bool)
-    for k in np.flatnonzero(ok):
-        dominated = ok & (cost <= cost[k]) & (badness <= badness[k]) & ((cost < cost[k]) | (badness < badness[k]))
-        front[k] = not dominated.any()
-    return front
-
-
-def _largest_batch_rate(rates: dict[str, float | None]) -> float:
-    """The sampling rate at the largest batch size that was measured (events/s)."""
-    measured = [(int(b), r) for b, r in rates.items() if r is not None and np.isfinite(r)]
-    return max(measured)[1] if measured else np.nan
-
-
-def _cost_plot(dataset, metrics, models, colors, out) -> PlotRecord | None:
-    rows = [m for m in models if metrics.get(m, {}).get("cost")]
-    qualities = [(k, lab) for k, lab in (("c2st_auc", "C2ST AUC"), ("fpd", "FPD")) if any(np.isfinite(_metric_value(metrics[m], k)) for m in rows)]
-    if not rows or not qualities:
-        return None
-    train_time = np.array([metrics[m]["cost"].get("train_time_s", np.nan) or np.nan for m in rows], float)
-    rate = np.array([_largest_batch_rate(metrics[m]["cost"].get("sample_rate") or {}) for m in rows], float)
-    # Both axes as costs to minimise: seconds of training and seconds per event sampled.
-    costs = [("training time [s]", train_time, train_time), ("sampling rate, largest batch [events/s]", rate, 1.0 / rate)]
-    fig, axes = plt.subplots(len(qualities), 2, figsize=(12, 5 * len(qualities)), squeeze=False, constrained_layout=True)
-    for r, (key, label) in enumerate(qualities):
-        quality = np.array([_metric_value(metrics[m], key) for m in rows])
-        badness = np.abs(quality - 0.5) if key == "c2st_auc" else quality
-        truth_value = _metric_value(metrics.get("truth", {}), key)
-        for c, (xlabel, x, x_cost) in enumerate(costs):
-            ax = axes[r, c]
-            if not np.isfinite(x).any():
-                ax.text(0.5, 0.5, f"no {xlabel.split(' [')[0]} recorded", ha="center", transform=ax.transAxes)
-                continue
-            for k, model in enumerate(rows):
-                if np.isfinite(x[k]) and np.isfinite(quality[k]):
-                    ax.scatter(x[k], quality[k], color=colors[model], s=60, label=model, zorder=3)
-                    ax.annotate(model, (x[k], quality[k]), xytext=(4, 4), textcoords="offset points", fontsize="xx-small")
-            front = pareto_front(x_cost, badness)
-            order = np.argsort(x[front])
-            ax.plot(x[front][order], quality[front][order], color="grey", ls="--", lw=1, zorder=2, label="Pareto front")
-            if np.isfinite(truth_value):
-                ax.axhline(truth_value, color=TRUTH_COLOR, ls=":", lw=1, label="truth vs truth")
-            ax.set_xscale("log")
-            ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
-            ax.set_xlabel(xlabel, fontsize="small")
-            ax.set_ylabel(label, fontsize="small")
-            ax.tick_params(labelsize="x-small")
-        axes[r, 0].legend(fontsize="xx-small")
-    png, pdf = save_figure(fig, out / "cost" / "quality_vs_cost.png")
-    return PlotRecord(
-        png, pdf, "cost", f"{dataset}: quality vs cost",
-        "Sample quality (C2ST AUC, ideal 0.5; FPD, ideal 0) against training time and against the "
-        "sampling rate for batches of 10^5 events; the dashed line joins the Pareto-optimal models and "
-        "the dotted line is truth's own value.",
-    )  # fmt: skip
+#: Extra figures per dataset kind (zmumu and generic have none beyond the histograms).
+KIND_PLOTS: dict[str, Callable[[KindPlotInputs], list[PlotRecord]]] = {
+    "calo": calo_plots,
+    "phasespace": phasespace_plots,
+}
 
 
 def write_plot_manifest(path: str, records: list[PlotRecord], dataset: str = "") -> None:

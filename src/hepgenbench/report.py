@@ -1,13 +1,18 @@
 """The comparison report: one self-contained HTML page, the same tables in Markdown, a CSV.
 
+Every number comes from one :class:`pandas.DataFrame` of the results (:func:`results_frame`,
+one row per file, metric and value); the summary table, the ranking, ``metrics.csv`` and
+the Markdown are views of it, and the HTML page is the Jinja2 template
+``templates/report.html.j2`` (autoescaped) rendered from the same views.
+
 Per dataset the page shows a summary table (one row per model and the truth-vs-truth
 noise-floor row, one column per headline metric, ``value ± error``, the best model per
 column highlighted), a ranking across metrics, the figures from :mod:`hepgenbench.plots`
 and, at the end, the provenance of every number: config, seed, git commit, package
 versions and where each model was trained.
 
-The HTML page inlines its PNGs as base64 data URIs and its CSS, so it opens from disk,
-from an e-mail attachment or from a CI artefact with no server and no network.
+The page inlines its PNGs as base64 data URIs and its CSS, so it opens from disk, from an
+e-mail attachment or from a CI artefact with no server and no network.
 
 Reading the table against the truth row follows the noise-floor practice of
 arXiv:2211.10295 (Kansal et al., "Evaluating generative models in high energy physics"):
@@ -18,20 +23,18 @@ cannot be told apart from truth with this many events.
 from __future__ import annotations
 
 import base64
-import csv
-import html
 import importlib.metadata
 import math
 import platform
 import subprocess
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
+import jinja2
 import numpy as np
+import pandas as pd
 import yaml
-from scipy.stats import rankdata
 
 from hepgenbench.errors import InputError
 from hepgenbench.io import atomic_path
@@ -42,59 +45,28 @@ from hepgenbench.records import MetricsRecord
 #: Packages whose versions the provenance lists (distribution names).
 PROVENANCE_PACKAGES = ("torch", "zuko", "numpy", "scikit-learn", "POT", "uproot", "snakemake", "hepgenbench")
 #: The order in which figure kinds appear on the page; unknown kinds follow.
-PLOT_KIND_ORDER = ("observable", "feature", "calo", "dalitz", "correlation", "classifier", "cost", "training")
+PLOT_KIND_ORDER = ("observable", "observable_per_model", "feature", "feature_per_model", "calo", "dalitz",
+                   "correlation", "classifier", "cost", "training")  # fmt: skip
 PLOT_KIND_TITLES = {
-    "observable": "Derived observables", "feature": "Features", "calo": "Calorimeter showers",
+    "observable": "Derived observables", "observable_per_model": "Derived observables, every model",
+    "feature": "Features", "feature_per_model": "Features, every model", "calo": "Calorimeter showers",
     "dalitz": "Dalitz plots", "correlation": "Correlations", "classifier": "Classifier weights",
     "cost": "Quality vs cost", "training": "Training curves",
 }  # fmt: skip
+#: Figure kinds shown folded: one figure per model and column is a lot to scroll past.
+FOLDED_PLOT_KINDS = ("observable_per_model", "feature_per_model", "correlation")
 TRUTH = "truth"
+DEFAULT_TITLE = "hepgenbench report"
+#: Cost columns of the summary table: (key in the frame, column label, formatter name).
+COST_COLUMNS = (("cost.n_parameters", "params"), ("cost.train_time_s", "train time"),
+                ("cost.sample_rate_100000", "rate @1e5"))  # fmt: skip
+#: How each ranking mode reads as the column's ideal.
+IDEAL = {"lower": "↓", "half": "→ 0.5", "one": "→ 1", "higher": "↑"}
+#: The columns of ``metrics.csv``, in order.
+CSV_COLUMNS = ["dataset", "model", "metric", "value", "error", "status", "replica"]
 
 
-@dataclass
-class Cell:
-    """One table cell: a metric's value, its statistical error and, for replicas, their spread."""
-
-    value: float | None
-    error: float | None = None
-    spread: float | None = None
-
-
-@dataclass
-class TableRow:
-    """One row of a dataset's summary table: a model (or its replicas, averaged) or truth."""
-
-    dataset: str
-    model: str
-    family: str
-    status: str
-    status_detail: str
-    cells: dict[str, Cell]
-    cost: dict = field(default_factory=dict)
-    training: list[dict] = field(default_factory=list)
-    n_replicas: int = 1
-
-    @property
-    def is_truth(self) -> bool:
-        return self.model == TRUTH
-
-    @property
-    def diverged(self) -> bool:
-        return self.status == "diverged"
-
-
-@dataclass
-class Ranking:
-    """A model's standing across the headline metrics of one dataset."""
-
-    model: str
-    mean_rank: float
-    n_ranked: int
-    within_noise: int
-    n_with_floor: int
-
-
-# ---------------------------------------------------------------- loading and tables
+# ---------------------------------------------------------------- loading and the frame
 
 
 def load_metrics(paths: Iterable[str]) -> list[dict]:
@@ -103,8 +75,7 @@ def load_metrics(paths: Iterable[str]) -> list[dict]:
 
 
 def _number(x) -> float | None:
-    if x is None:
-        return None
+    """``x`` as a finite float, or None."""
     try:
         x = float(x)
     except (TypeError, ValueError):
@@ -112,34 +83,10 @@ def _number(x) -> float | None:
     return x if math.isfinite(x) else None
 
 
-def _cell(entry: dict, key: str) -> Cell:
-    m = entry["metrics"].get(key)
-    return Cell(_number(m.get("value")), _number(m.get("error"))) if isinstance(m, dict) else Cell(None)
-
-
-def summary_rows(entries: list[dict], dataset: str) -> list[TableRow]:
-    """The table rows of ``dataset``: truth first, then models in input order.
-
-    Several files of one model (its config name, ``name``) with distinct
-    ``training.replica`` become one row: each
-    cell is the mean over replicas, its error the mean of the replicas' statistical errors
-    (one evaluation's), and its spread the standard deviation across replicas, so the two
-    sources of uncertainty can be read side by side.
-    """
-    keys = [k for k, _, _ in HEADLINE]
-    mine = [e for e in entries if e["dataset"] == dataset]
-    rows = [_single_row(e, keys) for e in mine if e["model"] == TRUTH]
-    groups: dict[str, list[dict]] = {}
-    for e in mine:
-        if e["model"] != TRUTH:
-            groups.setdefault(model_name(e), []).append(e)
-    for name, members in groups.items():
-        replicas = [(m.get("training") or {}).get("replica") for m in members]
-        if len(members) > 1 and None not in replicas and len(set(replicas)) == len(members):
-            rows.append(_replica_row(name, members, keys))
-        else:
-            rows += [_single_row(m, keys) for m in members]
-    return rows
+def _float(x) -> float:
+    """``x`` as a finite float, or NaN (the frame's missing value)."""
+    x = _number(x)
+    return math.nan if x is None else x
 
 
 def model_name(e: dict) -> str:
@@ -147,45 +94,79 @@ def model_name(e: dict) -> str:
     return e.get("name") or e["model"]
 
 
-def _single_row(e: dict, keys: list[str]) -> TableRow:
-    return TableRow(
-        dataset=e["dataset"], model=model_name(e), family=e.get("family") or e["model"],
-        status=e.get("status", "ok"), status_detail=e.get("status_detail", ""),
-        cells={k: _cell(e, k) for k in keys}, cost=dict(e.get("cost") or {}),
-        training=[dict(e["training"])] if e.get("training") else [],
+def results_frame(entries: list[dict]) -> pd.DataFrame:
+    """Every number of every metrics file, one row per (file, metric), in file order.
+
+    Columns: dataset, model (the config name replicas share), instance, family, status,
+    status_detail, replica (``""`` for truth), metric, value, error (NaN when absent).
+    Costs are metrics named ``cost.<key>``, the sampling rates ``cost.sample_rate_<batch>``.
+    """
+    rows = []
+    for e in entries:
+        training = e.get("training") or {}
+        base = {
+            "dataset": e["dataset"], "model": model_name(e), "instance": e["model"],
+            "family": e.get("family") or e["model"], "status": e.get("status", "ok"),
+            "status_detail": e.get("status_detail", ""), "replica": str(training.get("replica", "")),
+        }  # fmt: skip
+        for key, m in e["metrics"].items():
+            if isinstance(m, dict) and "value" in m:
+                rows.append({**base, "metric": key, "value": _float(m.get("value")), "error": _float(m.get("error"))})
+        cost = e.get("cost") or {}
+        flat = {k: v for k, v in cost.items() if not isinstance(v, dict)}
+        flat.update({f"sample_rate_{n}": v for n, v in (cost.get("sample_rate") or {}).items()})
+        rows += [{**base, "metric": f"cost.{k}", "value": _float(v), "error": math.nan} for k, v in flat.items()]
+    columns = ["dataset", "model", "instance", "family", "status", "status_detail", "replica", "metric", "value", "error"]
+    return pd.DataFrame(rows, columns=columns)
+
+
+def summary_table(frame: pd.DataFrame, dataset: str) -> pd.DataFrame:
+    """One row per model of ``dataset`` (truth first, then in file order), indexed by model.
+
+    Columns ``(metric, "value" | "error" | "spread")`` for every metric and cost, plus
+    ``("row", family | status | status_detail | n_replicas)``. A model's replicas (its
+    files with one config name) become one row: the value is their mean, the error the
+    mean of their statistical errors (one evaluation's) and the spread their standard
+    deviation, so that the two sources of uncertainty can be read side by side.
+    """
+    mine = frame[frame["dataset"] == dataset]
+    if mine.empty:
+        return pd.DataFrame()
+    order = list(dict.fromkeys([TRUTH] * (TRUTH in set(mine["model"])) + list(mine["model"])))
+    numbers = mine.groupby(["model", "metric"], sort=False).agg(
+        value=("value", "mean"), error=("error", "mean"), spread=("value", lambda v: v.std(ddof=1) if v.count() > 1 else np.nan),
     )  # fmt: skip
+    table = numbers.unstack("metric").swaplevel(axis=1).sort_index(axis=1, level=0, sort_remaining=False)
+    files = mine.drop_duplicates(["model", "instance"])
+    rows = pd.DataFrame({
+        "family": files.groupby("model", sort=False)["family"].first(),
+        "status": files.groupby("model", sort=False)["status"].agg(lambda s: "diverged" if (s == "diverged").any() else s.iloc[0]),
+        "status_detail": files.groupby("model", sort=False).apply(_status_detail, include_groups=False),
+        "n_replicas": files.groupby("model", sort=False)["instance"].nunique(),
+    })  # fmt: skip
+    rows.columns = pd.MultiIndex.from_product([["row"], rows.columns])
+    return pd.concat([rows, table], axis=1).loc[order]
 
 
-def _replica_row(name: str, members: list[dict], keys: list[str]) -> TableRow:
-    cells = {}
-    for k in keys:
-        per = [_cell(m, k) for m in members]
-        values = [c.value for c in per if c.value is not None]
-        errors = [c.error for c in per if c.error is not None]
-        cells[k] = Cell(
-            float(np.mean(values)) if values else None,
-            float(np.mean(errors)) if errors else None,
-            float(np.std(values, ddof=1)) if len(values) > 1 else None,
-        )
-    diverged = [m for m in members if m.get("status") == "diverged"]
-    detail = "; ".join(f"replica {(m.get('training') or {}).get('replica')}: {m.get('status_detail', '')}" for m in diverged)
-    costs = [m.get("cost") or {} for m in members]
-    cost = {c: float(np.mean([x[c] for x in costs if _number(x.get(c)) is not None]))
-            for c in ("n_parameters", "train_time_s", "time_to_best_s", "peak_memory_mb")
-            if any(_number(x.get(c)) is not None for x in costs)}  # fmt: skip
-    rates = [_number((x.get("sample_rate") or {}).get("100000")) for x in costs]
-    if any(r is not None for r in rates):
-        cost["sample_rate"] = {"100000": float(np.mean([r for r in rates if r is not None]))}
-    return TableRow(
-        dataset=members[0]["dataset"], model=name, family=members[0].get("family") or name,
-        status="diverged" if diverged else "ok", status_detail=detail, cells=cells, cost=cost,
-        training=[dict(m["training"]) for m in members], n_replicas=len(members),
-    )  # fmt: skip
+def _status_detail(files: pd.DataFrame) -> str:
+    diverged = files[files["status"] == "diverged"]
+    if len(files) == 1 or diverged.empty:
+        return str(files["status_detail"].iloc[0]) if len(files) == 1 else ""
+    return "; ".join(f"replica {r}: {d}" for r, d in zip(diverged["replica"], diverged["status_detail"]))
 
 
-def rank_score(value: float, mode: str) -> float:
+def headline_columns(summary: pd.DataFrame) -> list[tuple[str, str, str]]:
+    """The :data:`HEADLINE` columns with at least one value in ``summary``."""
+    present = set(summary.columns.get_level_values(0))
+    return [(k, label, mode) for k, label, mode in HEADLINE if k in present and summary[(k, "value")].notna().any()]
+
+
+# ---------------------------------------------------------------- ranking
+
+
+def rank_score(value, mode: str):
     """Distance from the ideal: the value itself (``lower``), |v − 0.5| (``half``), |v − 1|
-    (``one``) or −v (``higher``)."""
+    (``one``) or −v (``higher``); works on numbers and on pandas Series."""
     if mode == "lower":
         return value
     if mode == "higher":
@@ -197,52 +178,48 @@ def rank_score(value: float, mode: str) -> float:
     raise InputError(f"unknown rank mode '{mode}' in HEADLINE; expected 'lower', 'half', 'one' or 'higher'")
 
 
-def _contenders(rows: list[TableRow], key: str) -> list[TableRow]:
+def _contender_scores(summary: pd.DataFrame, key: str, mode: str) -> pd.Series:
     # Truth is the reference, not a contender; a diverged model keeps its numbers but no prize.
-    return [r for r in rows if not r.is_truth and not r.diverged and r.cells[key].value is not None]
+    contenders = (summary.index != TRUTH) & (summary[("row", "status")] != "diverged")
+    return rank_score(summary.loc[contenders, (key, "value")].dropna(), mode)
 
 
-def best_models(rows: list[TableRow], key: str, mode: str) -> set[str]:
+def best_models(summary: pd.DataFrame, key: str, mode: str) -> set[str]:
     """Models with the best score in column ``key`` (ties share it)."""
-    contenders = _contenders(rows, key)
-    if not contenders:
+    scores = _contender_scores(summary, key, mode)
+    if scores.empty:
         return set()
-    scores = np.array([rank_score(r.cells[key].value, mode) for r in contenders])
-    return {r.model for r, s in zip(contenders, scores) if np.isclose(s, scores.min(), rtol=1e-12, atol=0)}
+    return set(scores.index[np.isclose(scores, scores.min(), rtol=1e-12, atol=0)])
 
 
-def within_noise_floor(cell: Cell, truth: Cell, mode: str) -> bool:
+def within_noise_floor(value: float, error: float, truth_value: float, truth_error: float, mode: str) -> bool:
     """Whether a model's value is within truth's value + 2σ (σ combines both errors)."""
-    sigma = math.hypot(cell.error or 0.0, truth.error or 0.0)
-    return rank_score(cell.value, mode) <= rank_score(truth.value, mode) + 2 * sigma
+    sigma = math.hypot(np.nan_to_num(error), np.nan_to_num(truth_error))
+    return bool(rank_score(value, mode) <= rank_score(truth_value, mode) + 2 * sigma)
 
 
-def rankings(rows: list[TableRow], columns: list[tuple[str, str, str]]) -> list[Ranking]:
-    """Mean rank (1 = best, ties averaged) per model over ``columns`` and noise-floor counts, best first."""
-    ranks: dict[str, list[float]] = {r.model: [] for r in rows if not r.is_truth}
-    within = dict.fromkeys(ranks, 0)
-    with_floor = dict.fromkeys(ranks, 0)
-    truth = next((r for r in rows if r.is_truth), None)
+def ranking_table(summary: pd.DataFrame, columns: list[tuple[str, str, str]]) -> pd.DataFrame:
+    """Per model: mean rank over ``columns`` (1 = best, ties averaged), how many columns it
+    was ranked in, and in how many it is within the noise floor; best first."""
+    models = [m for m in summary.index if m != TRUTH]
+    ranks = pd.DataFrame(index=models, columns=[k for k, _, _ in columns], dtype=float)
+    within = pd.Series(0, index=models)
+    with_floor = pd.Series(0, index=models)
     for key, _, mode in columns:
-        contenders = _contenders(rows, key)
-        if contenders:
-            scores = [rank_score(r.cells[key].value, mode) for r in contenders]
-            for r, rank in zip(contenders, rankdata(scores, method="average")):
-                ranks[r.model].append(float(rank))
-        floor = truth.cells[key] if truth else Cell(None)
-        if floor.value is None:
+        scores = _contender_scores(summary, key, mode)
+        ranks.loc[scores.index, key] = scores.rank(method="average")
+        if TRUTH not in summary.index or np.isnan(summary.at[TRUTH, (key, "value")]):
             continue
-        for r in rows:
-            if not r.is_truth and r.cells[key].value is not None:
-                with_floor[r.model] += 1
-                within[r.model] += within_noise_floor(r.cells[key], floor, mode)
-    out = [Ranking(m, float(np.mean(v)) if v else math.inf, len(v), within[m], with_floor[m]) for m, v in ranks.items()]
-    return sorted(out, key=lambda r: (r.mean_rank, r.model))
-
-
-def table_columns(rows: list[TableRow]) -> list[tuple[str, str, str]]:
-    """The HEADLINE columns with at least one value among ``rows``."""
-    return [(k, label, mode) for k, label, mode in HEADLINE if any(r.cells[k].value is not None for r in rows)]
+        truth_value, truth_error = summary.at[TRUTH, (key, "value")], summary.at[TRUTH, (key, "error")]
+        for m in models:
+            value = summary.at[m, (key, "value")]
+            if not np.isnan(value):
+                with_floor[m] += 1
+                within[m] += within_noise_floor(value, summary.at[m, (key, "error")], truth_value, truth_error, mode)
+    out = pd.DataFrame({"mean_rank": ranks.mean(axis=1).fillna(np.inf), "n_ranked": ranks.notna().sum(axis=1),
+                        "within_noise": within, "n_with_floor": with_floor})  # fmt: skip
+    out.index.name = "model"
+    return out.reset_index().sort_values(["mean_rank", "model"]).set_index("model")
 
 
 # ---------------------------------------------------------------- formatting
@@ -304,47 +281,69 @@ def format_rate(rate: float | None) -> str:
     return f"{rate / 10**exponent:.2g}e{exponent}/s"
 
 
-def status_text(row: TableRow) -> str:
-    """``ok``, or ``diverged at …`` with the trainer's reason."""
-    if not row.diverged:
-        return "" if row.is_truth else "ok"
-    detail = row.status_detail.strip()
+def status_text(model: str, status: str, detail: str) -> str:
+    """``ok``, ``diverged at …`` with the trainer's reason, or nothing for truth."""
+    if status != "diverged":
+        return "" if model == TRUTH else "ok"
+    detail = detail.strip()
     if detail.lower().startswith("diverged"):
         return detail
     return f"diverged at {detail}" if detail else "diverged"
 
 
-def _cost_cells(row: TableRow) -> list[str]:
-    if row.is_truth:
-        return ["", "", ""]
-    rate = (row.cost.get("sample_rate") or {}).get("100000")
-    return [format_count(row.cost.get("n_parameters")), format_seconds(row.cost.get("train_time_s")), format_rate(rate)]
+# ---------------------------------------------------------------- views of the frame
 
 
-# ---------------------------------------------------------------- outputs
+def display_table(summary: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The summary as text, and the metric behind each text cell.
+
+    Returns ``(text, metric)``: two frames of equal shape, one row per model, columns as the
+    reader sees them; ``metric`` holds the metric key of each value cell (else ``""``), for
+    the HTML cells' ``data-`` attributes and the highlighting of the best per column.
+    """
+    columns = headline_columns(summary)
+    replicated = bool((summary[("row", "n_replicas")] > 1).any())
+    text: dict[str, list[str]] = {"model": [], "status": []}
+    metric: dict[str, list[str]] = {"model": [], "status": []}
+    for m in summary.index:
+        row = summary.loc[m]
+        text["model"].append(m)
+        text["status"].append(status_text(m, row[("row", "status")], row[("row", "status_detail")]))
+    for key, label, mode in columns:
+        header = f"{label} {IDEAL[mode]}"
+        text[header] = [format_value_error(_opt(v), _opt(e)) for v, e in
+                        zip(summary[(key, "value")], summary[(key, "error")])]  # fmt: skip
+        metric[header] = [key] * len(summary)
+        if replicated:
+            text[f"{label} ± replicas"] = [format_spread(_opt(x)) for x in summary[(key, "spread")]]
+            metric[f"{label} ± replicas"] = [""] * len(summary)
+    formatters = {"params": format_count, "train time": format_seconds, "rate @1e5": format_rate}
+    for key, label in COST_COLUMNS:
+        values = summary[(key, "value")] if (key, "value") in summary.columns else pd.Series(np.nan, summary.index)
+        text[label] = ["" if m == TRUTH else formatters[label](_opt(v)) for m, v in zip(summary.index, values)]
+        metric[label] = [""] * len(summary)
+    metric["model"] = metric["status"] = [""] * len(summary)
+    return pd.DataFrame(text), pd.DataFrame(metric)
 
 
-def write_metrics_csv(path: str, entries: list[dict]) -> None:
-    """Every metric of every file in long format: dataset, model, metric, value, error, status, replica."""
-    with atomic_path(path) as tmp, open(tmp, "w", newline="") as f:
-        w = csv.writer(f)
-        w.writerow(["dataset", "model", "metric", "value", "error", "status", "replica"])
-        for e in entries:
-            replica = (e.get("training") or {}).get("replica", "")
-            status = e.get("status", "ok")
-            for key, m in e["metrics"].items():
-                if isinstance(m, dict) and "value" in m:
-                    w.writerow([e["dataset"], model_name(e), key, _csv(m.get("value")), _csv(m.get("error")), status, replica])
-            cost = e.get("cost") or {}
-            flat = {k: v for k, v in cost.items() if not isinstance(v, dict)}
-            flat.update({f"sample_rate_{n}": v for n, v in (cost.get("sample_rate") or {}).items()})
-            for key, v in flat.items():
-                w.writerow([e["dataset"], model_name(e), f"cost.{key}", _csv(v), "", status, replica])
+def _opt(x) -> float | None:
+    return None if x is None or (isinstance(x, float) and math.isnan(x)) else float(x)
+
+
+def metrics_csv_frame(frame: pd.DataFrame) -> pd.DataFrame:
+    """``metrics.csv``: the results frame in long format, one row per file and metric."""
+    return frame[CSV_COLUMNS]
 
 
 def _csv(x) -> str:
     x = _number(x)
     return "" if x is None else repr(x)
+
+
+def write_metrics_csv(path: str, frame: pd.DataFrame) -> None:
+    """Write :func:`metrics_csv_frame` atomically (floats in full precision, empty when absent)."""
+    with atomic_path(path) as tmp:
+        metrics_csv_frame(frame).to_csv(tmp, index=False, float_format=None, na_rep="")
 
 
 def collect_provenance(config: Mapping | None = None) -> dict:
@@ -392,6 +391,7 @@ def build_report(
     config: dict,
     outdir: str,
     provenance: dict | None = None,
+    title: str | None = None,
 ) -> None:
     """Write ``index.html``, ``report.md`` and ``metrics.csv`` under ``outdir``, atomically.
 
@@ -401,105 +401,63 @@ def build_report(
         config: the workflow config, shown as YAML in the provenance.
         outdir: the report directory.
         provenance: git commit, package versions...; collected here when not given.
+        title: the page's title; by default the config's ``report.title`` (:func:`report_title`).
     """
     entries = load_metrics(metrics_files)
+    frame = results_frame(entries)
     plots: dict[str, list[tuple[PlotRecord, str]]] = {}
     for manifest in plot_manifests:
         dataset, records = read_plot_manifest(manifest)
         plots.setdefault(dataset, []).extend((r, manifest) for r in records)
-    datasets = list(dict.fromkeys([e["dataset"] for e in entries] + list(plots)))
+    datasets = list(dict.fromkeys(list(frame["dataset"]) + list(plots)))
     provenance = dict(provenance) if provenance is not None else collect_provenance(config)
     provenance.setdefault("seed", (config or {}).get("seed"))
+    title = title or report_title(config)
+    sections = [_section(d, summary_table(frame, d), plots.get(d, [])) for d in datasets]
+    training = _training_frame(entries)
 
-    tables = {d: summary_rows(entries, d) for d in datasets}
     out = Path(outdir)
-    write_metrics_csv(str(out / "metrics.csv"), entries)
+    write_metrics_csv(str(out / "metrics.csv"), frame)
     with atomic_path(out / "report.md") as tmp:
-        tmp.write_text(render_markdown(datasets, tables, plots, config, provenance, entries))
+        tmp.write_text(render_markdown(title, sections, config, provenance, training))
     with atomic_path(out / "index.html") as tmp:
-        tmp.write_text(render_html(datasets, tables, plots, config, provenance, entries), encoding="utf-8")
+        tmp.write_text(render_html(title, sections, config, provenance, training), encoding="utf-8")
+
+
+def report_title(config: Mapping | None) -> str:
+    """The config's ``report.title``, or :data:`DEFAULT_TITLE`."""
+    return str(((config or {}).get("report") or {}).get("title") or DEFAULT_TITLE)
+
+
+def _section(dataset: str, summary: pd.DataFrame, plots: list[tuple[PlotRecord, str]]) -> dict:
+    """Everything the page and the Markdown show of one dataset."""
+    section: dict = {"dataset": dataset, "text": None, "plots": plots}
+    if summary.empty:
+        return section
+    text, metric = display_table(summary)
+    columns = headline_columns(summary)
+    best = {key: best_models(summary, key, mode) for key, _, mode in columns}
+    section.update(summary=summary, text=text, metric=metric, best=best,
+                   ranking=ranking_table(summary, columns))  # fmt: skip
+    return section
+
+
+def _training_frame(entries: list[dict]) -> pd.DataFrame:
+    keys = ("replica", "trained_at", "hostname", "device", "budget", "stopped_because", "best_epoch")
+    rows = [{"dataset": e["dataset"], "model": e["model"], **{k: str((e.get("training") or {}).get(k, "")) for k in keys}}
+            for e in entries if e["model"] != TRUTH and e.get("training")]  # fmt: skip
+    header = ["dataset", "model", "replica", "trained at", "host", "device", "budget", "stopped because", "best epoch"]
+    return pd.DataFrame([list(r.values()) for r in rows], columns=header)
 
 
 # ---------------------------------------------------------------- HTML
 
-_CSS = """
-body{font-family:system-ui,-apple-system,"Segoe UI",Helvetica,Arial,sans-serif;margin:1.5em auto;max-width:1400px;
- color:#222;padding:0 1em;line-height:1.4}
-h1{font-size:1.6em}h2{border-bottom:2px solid #3f90da;padding-bottom:.2em;margin-top:2em}
-.summary{display:flex;flex-wrap:wrap;gap:2em;align-items:flex-start}
-table{border-collapse:collapse;font-size:.85em}th,td{border:1px solid #ccc;padding:.25em .5em;text-align:right;
- white-space:nowrap}th{background:#eef3fa}td.model,th.model{text-align:left}
-tr.truth td{background:#f1f1f1;font-style:italic;color:#555;border-top:2px solid #888;border-bottom:2px solid #888}
-tr.diverged td{background:#fff0ee}td.status.diverged{color:#bd1f01;font-weight:bold}
-td.best{background:#dff5df;font-weight:bold}.note{font-size:.8em;color:#555;max-width:60em}
-figure{display:inline-block;margin:.5em;vertical-align:top;max-width:48%}figure img{max-width:100%;height:auto;
- border:1px solid #ddd}figcaption{font-size:.8em;color:#444}pre{background:#f7f7f7;padding:.8em;overflow-x:auto;
- font-size:.8em}#broken{display:none;background:#bd1f01;color:#fff;padding:.5em}
-.ranking{max-width:28em}
-details summary{cursor:pointer;font-weight:bold;margin:.5em 0}
-"""
 
-# Counts images that failed to decode, marks <body> for headless checks and shows a banner.
-_IMAGE_CHECK = """
-window.addEventListener("load",function(){var bad=0,imgs=document.images;
-for(var i=0;i<imgs.length;i++){if(!imgs[i].complete||imgs[i].naturalWidth===0){bad++;}}
-document.body.setAttribute("data-images",imgs.length);document.body.setAttribute("data-broken-images",bad);
-if(bad>0){var b=document.getElementById("broken");b.textContent=bad+" figure(s) failed to load";b.style.display="block";}});
-"""
-
-
-def _e(x) -> str:
-    return html.escape(str(x), quote=True)
-
-
-def _html_table(rows: list[TableRow]) -> str:
-    columns = table_columns(rows)
-    replicated = any(r.n_replicas > 1 for r in rows)
-    best = {k: best_models(rows, k, mode) for k, _, mode in columns}
-    head = ['<th class="model">model</th>', "<th>status</th>"]
-    for _, label, mode in columns:
-        ideal = {"lower": "↓", "half": "→ 0.5", "one": "→ 1", "higher": "↑"}[mode]
-        head.append(f"<th>{_e(label)} <small>{ideal}</small></th>")
-        if replicated:
-            head.append("<th>± replicas</th>")
-    head += ["<th>params</th>", "<th>train time</th>", "<th>rate @1e5</th>"]
-    body = []
-    for row in rows:
-        css = "truth" if row.is_truth else ("diverged" if row.diverged else "model")
-        name = row.model + (f" <small>(×{row.n_replicas} replicas)</small>" if row.n_replicas > 1 else "")
-        label = "truth <small>(noise floor)</small>" if row.is_truth else name
-        status_css = "status diverged" if row.diverged else "status"
-        cells = [f'<td class="model">{label}</td>', f'<td class="{status_css}">{_e(status_text(row))}</td>']
-        for key, _, _ in columns:
-            c = row.cells[key]
-            cls = "best" if row.model in best[key] and not row.is_truth else ""
-            attrs = f' data-metric="{key}" data-value="{_csv(c.value)}" data-error="{_csv(c.error)}"'
-            cells.append(f'<td class="{cls}"{attrs}>{_e(format_value_error(c.value, c.error))}</td>')
-            if replicated:
-                cells.append(f"<td>{_e(format_spread(c.spread))}</td>")
-        cells += [f"<td>{_e(x)}</td>" for x in _cost_cells(row)]
-        body.append(f'<tr class="{css}" data-model="{_e(row.model)}">' + "".join(cells) + "</tr>")
-    return (
-        '<table class="metrics"><thead><tr>' + "".join(head) + "</tr></thead><tbody>\n"
-        + "\n".join(body) + "\n</tbody></table>"
+def _environment() -> jinja2.Environment:
+    return jinja2.Environment(
+        loader=jinja2.PackageLoader("hepgenbench", "templates"), autoescape=True,
+        undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True,
     )  # fmt: skip
-
-
-def _html_ranking(rows: list[TableRow]) -> str:
-    ranked = rankings(rows, table_columns(rows))
-    items = []
-    for r in ranked:
-        mean = "—" if not math.isfinite(r.mean_rank) else f"{r.mean_rank:.2f}"
-        items.append(
-            f'<tr data-model="{_e(r.model)}"><td class="model">{_e(r.model)}</td><td>{mean}</td>'
-            f"<td>{r.within_noise} / {r.n_with_floor}</td></tr>"
-        )
-    return (
-        '<div class="ranking"><h3>Ranking</h3><table><thead><tr><th class="model">model</th><th>mean rank</th>'
-        "<th>within noise floor</th></tr></thead><tbody>" + "".join(items) + "</tbody></table>"
-        '<p class="note">Mean rank over the columns (1 = best; diverged models are not ranked). '
-        "Within noise floor: metrics where the model is within truth's value + 2σ.</p></div>"
-    )
 
 
 def _ordered_kinds(records: list[tuple[PlotRecord, str]]) -> list[str]:
@@ -507,135 +465,111 @@ def _ordered_kinds(records: list[tuple[PlotRecord, str]]) -> list[str]:
     return [k for k in PLOT_KIND_ORDER if k in kinds] + [k for k in kinds if k not in PLOT_KIND_ORDER]
 
 
-def _html_plots(records: list[tuple[PlotRecord, str]]) -> str:
-    parts = []
+def _figure_groups(records: list[tuple[PlotRecord, str]]) -> list[dict]:
+    groups = []
     for kind in _ordered_kinds(records):
-        figures = []
-        for rec, manifest in (x for x in records if x[0].kind == kind):
-            uri = png_data_uri(_resolve_png(rec.path_png, manifest))
-            figures.append(
-                f'<figure><img src="{uri}" alt="{_e(rec.title)}"><figcaption><b>{_e(rec.title)}.</b> '
-                f"{_e(rec.caption)}</figcaption></figure>"
-            )
-        title = PLOT_KIND_TITLES.get(kind, kind)
-        parts.append(f"<details open><summary>{_e(title)} ({len(figures)})</summary>{''.join(figures)}</details>")
-    return "\n".join(parts)
+        figures = [{"uri": png_data_uri(_resolve_png(rec.path_png, manifest)), "title": rec.title, "caption": rec.caption}
+                   for rec, manifest in records if rec.kind == kind]  # fmt: skip
+        groups.append({"title": PLOT_KIND_TITLES.get(kind, kind), "figures": figures, "open": kind not in FOLDED_PLOT_KINDS})
+    return groups
 
 
-def _training_rows(entries: list[dict]) -> list[list[str]]:
+def _html_rows(section: dict) -> list[dict]:
+    """The summary rows as the template draws them: css class, cells with their attributes."""
+    text, metric, summary, best = section["text"], section["metric"], section["summary"], section["best"]
     rows = []
-    for e in entries:
-        t = e.get("training") or {}
-        if e["model"] == TRUTH or not t:
-            continue
-        rows.append([e["dataset"], e["model"], str(t.get("replica", "")), str(t.get("trained_at", "")),
-                     str(t.get("hostname", "")), str(t.get("device", "")), str(t.get("budget", "")),
-                     str(t.get("stopped_because", "")), str(t.get("best_epoch", ""))])  # fmt: skip
+    for i, model in enumerate(summary.index):
+        status = summary.at[model, ("row", "status")]
+        cells = []
+        for column in text.columns:
+            key = metric.at[i, column]
+            cell = {"text": text.at[i, column], "class": "", "attrs": {}, "note": ""}
+            if column == "model":
+                cell["class"] = "model"
+                cell["note"] = "(noise floor)" if model == TRUTH else (
+                    f"(×{summary.at[model, ('row', 'n_replicas')]} replicas)" if summary.at[model, ("row", "n_replicas")] > 1 else "")
+            elif column == "status":
+                cell["class"] = "status diverged" if status == "diverged" else "status"
+            elif key:
+                cell["class"] = "best" if model in best[key] else ""
+                cell["attrs"] = {"data-metric": key, "data-value": _csv(summary.at[model, (key, "value")]),
+                                 "data-error": _csv(summary.at[model, (key, "error")])}  # fmt: skip
+            cells.append(cell)
+        css = "truth" if model == TRUTH else ("diverged" if status == "diverged" else "model")
+        rows.append({"model": model, "class": css, "cells": cells})
     return rows
 
 
-_TRAINING_HEADER = ["dataset", "model", "replica", "trained at", "host", "device", "budget", "stopped because", "best epoch"]
+def render_html(title: str, sections: list[dict], config, provenance: dict, training: pd.DataFrame) -> str:
+    """The page as one string, rendered from ``templates/report.html.j2``."""
+    views = []
+    for section in sections:
+        view = {"dataset": section["dataset"], "figure_groups": _figure_groups(section["plots"]), "table": None}
+        if section["text"] is not None:
+            ranking = section["ranking"]
+            view["table"] = {"header": list(section["text"].columns), "rows": _html_rows(section)}
+            view["ranking"] = [{"model": m, "mean_rank": _format_rank(r.mean_rank),
+                                "within": f"{r.within_noise} / {r.n_with_floor}"} for m, r in ranking.iterrows()]  # fmt: skip
+        views.append(view)
+    return _environment().get_template("report.html.j2").render(
+        title=title, sections=views, provenance=provenance, training=training,
+        config_yaml=yaml.safe_dump(config or {}, sort_keys=False),
+    )  # fmt: skip
 
 
-def render_html(datasets, tables, plots, config, provenance, entries) -> str:
-    """The page as one string (see :func:`build_report`)."""
-    sections = []
-    for d in datasets:
-        rows = tables[d]
-        summary = ""
-        if rows:
-            summary = (
-                f'<div class="summary">{_html_table(rows)}{_html_ranking(rows)}</div>'
-                '<p class="note">Cells are value ± statistical error; the shaded truth row is truth against '
-                "an independent truth sample of the same size (the noise floor). Green: best model per column "
-                "(↓ lower is better, ↑ higher is better, → 0.5 / → 1 closeness to the ideal). "
-                "For the unweighting efficiency the truth row is flat phase space, the baseline to beat.</p>"
-            )
-        sections.append(f'<section id="{_e(d)}"><h2>{_e(d)}</h2>{summary}{_html_plots(plots.get(d, []))}</section>')
-    versions = "".join(f"<tr><td class='model'>{_e(k)}</td><td>{_e(v)}</td></tr>" for k, v in provenance.get("packages", {}).items())
-    trained = "".join("<tr>" + "".join(f"<td class='model'>{_e(x)}</td>" for x in r) + "</tr>" for r in _training_rows(entries))
-    head = "".join(f"<th>{_e(h)}</th>" for h in _TRAINING_HEADER)
-    nav = " · ".join(f'<a href="#{_e(d)}">{_e(d)}</a>' for d in datasets)
-    return f"""<!DOCTYPE html>
-<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width,initial-scale=1">
-<title>hepgenbench report</title><style>{_CSS}</style></head>
-<body><div id="broken"></div>
-<h1>hepgenbench: generative models benchmark</h1>
-<p>Datasets: {nav} · <a href="#provenance">provenance</a></p>
-{''.join(sections)}
-<section id="provenance"><h2>Provenance</h2>
-<p>git commit <code>{_e(provenance.get('git_commit', 'unknown'))}</code>; seed <code>{_e(provenance.get('seed'))}</code>;
-report written {_e(provenance.get('report_time', ''))} on {_e(provenance.get('report_host', ''))}
-(Python {_e(provenance.get('python', ''))}).</p>
-<h3>Packages</h3><table>{versions}</table>
-<h3>Training runs</h3><table><thead><tr>{head}</tr></thead><tbody>{trained}</tbody></table>
-<h3>Config</h3><pre>{_e(yaml.safe_dump(config or {}, sort_keys=False))}</pre>
-</section><script>{_IMAGE_CHECK}</script></body></html>
-"""
+def _format_rank(mean_rank: float) -> str:
+    return "—" if not math.isfinite(mean_rank) else f"{mean_rank:.2f}"
 
 
 # ---------------------------------------------------------------- Markdown
 
 
-def _md_table(header: list[str], rows: list[list[str]]) -> str:
-    def line(cells):
-        return "| " + " | ".join(str(c).replace("|", "\\|") for c in cells) + " |"
-
-    return "\n".join([line(header), line(["---"] * len(header)), *map(line, rows)])
-
-
-def render_markdown(datasets, tables, plots, config, provenance, entries) -> str:
-    """The same tables as the page, in Markdown; figures are listed by path."""
-    out = ["# hepgenbench report", ""]
-    for d in datasets:
-        rows = tables[d]
-        out += [f"## {d}", ""]
-        if rows:
-            columns = table_columns(rows)
-            replicated = any(r.n_replicas > 1 for r in rows)
-            best = {k: best_models(rows, k, mode) for k, _, mode in columns}
-            header = ["model", "status"]
-            for _, label, _ in columns:
-                header += [label] + (["± replicas"] if replicated else [])
-            header += ["params", "train time", "rate @1e5"]
-            body = []
-            for row in rows:
-                cells = ["*truth (noise floor)*" if row.is_truth else row.model, status_text(row)]
-                for key, _, _ in columns:
-                    text = format_value_error(row.cells[key].value, row.cells[key].error)
-                    cells.append(f"**{text}**" if row.model in best[key] and not row.is_truth else text)
-                    if replicated:
-                        cells.append(format_spread(row.cells[key].spread))
-                body.append(cells + _cost_cells(row))
-            ranked = [[r.model, "—" if not math.isfinite(r.mean_rank) else f"{r.mean_rank:.2f}",
-                       f"{r.within_noise} / {r.n_with_floor}"] for r in rankings(rows, columns)]  # fmt: skip
-            out += [_md_table(header, body), "", "Best per column in **bold**.", "", "### Ranking", ""]
-            out += [_md_table(["model", "mean rank", "within noise floor"], ranked), ""]
-        if plots.get(d):
-            out += ["### Figures", ""]
-            out += [f"- {rec.title}: `{rec.path_png}`" for rec, _ in plots[d]]
-            out.append("")
+def render_markdown(title: str, sections: list[dict], config, provenance: dict, training: pd.DataFrame) -> str:
+    """The same tables as the page, in Markdown (``DataFrame.to_markdown``); figures by path."""
+    out = [f"# {title}", ""]
+    for section in sections:
+        out += [f"## {section['dataset']}", ""]
+        if section["text"] is not None:
+            text = section["text"].copy()
+            text.loc[text["model"] == TRUTH, "model"] = "*truth (noise floor)*"
+            for column in text.columns:
+                keys = section["metric"][column]
+                best = [bool(k) and m in section["best"][k] for k, m in zip(keys, section["summary"].index)]
+                text.loc[best, column] = "**" + text.loc[best, column] + "**"
+            ranking = section["ranking"].reset_index()
+            ranking = pd.DataFrame({"model": ranking["model"], "mean rank": ranking["mean_rank"].map(_format_rank),
+                                    "within noise floor": ranking["within_noise"].astype(str) + " / "
+                                    + ranking["n_with_floor"].astype(str)})  # fmt: skip
+            out += [_markdown(text), "", "Best per column in **bold**.", "", "### Ranking", "", _markdown(ranking), ""]
+        if section["plots"]:
+            out += ["### Figures", ""] + [f"- {rec.title}: `{rec.path_png}`" for rec, _ in section["plots"]] + [""]
     out += ["## Provenance", "", f"- git commit: `{provenance.get('git_commit', 'unknown')}`",
             f"- seed: `{provenance.get('seed')}`"]  # fmt: skip
     out += [f"- {k}: {v}" for k, v in provenance.get("packages", {}).items()]
-    out += ["", _md_table(_TRAINING_HEADER, _training_rows(entries)), "", "### Config", "", "```yaml",
-            yaml.safe_dump(config or {}, sort_keys=False).rstrip(), "```", ""]  # fmt: skip
+    if not training.empty:
+        out += ["", _markdown(training)]
+    out += ["", "### Config", "", "```yaml", yaml.safe_dump(config or {}, sort_keys=False).rstrip(), "```", ""]
     return "\n".join(out)
 
 
+def _markdown(frame: pd.DataFrame) -> str:
+    # Every cell is already text; "|" inside one would split it.
+    return frame.map(lambda x: str(x).replace("|", "\\|")).to_markdown(index=False, disable_numparse=True)
+
+
 __all__ = [
-    "Cell",
-    "Ranking",
-    "TableRow",
     "best_models",
     "build_report",
     "collect_provenance",
+    "display_table",
     "format_value_error",
+    "headline_columns",
     "load_metrics",
     "rank_score",
-    "rankings",
-    "summary_rows",
-    "table_columns",
+    "ranking_table",
+    "report_title",
+    "results_frame",
+    "summary_table",
     "within_noise_floor",
     "write_metrics_csv",
 ]

@@ -24,9 +24,17 @@ import numpy as np
 
 from hepgenbench import kinds
 from hepgenbench.errors import InputError
-from hepgenbench.io import EventSet, event_writer, read_events, read_json, write_events, write_json
+from hepgenbench.io import (
+    EventSet,
+    event_writer,
+    read_events,
+    read_json,
+    write_events,
+    write_json,
+)
 from hepgenbench.logging_utils import log
-from hepgenbench.ordering import META_KEY as ORDER_KEY, object_orders, ordered_log_prob, put_in_order
+from hepgenbench.ordering import META_KEY as ORDER_KEY
+from hepgenbench.ordering import object_orders, ordered_log_prob, put_in_order
 from hepgenbench.preprocess import Preprocessor
 from hepgenbench.records import (
     EvaluateParams,
@@ -355,17 +363,41 @@ def evaluate(inputs: Paths, outputs: Paths, params: EvaluateParams, threads: int
 
 
 def plots(inputs: Paths, outputs: Paths, params: PlotsParams, threads: int) -> None:
+    """Draw a dataset's figures. Samples, metrics and training logs are matched to models by
+    the name each file records (a sample's ``meta["model"]``, a metrics record's ``model``,
+    a training log's model directory), never by their order on the command line."""
     from hepgenbench.plots import make_dataset_plots, write_plot_manifest
 
     outdir = outputs["plots"]
     truth = load_split_events(inputs["events"], inputs["split"])["truth_a"]
-    models = params.models
-    samples = {m: read_events(p) for m, p in zip(models, _as_list(inputs["samples"]))}
-    metrics = {r.model: r.to_dict() for r in map(MetricsRecord.read, _as_list(inputs["metrics"]))}
-    csvs = dict(zip(models, _as_list(inputs["training_csvs"])))
+    models = list(params.models)
+    samples = _by_model([(p, read_events(p)) for p in _as_list(inputs["samples"])], lambda ev: ev.meta.get("model"),
+                        models, "samples", "meta['model']")  # fmt: skip
+    metrics = _by_model([(p, MetricsRecord.read(p).to_dict()) for p in _as_list(inputs["metrics"])],
+                        lambda m: m.get("model"), [*models, "truth"], "metrics", "'model'")  # fmt: skip
+    csvs = _by_model([(p, p) for p in _as_list(inputs["training_csvs"])], lambda p: Path(p).parent.name,
+                     models, "training_csvs", "the model directory")  # fmt: skip
+    # The config's order fixes each model's colour and panel.
+    samples, csvs = {m: samples[m] for m in models}, {m: csvs[m] for m in models}
     records = make_dataset_plots(params.dataset, truth, samples, metrics, csvs, outdir)
     write_plot_manifest(str(Path(outdir) / "manifest.json"), records, params.dataset)
     log(f"{len(records)} plot(s) for {params.dataset} in {outdir}")
+
+
+def _by_model(loaded: list[tuple[str, Any]], name_of, expected: list[str], what: str, where: str) -> dict[str, Any]:
+    """``loaded`` (path, content) pairs keyed by the model name each records, checked against ``expected``."""
+    out: dict[str, Any] = {}
+    for path, content in loaded:
+        name = name_of(content)
+        if name not in expected:
+            raise InputError(f"{path}: {what} input names model {name!r} in {where}; expected one of {expected}")
+        if name in out:
+            raise InputError(f"{path}: a second {what} input for model {name!r}")
+        out[name] = content
+    missing = [m for m in expected if m not in out]
+    if missing:
+        raise InputError(f"{what} inputs lack model(s) {missing}; got {sorted(out)}")
+    return out
 
 
 def report(inputs: Paths, outputs: Paths, params: ReportParams, threads: int) -> None:
@@ -374,7 +406,7 @@ def report(inputs: Paths, outputs: Paths, params: ReportParams, threads: int) ->
     outdir = str(Path(outputs["html"]).parent)
     # The plots rule's output is a directory that holds its manifest.
     manifests = [str(Path(p) / "manifest.json") if Path(p).is_dir() else p for p in _as_list(inputs["manifests"])]
-    build_report(_as_list(inputs["metrics"]), manifests, params.config, outdir)
+    build_report(_as_list(inputs["metrics"]), manifests, params.config, outdir, title=params.title)
     log(f"report written: {Path(outputs['html']).resolve()}")
 
 
