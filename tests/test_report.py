@@ -13,11 +13,11 @@ import os
 import re
 import shutil
 import subprocess
-from html.parser import HTMLParser
 from pathlib import Path
 
 import pandas as pd
 import pytest
+from conftest import ReportPage
 from PIL import Image
 
 from hepgenbench.errors import InputError
@@ -81,72 +81,12 @@ def _write_inputs(tmp_path: Path, entries=ENTRIES) -> tuple[list[str], list[str]
     return files, [str(tmp_path / "manifest.json")]
 
 
-class _PageParser(HTMLParser):
-    """The page's tables (by id or class), each cell's text and attributes, the images, the
-    <title> and the <h1>."""
-
-    def __init__(self):
-        super().__init__()
-        self.tables: dict[str, list[list[dict]]] = {}
-        self.images: list[str] = []
-        self.title = self.h1 = ""
-        self._table: list[list[dict]] | None = None
-        self._row: list[dict] | None = None
-        self._cell: dict | None = None
-        self._in: str | None = None
-
-    def handle_starttag(self, tag, attrs):
-        a = dict(attrs)
-        if tag == "table":
-            self._table = self.tables.setdefault(a.get("id") or a.get("class") or f"table{len(self.tables)}", [])
-        elif tag == "tr" and self._table is not None:
-            self._row = []
-            self._table.append(self._row)
-            self._row_attrs = a
-        elif tag in ("td", "th") and self._row is not None:
-            self._cell = {**a, "text": "", "tag": tag, "row": self._row_attrs}
-            self._row.append(self._cell)
-        elif tag == "img":
-            self.images.append(a["src"])
-        elif tag in ("title", "h1"):
-            self._in = tag
-
-    def handle_endtag(self, tag):
-        if tag in ("td", "th"):
-            self._cell = None
-        elif tag == "tr":
-            self._row = None
-        elif tag == "table":
-            self._table = None
-        elif tag == self._in:
-            self._in = None
-
-    def handle_data(self, data):
-        if self._cell is not None:
-            self._cell["text"] += data
-        if self._in == "title":
-            self.title += data
-        elif self._in == "h1":
-            self.h1 += data
-
-    def frame(self, name: str) -> pd.DataFrame:
-        """A table as a DataFrame of cell texts, indexed by each row's first cell."""
-        header, *body = self.tables[name]
-        return pd.DataFrame([[c["text"].strip() for c in row] for row in body],
-                            columns=[c["text"].strip() for c in header]).set_index(header[0]["text"].strip())  # fmt: skip
-
-    def cells(self, name: str) -> dict[tuple[str, str], dict]:
-        """The value cells of a summary table by (row model, metric key), with their attributes."""
-        return {(c["row"]["data-model"], c["data-metric"]): c for row in self.tables[name][1:] for c in row
-                if "data-metric" in c}  # fmt: skip
-
-
-def _report(tmp_path, entries=ENTRIES, config=None) -> tuple[_PageParser, Path]:
+def _report(tmp_path, entries=ENTRIES, config=None) -> tuple[ReportPage, Path]:
     files, manifests = _write_inputs(tmp_path, entries)
     out = tmp_path / "report"
     config = config or {"seed": 7, "models": {"maf": {}, "gan": {}, "vae": {}}, "replicas": 1}
     build_report(files, manifests, config, str(out), provenance=PROVENANCE)
-    parser = _PageParser()
+    parser = ReportPage()
     parser.feed((out / "index.html").read_text())
     return parser, out
 
