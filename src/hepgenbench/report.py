@@ -28,7 +28,7 @@ import math
 import platform
 import subprocess
 from collections.abc import Iterable, Mapping
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import jinja2
@@ -365,7 +365,7 @@ def collect_provenance(config: Mapping | None = None) -> dict:
         "packages": versions,
         "python": platform.python_version(),
         "report_host": platform.node(),
-        "report_time": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "report_time": datetime.now(UTC).isoformat(timespec="seconds"),
         "seed": (config or {}).get("seed"),
     }
 

@@ -191,7 +191,7 @@ def train(inputs: Paths, outputs: Paths, params: TrainParams, threads: int) -> N
         machine=platform.processor() or platform.machine(),
         device=training_log.device,
         gpu=torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
-        trained_at=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        trained_at=_dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
         replica=params.replica,
         seed=seed,
         peak_memory_mb=_peak_rss_mb(),

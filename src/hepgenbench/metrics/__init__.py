@@ -3,8 +3,9 @@
 :data:`HEADLINE` is the one list of the metrics that the report's summary table shows, in
 order, with how to read each: ``"lower"`` means smaller is better; ``"half"`` means the
 ideal is 0.5 (a classifier AUC) and the distance |value − 0.5| ranks the models; ``"one"``
-means the ideal is 1 (a ratio to truth's own value); ``"higher"`` means larger is better. For the unweighting efficiency, the ``truth`` row holds flat phase space's value:
-the baseline a trained sampler must beat.
+means the ideal is 1 (a ratio to truth's own value); ``"higher"`` means larger is better.
+For the unweighting efficiency, the ``truth`` row holds flat phase space's value: the
+baseline a trained sampler must beat.
 """
 
 from hepgenbench.metrics.base import MetricResult
