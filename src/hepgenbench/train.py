@@ -51,13 +51,17 @@ _TRAJECTORY_SETTINGS = ("seed", "batch_size", "learning_rate", "weight_decay", "
 _CSV_COLUMNS = ("epoch", "train_loss", "val_loss", "learning_rate", "time_s")
 
 
+#: The training settings of a call that names none (a frozen record: one shared instance).
+DEFAULT_SETTINGS = TrainSettings()
+
+
 def fit(
     model: Generator,
     train: ArrayLike,
     val: ArrayLike,
     cond_train: ArrayLike | None = None,
     cond_val: ArrayLike | None = None,
-    settings: TrainSettings = TrainSettings(),
+    settings: TrainSettings = DEFAULT_SETTINGS,
     checkpoint_path: str | os.PathLike | None = None,
     csv_path: str | os.PathLike | None = None,
     log: LogFn = print,
@@ -112,7 +116,7 @@ def fit(
 def fit_density(
     model: Generator,
     log_density: Callable[[Tensor], Tensor],
-    settings: TrainSettings = TrainSettings(),
+    settings: TrainSettings = DEFAULT_SETTINGS,
     checkpoint_path: str | os.PathLike | None = None,
     csv_path: str | os.PathLike | None = None,
     log: LogFn = print,
@@ -405,7 +409,8 @@ def sampling_rates(
     """Events per second of ``model.sample`` at each batch size: the median of ``repeats``.
 
     At batch size 1 each repeat times ``calls_at_batch_one`` calls, since one call is too
-    short to time (fewer, down to one, when they would take longer than ``max_seconds``). Conditions are drawn (with replacement) from ``cond_pool``. A batch size
+    short to time (fewer, down to one, when they would take longer than ``max_seconds``).
+    Conditions are drawn (with replacement) from ``cond_pool``. A batch size
     whose one call would take longer than ``max_seconds`` at the rate just measured is not
     run and reads ``None``: an autoregressive flow on 368 calorimeter cells would otherwise
     spend a quarter of an hour proving that it is slow.
