@@ -528,3 +528,21 @@ def test_a_kind_registered_here_draws_its_figure_and_units_through_the_plot_stag
     truth_a = stages.load_split_events(run["data"]["events"], run["data"]["split"])["truth_a"]
     assert own[0].caption == f"{len(truth_a)} truth events"
     assert "pairs: a_plus_b [GeV]" in {r.title for r in records if r.kind == "observable"}
+
+
+def test_a_kind_with_too_few_axis_labels_is_one_input_error(tmp_path):
+    from hepgenbench.kinds.base import DatasetKind
+
+    @kinds.register
+    class Unlabelled(DatasetKind):
+        name = "unlabelled_for_plots"
+
+        def observable_axes(self, names):
+            return []
+
+    try:
+        truth = dataclasses.replace(_zmumu(np.random.default_rng(15)), kind="unlabelled_for_plots")
+        with pytest.raises(InputError, match="kind 'unlabelled_for_plots' gave 0 axis labels for the 2 observables"):
+            make_dataset_plots("u", truth, {"maf": truth}, {}, {}, str(tmp_path), _zmumu_observables)
+    finally:
+        kinds.KINDS.pop("unlabelled_for_plots", None)

@@ -99,7 +99,11 @@ def make_dataset_plots(
 
     records: list[PlotRecord] = []
     with plt.style.context(mplhep.style.CMS), plt.rc_context({"figure.max_open_warning": 0}):
-        obs_columns = [Column(n, label, unit) for n, (label, unit) in zip(obs_names, kind.observable_axes(obs_names))]
+        axes = kind.observable_axes(list(obs_names))
+        if len(axes) != len(obs_names):
+            raise InputError(f"kind '{kind.name}' gave {len(axes)} axis labels for the {len(obs_names)} "
+                             f"observables {list(obs_names)}; expected one (label, unit) each")
+        obs_columns = [Column(n, label, unit) for n, (label, unit) in zip(obs_names, axes)]
         records += _column_histograms(dataset, "observable", truth_obs, obs_columns, sample_obs, colors, out)
         if truth.n_features <= MAX_FEATURE_PLOTS:
             columns = [Column(n, n, u) for n, u in zip(truth.feature_names, truth.units)]
