@@ -72,9 +72,10 @@ def test_unknown_kind_and_source_name_the_known_ones():
 
 
 def test_the_registry_imports_neither_torch_nor_file_libraries():
-    """The Snakefile imports the registry: parsing it must stay fast."""
+    """The Snakefile imports the registry: parsing it must stay fast (the kinds' figures
+    import matplotlib inside ``extra_plots``)."""
     code = ("import sys, hepgenbench.kinds; "
-            "print([m for m in ('torch', 'uproot', 'h5py', 'vector', 'scipy') if m in sys.modules])")
+            "print([m for m in ('torch', 'uproot', 'h5py', 'vector', 'scipy', 'matplotlib') if m in sys.modules])")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
 
@@ -166,6 +167,27 @@ def test_observables_are_well_formed_and_row_aligned(example):
     rows = np.arange(0, len(truth), 7)
     # (matrix products may round differently on another batch: equal to 1e-12, not bitwise)
     np.testing.assert_allclose(kind.observables(truth.subset(rows))[0], values[rows], rtol=1e-12, atol=1e-12)
+
+
+#: each in-tree kind's observables with the unit its figures give them
+UNITS = {"zmumu": {"m_mumu": "GeV", "pt_mumu": "GeV", "dR_mumu": "", "dphi_mumu_jet": "rad"},
+         "phasespace": {"m2_13": "GeV^2", "m_23": "GeV"},
+         "calo": {"E_layer2": "MeV", "Etot_over_Einc": "", "ECx_layer1": "mm", "width_y_layer2": "mm",
+                  "sparsity_layer12": ""}}
+
+
+def test_every_observable_has_an_axis_label_and_a_unit(example):
+    kind_name, _, sets, _ = example
+    kind = kinds.get(kind_name)
+    _, names = kind.observables(sets["truth_a"])
+    axes = kind.observable_axes(names)
+    assert len(axes) == len(names) and all(isinstance(a, str) and isinstance(u, str) for a, u in axes)
+    if kind_name in UNITS:
+        by_name = dict(zip(names, axes))
+        # a label of its own for every observable: a new one without an entry falls back to its name
+        assert [n for n, (label, _) in by_name.items() if label == n] == []
+        assert {n: by_name[n][1] for n in UNITS[kind_name]} == UNITS[kind_name]
+    assert kind.observable_axes(["not_an_observable"]) == [("not_an_observable", "")]
 
 
 def _muon_four_vectors(events: EventSet, i: int) -> np.ndarray:
@@ -280,13 +302,21 @@ def test_energy_bins_one_per_discrete_energy_else_equal_population():
     np.testing.assert_allclose(np.diff(np.log(np.r_[bins.low, bins.high[-1]])), np.log(1e3) / 5, rtol=0.1)
 
 
-def test_calo_kind_names_its_extra_plots_and_metrics(example):
+@pytest.mark.parametrize("example", ["calo"], indirect=True)
+def test_calo_kind_gives_its_geometry_and_energy_bins(example):
     kind_name, _, sets, _ = example
-    kind = kinds.get(kind_name)
-    assert isinstance(kind.extra_plots, tuple)
-    if kind_name == "calo":
-        assert "per_energy_bin" in kind.extra_plots and kind.geometry(sets["truth_a"]) == DS1_PHOTONS
-        assert json.dumps(kind.energy_bins(sets["truth_a"]).low)
+    kind, truth = kinds.get(kind_name), sets["truth_a"]
+    assert kind.geometry(truth) == DS1_PHOTONS
+    assert kind.energy_bins(truth) == EnergyBins.from_truth(kind.incident_energy(truth), 5)
+    assert json.dumps(kind.energy_bins(truth).low)
+
+
+def test_ds1_layer_voxels_are_alpha_major():
+    showers = np.arange(368, dtype=float)[None, :]
+    assert [layer.n_voxels for layer in DS1_PHOTONS.layers] == [8, 160, 190, 5, 5]
+    layer1 = DS1_PHOTONS.layers[1].energies(showers)[0]
+    assert layer1.shape == (10, 16)
+    assert layer1[0, 1] == 9 and layer1[1, 0] == 8 + 16  # r is the fast index
 
 
 # --------------------------------------------------------------------------- a new kind is one class

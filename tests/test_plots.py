@@ -1,8 +1,9 @@
 """Plots: every figure kind is written for zmumu-, calo- and phasespace-like inputs.
 
-Most tests inject the derived observables, so that they exercise only
-:mod:`hepgenbench.plots`; the per-energy figure and the ``plots`` stage read what the stages
-before them really write.
+Most tests inject the derived observables, so that they exercise only the figures
+(:mod:`hepgenbench.plots` and the kinds' own in :mod:`hepgenbench.plotting`); the per-energy
+figure and the ``plots`` stage read what the stages before them really write, and a kind
+registered here reaches the ``plots`` stage's manifest with its figure and units.
 """
 
 from __future__ import annotations
@@ -15,22 +16,19 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from hepgenbench import stages
+from hepgenbench import kinds, stages
+from hepgenbench.data.calo_geometry import DS1_PHOTONS
 from hepgenbench.errors import InputError
 from hepgenbench.io import EventSet, read_events
 from hepgenbench.kinds import validate_dataset
 from hepgenbench.plots import (
-    CALO_DS1_PHOTON_LAYERS,
-    EnergyBinScores,
+    Column,
     PlotRecord,
-    calo_layers,
     chi2_ndf,
     correlation_matrix,
     count_histogram,
-    energy_bins,
     histogram_edges,
     make_dataset_plots,
-    observable_columns,
     pareto_front,
     read_plot_manifest,
     read_training_csv,
@@ -39,6 +37,7 @@ from hepgenbench.plots import (
     tails_matter,
     write_plot_manifest,
 )
+from hepgenbench.plotting.calo import EnergyBinScores, scored_energy_bins
 from hepgenbench.records import (
     EvaluateParams,
     IngestParams,
@@ -156,10 +155,10 @@ def test_file_names_are_deterministic(tmp_path):
 def _calo(rng: np.random.Generator, spread: float = 1.0) -> EventSet:
     e_inc = 2.0 ** rng.integers(8, 23, N)  # 256 MeV ... 4 TeV, as in dataset 1
     voxels = []
-    for _, r_edges, n_alpha in CALO_DS1_PHOTON_LAYERS:
-        r = 0.5 * (np.asarray(r_edges[1:]) + np.asarray(r_edges[:-1]))
+    for layer in DS1_PHOTONS.layers:
+        r = 0.5 * (np.asarray(layer.r_edges[1:]) + np.asarray(layer.r_edges[:-1]))
         profile = np.exp(-r / (20.0 * spread))
-        layer = profile[None, None, :] * rng.exponential(1.0, (N, n_alpha, len(r)))
+        layer = profile[None, None, :] * rng.exponential(1.0, (N, layer.n_alpha, len(r)))
         voxels.append((layer * e_inc[:, None, None] * 1e-2).reshape(N, -1))
     features = np.hstack(voxels)
     return EventSet(features, [f"voxel_{i}" for i in range(368)], kind="calo",
@@ -167,7 +166,7 @@ def _calo(rng: np.random.Generator, spread: float = 1.0) -> EventSet:
 
 
 def _calo_observables(events: EventSet) -> tuple[np.ndarray, list[str]]:
-    layers = calo_layers(events)
+    layers = DS1_PHOTONS.layers
     e = np.column_stack([layer.energies(events.features).sum(axis=(1, 2)) for layer in layers])
     return np.column_stack([e, e.sum(axis=1)]), [f"E_layer{layer.layer_id}" for layer in layers] + ["E_total"]
 
@@ -234,6 +233,25 @@ def test_scores_per_incident_energy_are_read_from_the_real_evaluation(scored_sho
     _assert_png_pdf(per_bin[0])
 
 
+def test_layer_energy_figure_uses_the_bins_of_the_scores(scored_showers, tmp_path):
+    """The mean-layer-energy figure bins E_inc as the per-energy scores do: the evaluation's
+    bins (``energy_bins=4`` here), not a rule of its own."""
+    truth, samples, metrics = scored_showers
+    kind = kinds.get("calo")
+    bins = scored_energy_bins(metrics)
+    assert bins == kind.energy_bins(truth, max_bins=4)
+    assert [b["e_inc_low"] for b in metrics["hot"]["metrics"]["per_energy_bin"]["bins"]] == list(bins.low)
+    records = make_dataset_plots("calo", truth, samples, metrics, {}, str(tmp_path))
+    caption = next(r.caption for r in records if Path(r.path_png).name == "layer_energy_vs_einc.png")
+    expected = "one point per discrete incident energy" if bins.discrete else f"{len(bins)} equal-population bins"
+    assert expected in caption
+    # without scores, the kind's rule on truth with the evaluation's default bin count
+    unscored = make_dataset_plots("calo", truth, samples, {}, {}, str(tmp_path / "unscored"))
+    caption = next(r.caption for r in unscored if Path(r.path_png).name == "layer_energy_vs_einc.png")
+    default = kind.energy_bins(truth)
+    assert ("one point per discrete" if default.discrete else f"{len(default)} equal-population bins") in caption
+
+
 def test_calo_plots_without_per_energy_scores_skip_only_that_figure(tmp_path):
     rng = np.random.default_rng(4)
     truth = _calo(rng)
@@ -270,30 +288,40 @@ def test_chi2_ndf_of_shapes():
     assert chi2_ndf(count_histogram(rng.normal(0.3, 1.0, 50_000), edges, "x"), truth) > 50
 
 
-def test_observables_carry_labels_and_units():
-    columns = {c.name: c for c in observable_columns("zmumu", ["m_mumu", "dR_mumu", "mystery"])}
+def _columns(kind: str, names: list[str]) -> dict[str, Column]:
+    return {n: Column(n, label, unit) for n, (label, unit) in zip(names, kinds.get(kind).observable_axes(names))}
+
+
+def test_observables_carry_the_kinds_labels_and_units(tmp_path):
+    columns = _columns("zmumu", ["m_mumu", "dR_mumu", "mystery"])
     assert columns["m_mumu"].axis_label == r"$m_{\mu\mu}$ [GeV]"
     assert columns["m_mumu"].density_label == "1/N dN/dx [1/GeV]"
     assert columns["dR_mumu"].axis_label == r"$\Delta R_{\mu\mu}$"
     assert columns["mystery"].axis_label == "mystery"
-    calo = {c.name: c for c in observable_columns("calo", ["E_layer2", "ECx_layer1", "width_y_layer2", "sparsity_layer0"])}
+    calo = _columns("calo", ["E_layer2", "ECx_layer1", "width_y_layer2", "sparsity_layer0"])
     assert [c.unit for c in calo.values()] == ["MeV", "mm", "mm", ""]
-    assert observable_columns("phasespace", ["m2_13"])[0].axis_label == "$m^2_{13}$ [GeV$^{2}$]"
+    assert calo["ECx_layer1"].axis_label == "centre in x, layer 1 [mm]"
+    assert _columns("phasespace", ["m2_13"])["m2_13"].axis_label == "$m^2_{13}$ [GeV$^{2}$]"
+    # the plots title each histogram with its kind's unit
+    rng = np.random.default_rng(12)
+    truth = _zmumu(rng)
+    records = make_dataset_plots("z", truth, {"maf": _zmumu(rng)}, {}, {}, str(tmp_path), _zmumu_observables)
+    assert "z: m_mumu [GeV]" in {r.title for r in records if r.kind == "observable"}
 
 
-def test_calo_geometry_mismatch_is_an_input_error():
-    events = EventSet(np.zeros((3, 10)), [f"v{i}" for i in range(10)], kind="calo")
-    with pytest.raises(InputError, match="368"):
-        calo_layers(events)
+def test_calo_figures_check_the_geometry(tmp_path):
+    events = EventSet(np.ones((60, 10)), [f"v{i}" for i in range(10)], kind="calo",
+                      condition=np.full((60, 1), 1024.0), condition_names=["E_inc"])  # fmt: skip
+    with pytest.raises(InputError, match="10 voxel features.*368"):
+        make_dataset_plots("calo", events, {"cfm": events}, {}, {}, str(tmp_path), lambda ev: (np.empty((len(ev), 0)), []))
 
 
-def test_calo_layer_voxel_order_is_alpha_major():
-    events = EventSet(np.arange(368, dtype=float)[None, :], [f"v{i}" for i in range(368)], kind="calo")
-    layers = calo_layers(events)
-    assert [layer.n_voxels for layer in layers] == [8, 160, 190, 5, 5]
-    layer1 = layers[1].energies(events.features)[0]
-    assert layer1.shape == (10, 16)
-    assert layer1[0, 1] == 9 and layer1[1, 0] == 8 + 16  # r is the fast index
+def test_calo_samples_without_incident_energy_name_the_model(tmp_path):
+    rng = np.random.default_rng(13)
+    truth, sample = _calo(rng), _calo(rng)
+    no_einc = dataclasses.replace(sample, condition=None, condition_names=[])
+    with pytest.raises(InputError, match="samples of 'cfm'.*E_inc"):
+        make_dataset_plots("calo", truth, {"cfm": no_einc}, {}, {}, str(tmp_path), _calo_observables)
 
 
 def _phasespace(rng: np.random.Generator) -> EventSet:
@@ -346,14 +374,6 @@ def test_histogram_edges_use_integer_bins_for_counts():
     assert len(continuous) == 21 and continuous[0] < -2.5 and continuous[-1] > 2.5
 
 
-def test_energy_bins_keep_discrete_energies():
-    e = np.array([256.0, 512.0, 256.0, 4096.0])
-    idx, centres = energy_bins(e)
-    assert centres.tolist() == [256.0, 512.0, 4096.0] and idx.tolist() == [0, 1, 0, 2]
-    idx, centres = energy_bins(np.geomspace(1, 1000, 500), max_bins=3)
-    assert set(np.bincount(idx).tolist()) <= {166, 167} and centres[0] == pytest.approx(np.sqrt(10), rel=1e-6)
-
-
 def test_training_csv_without_val_loss_is_an_input_error(tmp_path):
     path = tmp_path / "training.csv"
     path.write_text("epoch,train_loss\n0,1.0\n")
@@ -384,6 +404,37 @@ LIGHT_EVALUATION = {"n_bootstrap": 2, "n_bins": 10, "emd_subsample": 100, "emd_r
                     "memorisation_max_train": 400}  # fmt: skip
 
 
+def _stages_to_evaluate(base: Path, config: dict, dataset: str, files: list[str], models: tuple[str, ...]) -> dict:
+    """Ingest ``files`` and run split, preprocess, one RealNVP trained for an epoch (as
+    model ``a``), sampled once per name in ``models`` (the sample seed derives from the
+    name), and evaluate every sample and truth B: the inputs of the ``plots`` stage."""
+    data = {"events": str(base / "events.h5"), "split": str(base / "split.h5"), "transform": str(base / "transform.json")}
+    stages.ingest({"files": files}, {"events": data["events"]}, IngestParams.from_config(config, dataset), 1)
+    stages.split({"events": data["events"]}, {"split": data["split"]}, SplitParams.from_config(config, dataset), 1)
+    stages.preprocess(data, {"transform": data["transform"]}, NoParams(), 1)
+    model_dir = base / "models" / "a"
+    stages.train(data, {"model": str(model_dir / "model.pt"), "log_csv": str(model_dir / "training.csv")},
+                 TrainParams.from_config(config, dataset, "a"), 1)  # fmt: skip
+    run = {"config": config, "data": data, "samples": [], "metrics": [], "csvs": []}
+    lines = (model_dir / "training.csv").read_text().splitlines(keepends=True)
+    for model in models:
+        csv_path = base / "models" / model / "training.csv"
+        if model != "a":  # another name's log has one epoch fewer than a's, so that the files differ
+            csv_path.parent.mkdir(parents=True)
+            csv_path.write_text("".join(lines[:1]))
+        run["csvs"].append(str(csv_path))
+        path = str(base / "samples" / f"{model}.h5")
+        stages.sample({**data, "model": str(model_dir / "model.pt")}, {"sample": path},
+                      SampleParams.from_config(config, dataset, model), 1)  # fmt: skip
+        run["samples"].append(path)
+    for model in (*models, "truth"):
+        out = str(base / "metrics" / f"{model}.json")
+        inputs = data if model == "truth" else {**data, "sample": str(base / "samples" / f"{model}.h5")}
+        stages.evaluate(inputs, {"metrics": out}, EvaluateParams.from_config(config, dataset, model), 1)
+        run["metrics"].append(out)
+    return run
+
+
 @pytest.fixture(scope="module")
 def phasespace_run(tmp_path_factory) -> dict:
     """The stages up to evaluate, on a small phase-space dataset: one RealNVP trained for an
@@ -394,32 +445,9 @@ def phasespace_run(tmp_path_factory) -> dict:
         "models": {"a": {"family": "realnvp"}}, "training": {"max_epochs": 1, "batch_size": 256},
         "sampling": {"rate_batch_sizes": [1], "nll_max_events": 100}, "evaluation": LIGHT_EVALUATION,
     }  # fmt: skip
-    data = {"events": str(base / "events.h5"), "split": str(base / "split.h5"), "transform": str(base / "transform.json")}
     source = str(base / "ps.h5")
     stages.source({}, {"data": source}, SourceParams.from_config(config, "ps"), 1)
-    stages.ingest({"files": [source]}, {"events": data["events"]}, IngestParams.from_config(config, "ps"), 1)
-    stages.split({"events": data["events"]}, {"split": data["split"]}, SplitParams.from_config(config, "ps"), 1)
-    stages.preprocess(data, {"transform": data["transform"]}, NoParams(), 1)
-    model_dir = base / "models" / "a"
-    stages.train(data, {"model": str(model_dir / "model.pt"), "log_csv": str(model_dir / "training.csv")},
-                 TrainParams.from_config(config, "ps", "a"), 1)  # fmt: skip
-    # b's log has one epoch fewer than a's, so that the two files differ.
-    (base / "models" / "b").mkdir()
-    lines = (model_dir / "training.csv").read_text().splitlines(keepends=True)
-    (base / "models" / "b" / "training.csv").write_text("".join(lines[:1]))
-    run = {"config": config, "data": data, "samples": [], "metrics": [],
-           "csvs": [str(model_dir / "training.csv"), str(base / "models" / "b" / "training.csv")]}  # fmt: skip
-    for model in ("a", "b"):  # one model sampled twice: the sample seed derives from the name
-        path = str(base / "samples" / f"{model}.h5")
-        stages.sample({**data, "model": str(model_dir / "model.pt")}, {"sample": path},
-                      SampleParams.from_config(config, "ps", model), 1)  # fmt: skip
-        run["samples"].append(path)
-    for model in ("a", "b", "truth"):
-        out = str(base / "metrics" / f"{model}.json")
-        inputs = data if model == "truth" else {**data, "sample": str(base / "samples" / f"{model}.h5")}
-        stages.evaluate(inputs, {"metrics": out}, EvaluateParams.from_config(config, "ps", model), 1)
-        run["metrics"].append(out)
-    return run
+    return _stages_to_evaluate(base, config, "ps", [source], ("a", "b"))
 
 
 def _plot_stage(run: dict, outdir: Path, order: list[int]) -> dict[str, str]:
@@ -446,3 +474,75 @@ def test_plot_stage_rejects_a_sample_of_another_model(phasespace_run, tmp_path):
               "metrics": phasespace_run["metrics"], "training_csvs": phasespace_run["csvs"]}  # fmt: skip
     with pytest.raises(InputError, match=r"a\.h5: a second samples input for model 'a'"):
         stages.plots(inputs, {"plots": str(tmp_path)}, PlotsParams.from_config(phasespace_run["config"], "ps", ["a", "b"]), 1)
+
+
+def test_a_kind_registered_here_draws_its_figure_and_units_through_the_plot_stage(tmp_path):
+    """A kind is one class: its observable's unit and its own figure reach the ``plots``
+    stage's manifest with no edit to :mod:`hepgenbench.plots`."""
+    import h5py
+
+    from hepgenbench.kinds.base import DatasetKind
+
+    @kinds.register
+    class Pairs(DatasetKind):
+        name = "pairs_for_plots"
+        readers = ("hdf5",)
+
+        def observables(self, events):
+            return events.features[:, :1] + events.features[:, 1:2], ["a_plus_b"]
+
+        def observable_axes(self, names):
+            return [("$a + b$", "GeV") for _ in names]
+
+        def extra_plots(self, inputs):
+            import matplotlib.pyplot as plt
+
+            from hepgenbench.plots import save_figure
+
+            fig, ax = plt.subplots()
+            for name, obs in {"truth": inputs.truth_obs, **inputs.sample_obs}.items():
+                ax.hist(obs[:, 0], bins=20, histtype="step", label=name)
+            png, pdf = save_figure(fig, inputs.out / self.name / "sum.png")
+            return [PlotRecord(png, pdf, self.name, f"{inputs.dataset}: a + b of {', '.join(inputs.samples)}",
+                               f"{len(inputs.truth)} truth events")]
+
+    try:
+        rng = np.random.default_rng(14)
+        path = tmp_path / "pairs.h5"
+        with h5py.File(path, "w") as f:
+            f["a"], f["b"] = rng.normal(40.0, 5.0, 1200), rng.normal(50.0, 5.0, 1200)
+        config = {"seed": 4, "models": {"a": {"family": "realnvp"}}, "training": {"max_epochs": 1, "batch_size": 256},
+                  "sampling": {"rate_batch_sizes": [1], "nll_max_events": 100}, "evaluation": LIGHT_EVALUATION,
+                  "datasets": {"pairs": validate_dataset("pairs", {"source": "hdf5", "files": str(path),
+                                                                   "features": ["a", "b"], "kind": "pairs_for_plots"})}}  # fmt: skip
+        run = _stages_to_evaluate(tmp_path / "run", config, "pairs", [str(path)], ("a",))
+        inputs = {**run["data"], "samples": run["samples"], "metrics": run["metrics"], "training_csvs": run["csvs"]}
+        outdir = tmp_path / "plots"
+        stages.plots(inputs, {"plots": str(outdir)}, PlotsParams.from_config(config, "pairs", ["a"]), 1)
+    finally:
+        kinds.KINDS.pop("pairs_for_plots", None)
+    _, records = read_plot_manifest(str(outdir / "manifest.json"))
+    own = [r for r in records if r.kind == "pairs_for_plots"]
+    assert [(r.title, r.path_png) for r in own] == [("pairs: a + b of a", str(outdir / "pairs_for_plots" / "sum.png"))]
+    _assert_png_pdf(own[0])
+    truth_a = stages.load_split_events(run["data"]["events"], run["data"]["split"])["truth_a"]
+    assert own[0].caption == f"{len(truth_a)} truth events"
+    assert "pairs: a_plus_b [GeV]" in {r.title for r in records if r.kind == "observable"}
+
+
+def test_a_kind_with_too_few_axis_labels_is_one_input_error(tmp_path):
+    from hepgenbench.kinds.base import DatasetKind
+
+    @kinds.register
+    class Unlabelled(DatasetKind):
+        name = "unlabelled_for_plots"
+
+        def observable_axes(self, names):
+            return []
+
+    try:
+        truth = dataclasses.replace(_zmumu(np.random.default_rng(15)), kind="unlabelled_for_plots")
+        with pytest.raises(InputError, match="kind 'unlabelled_for_plots' gave 0 axis labels for the 2 observables"):
+            make_dataset_plots("u", truth, {"maf": truth}, {}, {}, str(tmp_path), _zmumu_observables)
+    finally:
+        kinds.KINDS.pop("unlabelled_for_plots", None)

@@ -9,13 +9,15 @@ be looked at as a picture:
   the truth's Poisson band, derived observables first (the Z peak in m_μμ);
 - ``correlation``: Pearson matrices of truth, a model, and their difference;
 - ``training``: training and validation loss per epoch;
-- ``calo``: the average shower per layer, mean layer energy against the incident energy
-  and per-incident-energy scores (the CaloChallenge-2022 views, arXiv:2410.21611);
 - ``classifier``: the distribution of the C2ST classifier weights w = p/(1−p), the
   reweighting view of arXiv:2305.16774 (Das et al., "How to understand limitations of
   generative networks");
 - ``cost``: quality against training time and sampling rate with the Pareto front;
-- ``dalitz``: m²₁₂ against m²₂₃ for the three-body decay.
+- and the figures of the dataset's kind (:meth:`hepgenbench.kinds.DatasetKind.extra_plots`,
+  drawn by :mod:`hepgenbench.plotting`): the CaloChallenge views of showers, the Dalitz plot.
+
+Axis labels and units of the derived observables come from the kind
+(:meth:`~hepgenbench.kinds.DatasetKind.observable_axes`); nothing here names a kind.
 
 File names are deterministic (``{outdir}/{kind}/{name}.png``) and every file is written
 atomically, so a re-run overwrites and a killed run leaves no half-written PNG.
@@ -25,7 +27,6 @@ from __future__ import annotations
 
 import csv
 import re
-import warnings
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -40,8 +41,10 @@ import mplhep  # noqa: E402
 import numpy as np  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
+from hepgenbench import kinds  # noqa: E402
 from hepgenbench.errors import InputError  # noqa: E402
 from hepgenbench.io import EventSet, atomic_path  # noqa: E402
+from hepgenbench.kinds import KindPlotInputs  # noqa: E402
 from hepgenbench.records import PlotManifest, PlotRecord  # noqa: E402
 
 #: A derived-observable function, as :func:`hepgenbench.data.observables.derived_observables`.
@@ -73,11 +76,15 @@ def make_dataset_plots(
         metrics: the metrics JSON per model (and optionally ``"truth"``).
         training_csvs: per model, the path of its ``training.csv``.
         outdir: the dataset's plot directory.
-        observables: the derived-observable function; by default
-            :func:`hepgenbench.data.observables.derived_observables`.
+        observables: the derived-observable function; by default truth's kind's
+            (:meth:`hepgenbench.kinds.DatasetKind.observables`).
+
+    The kind of ``truth`` labels the observables' axes and draws its own figures
+    (:meth:`~hepgenbench.kinds.DatasetKind.observable_axes`, ``extra_plots``).
     """
+    kind = kinds.get(truth.kind)
     if observables is None:
-        from hepgenbench.data.observables import derived_observables as observables
+        observables = kind.observables
     for model, events in samples.items():
         if events.feature_names != truth.feature_names:
             raise InputError(
@@ -92,7 +99,11 @@ def make_dataset_plots(
 
     records: list[PlotRecord] = []
     with plt.style.context(mplhep.style.CMS), plt.rc_context({"figure.max_open_warning": 0}):
-        obs_columns = observable_columns(truth.kind, obs_names)
+        axes = kind.observable_axes(list(obs_names))
+        if len(axes) != len(obs_names):
+            raise InputError(f"kind '{kind.name}' gave {len(axes)} axis labels for the {len(obs_names)} "
+                             f"observables {list(obs_names)}; expected one (label, unit) each")
+        obs_columns = [Column(n, label, unit) for n, (label, unit) in zip(obs_names, axes)]
         records += _column_histograms(dataset, "observable", truth_obs, obs_columns, sample_obs, colors, out)
         if truth.n_features <= MAX_FEATURE_PLOTS:
             columns = [Column(n, n, u) for n, u in zip(truth.feature_names, truth.units)]
@@ -104,10 +115,8 @@ def make_dataset_plots(
             records.append(_correlation_plot(dataset, model, corr_truth, corr_model, corr_names, out))
         if training_csvs:
             records.append(_training_plot(dataset, training_csvs, colors, out))
-        kind_plots = KIND_PLOTS.get(truth.kind)
-        if kind_plots is not None:
-            records += kind_plots(KindPlotInputs(dataset, truth, samples, metrics, truth_obs, obs_names, sample_obs,
-                                                 colors, out))  # fmt: skip
+        records += kind.extra_plots(KindPlotInputs(dataset, truth, samples, metrics, truth_obs, obs_names, sample_obs,
+                                                   colors, out))  # fmt: skip
         weights = _classifier_weight_plot(dataset, metrics, models, colors, out)
         if weights is not None:
             records.append(weights)
@@ -603,351 +612,6 @@ def _cost_plot(dataset, metrics, models, colors, out) -> PlotRecord | None:
     )  # fmt: skip
 
 
-# ---------------------------------------------------------------- kind-specific figures
-# One function per dataset kind, all with one signature, looked up in KIND_PLOTS; the
-# derived observables' axis labels and units per kind are beside them.
-
-
-@dataclass(frozen=True)
-class KindPlotInputs:
-    """What a kind's extra figures may use: the samples, their observables and metrics."""
-
-    dataset: str
-    truth: EventSet
-    samples: Mapping[str, EventSet]
-    metrics: Mapping[str, dict]
-    truth_obs: np.ndarray
-    obs_names: list[str]
-    sample_obs: Mapping[str, np.ndarray]
-    colors: Mapping[str, str]
-    out: Path
-
-
-#: LaTeX label and unit of the derived observables that the kinds compute.
-OBSERVABLE_AXES: dict[str, tuple[str, str]] = {
-    "m_mumu": (r"$m_{\mu\mu}$", "GeV"),
-    "pt_mumu": (r"$p_{T}^{\mu\mu}$", "GeV"),
-    "dR_mumu": (r"$\Delta R_{\mu\mu}$", ""),
-    "dphi_mumu_jet": (r"$|\Delta\phi(\mu\mu, j_1)|$", "rad"),
-    "m2_13": (r"$m^2_{13}$", "GeV^2"),
-    "m_23": (r"$m_{23}$", "GeV"),
-    "Etot_over_Einc": (r"$E_{tot}/E_{inc}$", ""),
-}
-#: Calorimeter high-level features, by name pattern: (label template, unit).
-CALO_OBSERVABLE_PATTERNS: tuple[tuple[str, str, str], ...] = (
-    (r"^E_layer(\d+)$", r"$E$, layer \1", "MeV"),
-    (r"^EC([xy])_layer(\d+)$", r"centre in \1, layer \2", "mm"),
-    (r"^width_([xy])_layer(\d+)$", r"width in \1, layer \2", "mm"),
-    (r"^sparsity_layer(\d+)$", r"fraction of hit cells, layer \1", ""),
-)
-
-
-def observable_columns(kind: str, names: list[str]) -> list[Column]:
-    """Axis label and unit of each derived observable (the name itself when unknown)."""
-    columns = []
-    for name in names:
-        label, unit = OBSERVABLE_AXES.get(name, (name, ""))
-        if kind == "calo" and name not in OBSERVABLE_AXES:
-            for pattern, template, calo_unit in CALO_OBSERVABLE_PATTERNS:
-                if re.match(pattern, name):
-                    label, unit = re.sub(pattern, template, name), calo_unit
-                    break
-        columns.append(Column(name, label, unit))
-    return columns
-
-
-# CaloChallenge-2022 dataset 1, photons (binning_dataset_1_photons.xml): the layers that
-# have voxels, their radial bin edges in mm and number of angular bins. Voxels are stored
-# layer by layer, angular bin major and radial bin minor: 8 + 160 + 190 + 5 + 5 = 368.
-CALO_DS1_PHOTON_LAYERS: tuple[tuple[int, tuple[float, ...], int], ...] = (
-    (0, (0, 5, 10, 30, 50, 100, 200, 400, 600), 1),
-    (1, (0, 2, 4, 6, 8, 10, 12, 15, 20, 30, 40, 50, 70, 90, 120, 150, 200), 10),
-    (2, (0, 2, 5, 10, 15, 20, 25, 30, 40, 50, 60, 80, 100, 130, 160, 200, 250, 300, 350, 400), 10),
-    (3, (0, 50, 100, 200, 400, 600), 1),
-    (12, (0, 100, 200, 400, 1000, 2000), 1),
-)
-
-
-@dataclass(frozen=True)
-class CaloLayer:
-    """One calorimeter layer: its id, radial edges (mm), angular bins and voxel slice."""
-
-    layer_id: int
-    r_edges: np.ndarray
-    n_alpha: int
-    start: int
-
-    @property
-    def n_r(self) -> int:
-        return len(self.r_edges) - 1
-
-    @property
-    def n_voxels(self) -> int:
-        return self.n_r * self.n_alpha
-
-    def energies(self, voxels: np.ndarray) -> np.ndarray:
-        """``(N, n_alpha, n_r)`` voxel energies of this layer."""
-        return voxels[:, self.start : self.start + self.n_voxels].reshape(-1, self.n_alpha, self.n_r)
-
-
-def calo_layers(events: EventSet) -> list[CaloLayer]:
-    """The layer geometry of a calorimeter :class:`EventSet`.
-
-    Taken from ``events.meta["calo_layers"]`` (a list of ``{"id", "r_edges", "n_alpha"}``)
-    when the source wrote it, else the CaloChallenge dataset-1-photon geometry when the
-    event has its 368 voxels.
-    """
-    spec = events.meta.get("calo_layers")
-    if spec is None:
-        spec = [{"id": i, "r_edges": r, "n_alpha": a} for i, r, a in CALO_DS1_PHOTON_LAYERS]
-    layers, start = [], 0
-    for entry in spec:
-        layer = CaloLayer(int(entry["id"]), np.asarray(entry["r_edges"], float), int(entry["n_alpha"]), start)
-        layers.append(layer)
-        start += layer.n_voxels
-    if start != events.n_features:
-        raise InputError(
-            f"calo events have {events.n_features} voxel features but the layer geometry has {start} voxels; "
-            "expected CaloChallenge dataset-1-photon voxels (368) or meta['calo_layers'] describing the layers"
-        )
-    return layers
-
-
-def calo_plots(inp: KindPlotInputs) -> list[PlotRecord]:
-    """The CaloChallenge-2022 views of showers (arXiv:2410.21611): radial profiles, the
-    average shower in (α, r), mean layer energy against E_inc, and scores per E_inc bin."""
-    truth, samples, colors, out = inp.truth, inp.samples, inp.colors, inp.out
-    layers = calo_layers(truth)
-    records = [_calo_radial_profiles(inp.dataset, layers, truth, samples, colors, out)]
-    records.append(_calo_polar_average(inp.dataset, layers, truth, samples, out))
-    if truth.condition is None:
-        raise InputError("calo truth has no condition: expected the incident energy E_inc (MeV) as condition")
-    records.append(_calo_layer_energy_vs_einc(inp.dataset, layers, truth, samples, colors, out))
-    per_bin = _calo_per_energy_bin(inp.dataset, inp.metrics, list(samples), colors, out)
-    if per_bin is not None:
-        records.append(per_bin)
-    return records
-
-
-def _style_layer_axes(axes, layers, xlabel: str, ylabel: str, log_x: bool = False) -> None:
-    """One panel per calorimeter layer: log energy axis, layer titles, shared labels, one legend."""
-    axes = np.atleast_1d(axes)
-    for ax, layer in zip(axes, layers):
-        if log_x:
-            ax.set_xscale("log")
-        ax.set_yscale("log")
-        ax.set_title(f"layer {layer.layer_id}", fontsize="small")
-        ax.set_xlabel(xlabel, fontsize="small")
-        ax.tick_params(labelsize="x-small")
-    axes[0].set_ylabel(ylabel, fontsize="small")
-    axes[-1].legend(fontsize="xx-small")
-
-
-def _calo_radial_profiles(dataset, layers, truth, samples, colors, out) -> PlotRecord:
-    fig, axes = plt.subplots(1, len(layers), figsize=(4.5 * len(layers), 4.5), constrained_layout=True)
-    sets = {"truth": truth.features, **{m: s.features for m, s in samples.items()}}
-    for ax, layer in zip(np.atleast_1d(axes), layers):
-        centres = 0.5 * (layer.r_edges[1:] + layer.r_edges[:-1])
-        for name, voxels in sets.items():
-            profile = np.nanmean(layer.energies(voxels).sum(axis=1), axis=0)
-            style = {"color": TRUTH_COLOR, "lw": 2} if name == "truth" else {"color": colors[name], "lw": 1.2}
-            ax.step(centres, profile, where="mid", label=name, **style)
-    _style_layer_axes(axes, layers, "r [mm]", "mean energy [MeV]")
-    png, pdf = save_figure(fig, out / "calo" / "radial_profiles.png")
-    return PlotRecord(
-        png, pdf, "calo", f"{dataset}: average radial shower profile",
-        "Mean energy per radial bin (summed over angle) in each layer, truth against every model.",
-    )  # fmt: skip
-
-
-def _calo_polar_average(dataset, layers, truth, samples, out) -> PlotRecord:
-    # Only layers binned in angle have an (α, r) image; the others are in the radial profiles.
-    shown = [layer for layer in layers if layer.n_alpha > 1] or layers[:1]
-    sets = {"truth": truth.features, **{m: s.features for m, s in samples.items()}}
-    means = {(name, l.layer_id): np.nanmean(l.energies(v), axis=0) for name, v in sets.items() for l in shown}
-    fig, axes = plt.subplots(
-        len(shown), len(sets), figsize=(3.2 * len(sets), 3.4 * len(shown)),
-        subplot_kw={"projection": "polar"}, squeeze=False, constrained_layout=True,
-    )  # fmt: skip
-    for row, layer in enumerate(shown):
-        positive = np.concatenate([means[(n, layer.layer_id)].ravel() for n in sets])
-        positive = positive[positive > 0]
-        vmin, vmax = (positive.min(), positive.max()) if positive.size else (1e-3, 1.0)
-        norm = matplotlib.colors.LogNorm(vmin=max(vmin, vmax * 1e-6), vmax=vmax)
-        alpha_edges = np.linspace(0, 2 * np.pi, layer.n_alpha + 1)
-        # Radii on a log(1+r) scale so the dense core is visible next to the wide tail.
-        r_plot = np.log1p(layer.r_edges)
-        for col, name in enumerate(sets):
-            ax = axes[row, col]
-            image = np.ma.masked_less_equal(means[(name, layer.layer_id)], 0)
-            mesh = ax.pcolormesh(alpha_edges, r_plot, image.T, norm=norm, cmap="viridis")
-            ax.set_xticks([])
-            ax.set_yticks([])
-            ax.set_title(f"{name}, layer {layer.layer_id}", fontsize="x-small")
-        fig.colorbar(mesh, ax=axes[row, :].tolist(), shrink=0.8, label="mean energy [MeV]")
-    png, pdf = save_figure(fig, out / "calo" / "average_shower.png")
-    return PlotRecord(
-        png, pdf, "calo", f"{dataset}: average shower in (α, r)",
-        "Mean voxel energy of the angularly binned layers, drawn in the (α, r) plane with radius on a "
-        "log(1 + r/mm) scale; one column per sample, same colour scale per row.",
-    )  # fmt: skip
-
-
-def energy_bins(e_inc: np.ndarray, max_bins: int = 16) -> tuple[np.ndarray, np.ndarray]:
-    """Group events by incident energy: ``(bin index per event, bin centres)``.
-
-    The CaloChallenge energies are discrete powers of two, so a few distinct values are used
-    as they are; a continuous spectrum is cut into logarithmic bins.
-    """
-    values = np.unique(e_inc)
-    if values.size <= max_bins:
-        return np.searchsorted(values, e_inc), values
-    edges = np.geomspace(e_inc.min(), e_inc.max() * (1 + 1e-9), max_bins + 1)
-    idx = np.clip(np.searchsorted(edges, e_inc, side="right") - 1, 0, max_bins - 1)
-    return idx, np.sqrt(edges[1:] * edges[:-1])
-
-
-def _calo_layer_energy_vs_einc(dataset, layers, truth, samples, colors, out) -> PlotRecord:
-    fig, axes = plt.subplots(1, len(layers), figsize=(4.5 * len(layers), 4.5), constrained_layout=True)
-    sets = {"truth": truth, **samples}
-    for name, events in sets.items():
-        if events.condition is None:
-            raise InputError(f"calo samples of '{name}' have no condition: expected E_inc per event")
-        idx, centres = energy_bins(events.condition[:, 0])
-        counts = np.bincount(idx, minlength=len(centres))
-        for ax, layer in zip(np.atleast_1d(axes), layers):
-            e_layer = np.nan_to_num(layer.energies(events.features).sum(axis=(1, 2)))
-            mean = np.bincount(idx, weights=e_layer, minlength=len(centres)) / np.maximum(counts, 1)
-            style = {"color": TRUTH_COLOR, "lw": 2, "marker": "o"} if name == "truth" else {"color": colors[name], "marker": "."}
-            ax.plot(centres[counts > 0], mean[counts > 0], label=name, **style)
-    _style_layer_axes(axes, layers, "$E_{inc}$ [MeV]", "mean layer energy [MeV]", log_x=True)
-    png, pdf = save_figure(fig, out / "calo" / "layer_energy_vs_einc.png")
-    return PlotRecord(
-        png, pdf, "calo", f"{dataset}: mean layer energy vs incident energy",
-        "Mean energy deposited in each layer as a function of the incident energy.",
-    )  # fmt: skip
-
-
-@dataclass(frozen=True)
-class EnergyBinScores:
-    """One sample's scores per incident-energy bin, as ``evaluate_sample`` writes them in
-    ``metrics["per_energy_bin"]["bins"]``; bins skipped for too few events are left out."""
-
-    e_inc: np.ndarray  #: the bin's energy: the discrete value, or the geometric centre of [low, high]
-    w1: np.ndarray
-    w1_error: np.ndarray
-    auc: np.ndarray
-    auc_error: np.ndarray
-
-    @classmethod
-    def from_metrics(cls, entry: Mapping) -> EnergyBinScores | None:
-        block = (entry.get("metrics") or {}).get("per_energy_bin")
-        if not isinstance(block, dict) or not isinstance(block.get("bins"), list):
-            return None
-        scored = [b for b in block["bins"] if "c2st_auc" in b and not b.get("skipped")]
-        if not scored:
-            return None
-
-        def column(key: str) -> np.ndarray:
-            return np.array([np.nan if b.get(key) is None else float(b[key]) for b in scored])
-
-        e_inc = np.sqrt(column("e_inc_low") * column("e_inc_high"))
-        return cls(e_inc, column("w1_mean"), column("w1_mean_error"), column("c2st_auc"), column("c2st_auc_error"))
-
-
-def _calo_per_energy_bin(dataset, metrics, models, colors, out) -> PlotRecord | None:
-    found = {m: EnergyBinScores.from_metrics(metrics[m]) for m in ["truth", *models] if m in metrics}
-    found = {m: v for m, v in found.items() if v is not None}
-    if not found:
-        return None
-    panels = (("w1", "W1/σ of the high-level features (mean)", None),
-              ("auc", "C2ST AUC on the high-level features", 0.5))  # fmt: skip
-    fig, axes = plt.subplots(1, 2, figsize=(14, 6), constrained_layout=True)
-    for ax, (key, ylabel, ideal) in zip(axes, panels):
-        for model, scores in found.items():
-            style = {"color": TRUTH_COLOR, "ls": "--", "lw": 2} if model == "truth" else {"color": colors[model]}
-            ax.errorbar(scores.e_inc, getattr(scores, key), yerr=getattr(scores, f"{key}_error"), marker="o",
-                        ms=5, capsize=2, label="truth vs truth" if model == "truth" else model, **style)  # fmt: skip
-        if ideal is not None:
-            ax.axhline(ideal, color="grey", lw=1, ls=":")
-        ax.set_xscale("log")
-        ax.set_xlabel("$E_{inc}$ [MeV]", fontsize="small")
-        ax.set_ylabel(ylabel, fontsize="small")
-        ax.tick_params(labelsize="x-small")
-    # Below the panels: inside, it covers the points whatever corner it takes.
-    handles, labels = axes[0].get_legend_handles_labels()
-    fig.legend(handles, labels, loc="outside lower center", ncols=min(len(labels), 6), fontsize="x-small")
-    png, pdf = save_figure(fig, out / "calo" / "per_energy_bin.png")
-    return PlotRecord(
-        png, pdf, "calo", f"{dataset}: scores per incident energy",
-        "W1/σ and C2ST AUC of the high-level shower features computed separately in each incident-energy "
-        "bin, with their errors; truth against truth (dashed) is the noise floor at that bin's sample size, "
-        "and 0.5 (dotted) the ideal AUC.",
-    )  # fmt: skip
-
-
-def _dalitz_columns(names: list[str]) -> tuple[int, int] | None:
-    """Indices of m²₁₂ and m²₂₃ among ``names`` (``m2_12``, ``m12_sq``, ``s12``, ...), if present."""
-
-    def find(pair: str) -> int | None:
-        pattern = re.compile(rf"^(m2_?{pair}|m_?{pair}_?sq|m_?{pair}\^?2|s_?{pair})(\b|_|\s|\[|$)", re.I)
-        return next((i for i, n in enumerate(names) if pattern.match(n)), None)
-
-    i, j = find("12"), find("23")
-    return None if i is None or j is None else (i, j)
-
-
-def phasespace_plots(inp: KindPlotInputs) -> list[PlotRecord]:
-    """The Dalitz plot of the three-body decay: m²₁₂ against m²₂₃ for truth and every model."""
-    return _dalitz_plot(inp.dataset, inp.truth, inp.truth_obs, inp.obs_names, inp.samples, inp.sample_obs, inp.out)
-
-
-def _dalitz_plot(dataset, truth, truth_obs, obs_names, samples, sample_obs, out) -> list[PlotRecord]:
-    names = list(truth.feature_names) + list(obs_names)
-    cols = _dalitz_columns(names)
-    if cols is None:
-        warnings.warn(f"{dataset}: no m2_12/m2_23 among columns {names}; the Dalitz plot is not drawn", stacklevel=2)
-        return []
-    i, j = cols
-    units = list(truth.units) + [c.unit for c in observable_columns(truth.kind, obs_names)]
-    labels = [f"{n} [{unit_text(u)}]" if u else n for n, u in zip(names, units)]
-    sets = {"truth": np.hstack([truth.features, truth_obs])}
-    sets.update({m: np.hstack([s.features, sample_obs[m]]) for m, s in samples.items()})
-    x_edges, y_edges = histogram_edges(sets["truth"][:, i], 60), histogram_edges(sets["truth"][:, j], 60)
-    ncols = min(4, len(sets))
-    nrows = -(-len(sets) // ncols)
-    fig, axes = plt.subplots(nrows, ncols, figsize=(4.5 * ncols, 4.2 * nrows), squeeze=False, constrained_layout=True)
-    h_truth = np.histogram2d(sets["truth"][:, i], sets["truth"][:, j], [x_edges, y_edges], density=True)[0]
-    vmax = h_truth.max()
-    for ax, (name, values) in zip(axes.flat, sets.items()):
-        finite = np.all(np.isfinite(values[:, [i, j]]), axis=1)
-        h = np.histogram2d(values[finite, i], values[finite, j], [x_edges, y_edges], density=True)[0]
-        mesh = ax.pcolormesh(x_edges, y_edges, np.ma.masked_equal(h, 0).T, vmin=0, vmax=vmax, cmap="viridis")
-        ax.set_title(name, fontsize="small")
-        ax.set_xlabel(labels[i], fontsize="small")
-        ax.set_ylabel(labels[j], fontsize="small")
-        ax.tick_params(labelsize="x-small")
-    for ax in list(axes.flat)[len(sets) :]:
-        ax.set_axis_off()
-    density_unit = f" [1/({unit_text(units[i])} {unit_text(units[j])})]" if units[i] and units[j] else ""
-    fig.colorbar(mesh, ax=axes.ravel().tolist(), shrink=0.8, label=f"density{density_unit}")
-    png, pdf = save_figure(fig, out / "phasespace" / "dalitz.png")
-    return [
-        PlotRecord(
-            png, pdf, "dalitz", f"{dataset}: Dalitz plot",
-            f"Dalitz plot ({names[i]} vs {names[j]}) of truth and every model, on truth's colour scale: "
-            "events outside the kinematic boundary are unphysical.",
-        )  # fmt: skip
-    ]
-
-
-#: Extra figures per dataset kind (zmumu and generic have none beyond the histograms).
-KIND_PLOTS: dict[str, Callable[[KindPlotInputs], list[PlotRecord]]] = {
-    "calo": calo_plots,
-    "phasespace": phasespace_plots,
-}
-
-
 def write_plot_manifest(path: str, records: list[PlotRecord], dataset: str = "") -> None:
     """Write the list of a dataset's figures (a :class:`PlotManifest`), atomically, for :func:`build_report`."""
     PlotManifest(dataset=dataset, plots=list(records)).write(path)
@@ -960,12 +624,8 @@ def read_plot_manifest(path: str) -> tuple[str, list[PlotRecord]]:
 
 
 __all__ = [
-    "CALO_DS1_PHOTON_LAYERS",
-    "CaloLayer",
     "PlotRecord",
-    "calo_layers",
     "correlation_matrix",
-    "energy_bins",
     "histogram_edges",
     "make_dataset_plots",
     "model_colors",

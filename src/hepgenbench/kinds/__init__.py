@@ -6,11 +6,13 @@ judged. The stages, the evaluation and the workflow ask it, never a string:
 * its **sources**: the generator the workflow runs (``pythia``, ``phasespace``, ``calo``)
   or the reader of the user's files (``calochallenge``); the shared readers ``root`` and
   ``hdf5`` yield whichever kind the dataset's ``kind:`` names (:mod:`.sources`);
-* its **derived observables** (m_μμ, shower shapes…), one code path for truth and samples;
+* its **derived observables** (m_μμ, shower shapes…), one code path for truth and samples,
+  and their axis labels and units (``observable_axes``);
 * its **physics checks**, the kind's part of the unphysical fraction;
 * its optional **true density** (:class:`TrueDensity`: numpy and torch log-density, the
   baseline proposal's importance weights);
-* its **extra metrics** and the names of its **extra plots**;
+* its **extra metrics** and its **extra plots** (``extra_plots`` draws them from a
+  :class:`KindPlotInputs`; the calo and phasespace figures are in :mod:`hepgenbench.plotting`);
 * its **config-schema fragment**: each source's keys, checked per source before any job
   runs (:func:`validate_dataset`).
 
@@ -23,13 +25,13 @@ The module defines
    ``kind``, ``embedded``, ``properties`` for its config keys, ``generate`` for a
    generator, ``read`` for both), or ``readers = ("root", "hdf5")`` to be read from the
    user's files by the shared readers;
-3. whichever of ``observables``, ``unphysical``, ``eta_limit``, ``density``,
-   ``classifier_inputs``, ``physics_features``, ``extra_metrics`` and ``extra_plots`` the
-   kind has (the defaults suit a plain table of features);
+3. whichever of ``observables``, ``observable_axes``, ``unphysical``, ``eta_limit``,
+   ``density``, ``classifier_inputs``, ``physics_features``, ``extra_metrics`` and
+   ``extra_plots`` the kind has (the defaults suit a plain table of features);
 4. ``example``: a small dataset block, on which ``tests/test_kinds.py`` runs the common
    checks (ingest → split → preprocess → inverse round trip, observables well formed).
 
-Nothing here imports torch or the file libraries at import time: the Snakefile imports
+Nothing here imports torch, matplotlib or the file libraries at import time: the Snakefile imports
 the registry, and parsing it must stay fast.
 """
 
@@ -39,7 +41,7 @@ import importlib
 import pkgutil
 from importlib.metadata import entry_points
 
-from hepgenbench.kinds.base import WORKFLOW_KEYS, DatasetKind, Source, TrueDensity, feature_column
+from hepgenbench.kinds.base import WORKFLOW_KEYS, DatasetKind, KindPlotInputs, Source, TrueDensity, feature_column
 from hepgenbench.kinds.registry import (
     KINDS,
     SOURCES,
@@ -70,7 +72,7 @@ def _discover() -> None:
 _discover()
 
 __all__ = [
-    "KINDS", "SOURCES", "WORKFLOW_KEYS", "DatasetKind", "Source", "TrueDensity", "dataset_schema", "embedded_sources",
-    "feature_column", "get", "kind_of", "kinds_read_by", "register", "register_source", "source", "source_schema",
-    "validate_dataset",
+    "KINDS", "SOURCES", "WORKFLOW_KEYS", "DatasetKind", "KindPlotInputs", "Source", "TrueDensity", "dataset_schema",
+    "embedded_sources", "feature_column", "get", "kind_of", "kinds_read_by", "register", "register_source", "source",
+    "source_schema", "validate_dataset",
 ]

@@ -1,13 +1,16 @@
-"""The base classes of the kind registry: :class:`Source`, :class:`DatasetKind`, :class:`TrueDensity`.
+"""The base classes of the kind registry: :class:`Source`, :class:`DatasetKind`, :class:`TrueDensity`,
+and :class:`KindPlotInputs`, what a kind's own figures are drawn from.
 
-Nothing here imports torch, h5py, uproot or vector at module level: the Snakefile imports
+Nothing here imports torch, matplotlib, h5py, uproot or vector at module level: the Snakefile imports
 the registry to expand the DAG, and that must stay fast. Kinds import what they need
 inside their methods.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
@@ -18,6 +21,7 @@ if TYPE_CHECKING:
     from hepgenbench.evaluate import EvalOptions
     from hepgenbench.io import EventSet
     from hepgenbench.metrics.base import MetricResult
+    from hepgenbench.records import PlotRecord
 
 #: Dataset config keys that steer the workflow rather than a reader.
 WORKFLOW_KEYS = ("source", "name", "split", "training")
@@ -120,7 +124,6 @@ class DatasetKind:
         name: the kind's registry name (``EventSet.kind``).
         sources: the sources that always yield this kind (its generator, its own reader).
         readers: the shared readers (``root``, ``hdf5``) whose ``kind:`` may name it.
-        extra_plots: names of the kind's own figures (the plots stage draws them).
         support_reason: what the physics check calls an event where the true density is 0.
 
     Every method has a default that suits a plain table of features.
@@ -129,12 +132,16 @@ class DatasetKind:
     name: ClassVar[str]
     sources: ClassVar[tuple[type[Source], ...]] = ()
     readers: ClassVar[tuple[str, ...]] = ("root", "hdf5")
-    extra_plots: ClassVar[tuple[str, ...]] = ()
     support_reason: ClassVar[str] = "outside_support"  #: the physics check's name for log p = −inf
 
     def observables(self, events: EventSet) -> tuple[np.ndarray, list[str]]:
         """Derived observables ``(N, K)`` and their names, the same code for truth and samples."""
         return np.empty((len(events), 0)), []
+
+    def observable_axes(self, names: list[str]) -> list[tuple[str, str]]:
+        """Axis label (matplotlib mathtext allowed) and unit of each derived observable in
+        ``names``, for the figures; by default the name itself and no unit."""
+        return [(name, "") for name in names]
 
     def eta_limit(self, feature: str) -> float | None:
         """The |η| acceptance of a pseudorapidity feature, None for no limit."""
@@ -174,10 +181,43 @@ class DatasetKind:
         """Metrics only this kind has, by key."""
         return {}
 
+    def extra_plots(self, inputs: KindPlotInputs) -> list[PlotRecord]:
+        """The kind's own figures, drawn by the plots stage after the histograms every kind
+        gets. A kind that draws imports matplotlib inside this method: the registry is
+        imported by the Snakefile and must not load it."""
+        return []
+
     def example(self, directory: str, n_events: int, seed: int) -> dict[str, Any]:
         """A small dataset block of this kind (writing its files into ``directory`` if it
         reads files): what the common checks in ``tests/test_kinds.py`` run on."""
         raise NotImplementedError(f"kind '{self.name}' has no example dataset")
+
+
+@dataclass(frozen=True)
+class KindPlotInputs:
+    """What a kind's extra figures may use: truth and the samples, their derived observables,
+    the metrics records, the model colours and the dataset's plot directory.
+
+    Attributes:
+        dataset: the dataset name, for titles.
+        truth: truth holdout A in physical units.
+        samples: generated events per model, in the config's order.
+        metrics: each model's metrics record as a dict (and ``"truth"``'s, if scored).
+        truth_obs, obs_names: truth's derived observables ``(N, K)`` and their names.
+        sample_obs: each model's derived observables.
+        colors: one colour per model.
+        out: the dataset's plot directory; a kind writes under ``out / <kind name>``.
+    """
+
+    dataset: str
+    truth: EventSet
+    samples: Mapping[str, EventSet]
+    metrics: Mapping[str, dict]
+    truth_obs: np.ndarray
+    obs_names: list[str]
+    sample_obs: Mapping[str, np.ndarray]
+    colors: Mapping[str, str]
+    out: Path
 
 
 #: tracker acceptance of the muon chambers (CMS/ATLAS |η| < 2.4) and of jets (HF, |η| < 4.7)

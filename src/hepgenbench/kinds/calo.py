@@ -2,7 +2,8 @@
 as condition.
 
 The kind owns the geometry (:mod:`hepgenbench.data.calo_geometry`: layers, r-edges, α bins,
-voxel order; dataset 1 photons built in) and the incident-energy binning, and scores showers
+voxel order; dataset 1 photons built in), the incident-energy binning, the axis labels of the
+high-level features and its figures (:mod:`hepgenbench.plotting.calo`), and scores showers
 as the challenge does (arXiv:2410.21611): a classifier on the voxels and one on the
 high-level features (Sec. 4), and both per incident-energy bin, so that one badly modelled
 energy is not averaged away.
@@ -10,6 +11,7 @@ energy is not averaged away.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -22,13 +24,24 @@ from hepgenbench.data.calo_geometry import (
     EnergyBins,
     incident_energy,
 )
-from hepgenbench.kinds.base import DatasetKind, Source
+from hepgenbench.kinds.base import DatasetKind, KindPlotInputs, Source
 from hepgenbench.kinds.registry import register
 
 if TYPE_CHECKING:
     from hepgenbench.evaluate import EvalOptions
     from hepgenbench.io import EventSet
     from hepgenbench.metrics.base import MetricResult
+    from hepgenbench.records import PlotRecord
+
+#: Axis label template and unit of the high-level features, by name pattern
+#: (:func:`hepgenbench.data.calo.high_level_feature_names`).
+OBSERVABLE_AXES: tuple[tuple[str, str, str], ...] = (
+    (r"^Etot_over_Einc$", r"$E_{tot}/E_{inc}$", ""),
+    (r"^E_layer(\d+)$", r"$E$, layer \1", "MeV"),
+    (r"^EC([xy])_layer(\d+)$", r"centre in \1, layer \2", "mm"),
+    (r"^width_([xy])_layer(\d+)$", r"width in \1, layer \2", "mm"),
+    (r"^sparsity_layer(\d+)$", r"fraction of hit cells, layer \1", ""),
+)
 
 _SHOWER_PROPERTIES: dict[str, Any] = {
     "readout_threshold_mev": {
@@ -91,8 +104,6 @@ class Calo(DatasetKind):
     name: ClassVar[str] = "calo"
     sources: ClassVar[tuple[type[Source], ...]] = (CaloSource, CaloChallengeSource)
     readers: ClassVar[tuple[str, ...]] = ()
-    extra_plots: ClassVar[tuple[str, ...]] = ("radial_profiles", "average_shower", "layer_energy_vs_einc",
-                                              "per_energy_bin")
 
     # ------------------------------------------------------------------ hooks for metrics and plots
     @staticmethod
@@ -116,6 +127,13 @@ class Calo(DatasetKind):
         from hepgenbench.data.calo import high_level_features
 
         return high_level_features(events.features, self.incident_energy(events), self.geometry(events))
+
+    def observable_axes(self, names: list[str]) -> list[tuple[str, str]]:
+        axes = []
+        for name in names:
+            match = next(((p, t, u) for p, t, u in OBSERVABLE_AXES if re.match(p, name)), None)
+            axes.append((name, "") if match is None else (re.sub(match[0], match[1], name), match[2]))
+        return axes
 
     def eta_limit(self, feature: str) -> float | None:
         return None
@@ -198,6 +216,14 @@ class Calo(DatasetKind):
         worst = max(aucs, key=lambda a: abs(a - 0.5))
         return MetricResult(worst, float("nan"), {"bins": rows, "value_is": "C2ST AUC of the energy bin farthest from 0.5",
                                                   "on": "high-level features"})
+
+    def extra_plots(self, inputs: KindPlotInputs) -> list[PlotRecord]:
+        """The CaloChallenge views of showers (:mod:`hepgenbench.plotting.calo`): radial
+        profiles, the average shower in (α, r), mean layer energy against E_inc in the
+        :class:`EnergyBins` of the per-energy scores, and those scores."""
+        from hepgenbench.plotting.calo import calo_plots
+
+        return calo_plots(inputs, self)
 
     def example(self, directory: str, n_events: int, seed: int) -> dict[str, Any]:
         return {"source": "calo", "n_events": n_events}

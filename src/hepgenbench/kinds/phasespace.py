@@ -4,6 +4,7 @@ generator, the Dalitz observables, the true density and the flat-phase-space bas
 The density is what makes this kind special: the evaluation gets an exact KL and the
 unweighting efficiency of a model as a sampler (arXiv:2212.06172), the physics check
 flags points outside the Dalitz boundary, and density-trained families (IAF) train on it.
+Its extra figure is the Dalitz plot.
 """
 
 from __future__ import annotations
@@ -13,14 +14,20 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
-from hepgenbench.kinds.base import DatasetKind, Source, TrueDensity, feature_column
+from hepgenbench.kinds.base import DatasetKind, KindPlotInputs, Source, TrueDensity, feature_column
 from hepgenbench.kinds.registry import register
 
 if TYPE_CHECKING:
     from hepgenbench.io import EventSet
+    from hepgenbench.records import PlotRecord
 
 #: the generator's features, in order; the true density applies to exactly these
 FEATURE_NAMES = ("m2_12", "m2_23", "phi", "cos_theta", "psi")
+#: Axis label and unit of each Dalitz observable.
+OBSERVABLE_AXES: dict[str, tuple[str, str]] = {
+    "m2_13": (r"$m^2_{13}$", "GeV^2"),
+    "m_23": (r"$m_{23}$", "GeV"),
+}
 
 
 class PhaseSpaceSource(Source):
@@ -69,7 +76,6 @@ class PhaseSpace(DatasetKind):
 
     name: ClassVar[str] = "phasespace"
     sources: ClassVar[tuple[type[Source], ...]] = (PhaseSpaceSource,)
-    extra_plots: ClassVar[tuple[str, ...]] = ("dalitz",)
     support_reason: ClassVar[str] = "outside_dalitz"
 
     def observables(self, events: EventSet) -> tuple[np.ndarray, list[str]]:
@@ -79,6 +85,15 @@ class PhaseSpace(DatasetKind):
         m2_12, m2_23 = feature_column(events, "m2_12"), feature_column(events, "m2_23")
         m_23 = np.sqrt(np.clip(m2_23, 0.0, None))
         return np.column_stack([DALITZ.m2_13(m2_12, m2_23), m_23]), ["m2_13", "m_23"]
+
+    def observable_axes(self, names: list[str]) -> list[tuple[str, str]]:
+        return [OBSERVABLE_AXES.get(name, (name, "")) for name in names]
+
+    def extra_plots(self, inputs: KindPlotInputs) -> list[PlotRecord]:
+        """The Dalitz plot, m²₁₂ against m²₂₃ (:mod:`hepgenbench.plotting.dalitz`)."""
+        from hepgenbench.plotting.dalitz import dalitz_plots
+
+        return dalitz_plots(inputs, self.observable_axes(inputs.obs_names))
 
     def density(self, feature_names: list[str]) -> TrueDensity | None:
         return DalitzDensity() if tuple(feature_names) == FEATURE_NAMES else None

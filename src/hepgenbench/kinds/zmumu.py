@@ -22,6 +22,14 @@ if TYPE_CHECKING:
 
 MUON_MASS_GEV = 0.10566
 
+#: Axis label and unit of each dimuon observable.
+OBSERVABLE_AXES: dict[str, tuple[str, str]] = {
+    "m_mumu": (r"$m_{\mu\mu}$", "GeV"),
+    "pt_mumu": (r"$p_{T}^{\mu\mu}$", "GeV"),
+    "dR_mumu": (r"$\Delta R_{\mu\mu}$", ""),
+    "dphi_mumu_jet": (r"$|\Delta\phi(\mu\mu, j_1)|$", "rad"),
+}
+
 
 class PythiaSource(Source):
     """pp → Z/γ* → μμ (+ jets) at 13.6 TeV from Pythia 8 (:mod:`hepgenbench.data.pythia`),
@@ -89,6 +97,9 @@ class Zmumu(DatasetKind):
             values.append(np.abs(dimuon.deltaphi(jet)))
             names.append("dphi_mumu_jet")
         return np.column_stack(values), names
+
+    def observable_axes(self, names: list[str]) -> list[tuple[str, str]]:
+        return [OBSERVABLE_AXES.get(name, (name, "")) for name in names]
 
     def eta_limit(self, feature: str) -> float | None:
         # every η of a dimuon event that is not a jet's is a muon's

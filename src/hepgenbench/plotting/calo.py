@@ -1,0 +1,233 @@
+"""The CaloChallenge-2022 views of calorimeter showers (arXiv:2410.21611).
+
+Four figures, drawn by :meth:`hepgenbench.kinds.calo.Calo.extra_plots` with the kind's
+geometry (:class:`~hepgenbench.data.calo_geometry.CaloGeometry`) and its one
+incident-energy binning rule (:class:`~hepgenbench.data.calo_geometry.EnergyBins`):
+
+- the average radial profile per layer;
+- the average shower in (α, r) of the angularly binned layers;
+- the mean energy per layer against the incident energy, in the bins the per-energy
+  scores use;
+- those scores, W1 and C2ST AUC of the high-level features per incident-energy bin, as
+  ``evaluate_sample`` writes them in ``metrics["per_energy_bin"]``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import matplotlib
+import matplotlib.pyplot as plt
+import numpy as np
+
+from hepgenbench.data.calo_geometry import CaloGeometry, CaloLayer, EnergyBins
+from hepgenbench.errors import InputError
+from hepgenbench.io import EventSet
+from hepgenbench.kinds.base import KindPlotInputs
+from hepgenbench.plots import TRUTH_COLOR, save_figure
+from hepgenbench.records import PlotRecord
+
+if TYPE_CHECKING:
+    from hepgenbench.kinds.calo import Calo
+
+
+def calo_plots(inp: KindPlotInputs, kind: Calo) -> list[PlotRecord]:
+    """Radial profiles, the average shower, mean layer energy against E_inc and, when the
+    metrics records hold them, the scores per E_inc bin."""
+    geometry = kind.geometry(inp.truth)
+    sets = {"truth": inp.truth, **inp.samples}
+    records = [
+        radial_profiles(inp.dataset, geometry, sets, inp.colors, inp.out),
+        average_shower(inp.dataset, geometry, sets, inp.out),
+    ]
+    e_inc = {name: _incident_energy(kind, name, events) for name, events in sets.items()}
+    bins = scored_energy_bins(inp.metrics) or kind.energy_bins(inp.truth)
+    records.append(layer_energy_vs_einc(inp.dataset, geometry, sets, e_inc, bins, inp.colors, inp.out))
+    per_bin = per_energy_bin(inp.dataset, inp.metrics, list(inp.samples), inp.colors, inp.out)
+    if per_bin is not None:
+        records.append(per_bin)
+    return records
+
+
+def _incident_energy(kind: Calo, name: str, events: EventSet) -> np.ndarray:
+    try:
+        return kind.incident_energy(events)
+    except InputError as err:
+        raise InputError(f"calo {'truth' if name == 'truth' else f'samples of {name!r}'}: {err}") from None
+
+
+def _style_layer_axes(axes, layers: tuple[CaloLayer, ...], xlabel: str, ylabel: str, log_x: bool = False) -> None:
+    """One panel per calorimeter layer: log energy axis, layer titles, shared labels, one legend."""
+    axes = np.atleast_1d(axes)
+    for ax, layer in zip(axes, layers):
+        if log_x:
+            ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.set_title(f"layer {layer.layer_id}", fontsize="small")
+        ax.set_xlabel(xlabel, fontsize="small")
+        ax.tick_params(labelsize="x-small")
+    axes[0].set_ylabel(ylabel, fontsize="small")
+    axes[-1].legend(fontsize="xx-small")
+
+
+def _line_style(name: str, colors: Mapping[str, str]) -> dict:
+    return {"color": TRUTH_COLOR, "lw": 2} if name == "truth" else {"color": colors[name], "lw": 1.2}
+
+
+def radial_profiles(dataset: str, geometry: CaloGeometry, sets: Mapping[str, EventSet],
+                    colors: Mapping[str, str], out: Path) -> PlotRecord:
+    """Mean energy per radial bin, summed over α, in each layer."""
+    layers = geometry.layers
+    fig, axes = plt.subplots(1, len(layers), figsize=(4.5 * len(layers), 4.5), constrained_layout=True)
+    for ax, layer in zip(np.atleast_1d(axes), layers):
+        edges = np.asarray(layer.r_edges)
+        centres = 0.5 * (edges[1:] + edges[:-1])
+        for name, events in sets.items():
+            profile = np.nanmean(layer.energies(events.features).sum(axis=1), axis=0)
+            ax.step(centres, profile, where="mid", label=name, **_line_style(name, colors))
+    _style_layer_axes(axes, layers, "r [mm]", "mean energy [MeV]")
+    png, pdf = save_figure(fig, out / "calo" / "radial_profiles.png")
+    return PlotRecord(
+        png, pdf, "calo", f"{dataset}: average radial shower profile",
+        "Mean energy per radial bin (summed over angle) in each layer, truth against every model.",
+    )  # fmt: skip
+
+
+def average_shower(dataset: str, geometry: CaloGeometry, sets: Mapping[str, EventSet], out: Path) -> PlotRecord:
+    """Mean voxel energy of the angularly binned layers in the (α, r) plane, one column per sample."""
+    # Only layers binned in angle have an (α, r) image; the others are in the radial profiles.
+    shown = [layer for layer in geometry.layers if layer.n_alpha > 1] or list(geometry.layers[:1])
+    means = {(name, l.layer_id): np.nanmean(l.energies(ev.features), axis=0) for name, ev in sets.items() for l in shown}
+    fig, axes = plt.subplots(
+        len(shown), len(sets), figsize=(3.2 * len(sets), 3.4 * len(shown)),
+        subplot_kw={"projection": "polar"}, squeeze=False, constrained_layout=True,
+    )  # fmt: skip
+    for row, layer in enumerate(shown):
+        positive = np.concatenate([means[(n, layer.layer_id)].ravel() for n in sets])
+        positive = positive[positive > 0]
+        vmin, vmax = (positive.min(), positive.max()) if positive.size else (1e-3, 1.0)
+        norm = matplotlib.colors.LogNorm(vmin=max(vmin, vmax * 1e-6), vmax=vmax)
+        alpha_edges = np.linspace(0, 2 * np.pi, layer.n_alpha + 1)
+        # Radii on a log(1+r) scale so the dense core is visible next to the wide tail.
+        r_plot = np.log1p(np.asarray(layer.r_edges))
+        for col, name in enumerate(sets):
+            ax = axes[row, col]
+            image = np.ma.masked_less_equal(means[(name, layer.layer_id)], 0)
+            mesh = ax.pcolormesh(alpha_edges, r_plot, image.T, norm=norm, cmap="viridis")
+            ax.set_xticks([])
+            ax.set_yticks([])
+            ax.set_title(f"{name}, layer {layer.layer_id}", fontsize="x-small")
+        fig.colorbar(mesh, ax=axes[row, :].tolist(), shrink=0.8, label="mean energy [MeV]")
+    png, pdf = save_figure(fig, out / "calo" / "average_shower.png")
+    return PlotRecord(
+        png, pdf, "calo", f"{dataset}: average shower in (α, r)",
+        "Mean voxel energy of the angularly binned layers, drawn in the (α, r) plane with radius on a "
+        "log(1 + r/mm) scale; one column per sample, same colour scale per row.",
+    )  # fmt: skip
+
+
+def scored_energy_bins(metrics: Mapping[str, Mapping]) -> EnergyBins | None:
+    """The incident-energy bins the per-energy scores were computed in (``bins`` of any
+    record's ``per_energy_bin``, skipped bins included), or None when no record has them.
+    Every record of a dataset bins the same truth with the same options, so the first will do."""
+    for entry in metrics.values():
+        block = (entry.get("metrics") or {}).get("per_energy_bin")
+        rows = block.get("bins") if isinstance(block, dict) else None
+        if isinstance(rows, list) and rows:
+            try:
+                return EnergyBins(tuple(float(b["e_inc_low"]) for b in rows), tuple(float(b["e_inc_high"]) for b in rows))
+            except (KeyError, TypeError, ValueError):
+                raise InputError(f"metrics of model {entry.get('model')!r}: per_energy_bin.bins need numeric "
+                                 "'e_inc_low' and 'e_inc_high'") from None
+    return None
+
+
+def layer_energy_vs_einc(dataset: str, geometry: CaloGeometry, sets: Mapping[str, EventSet],
+                         e_inc: Mapping[str, np.ndarray], bins: EnergyBins, colors: Mapping[str, str],
+                         out: Path) -> PlotRecord:
+    """Mean energy per layer in each incident-energy bin, at the bin's value (discrete) or
+    its geometric centre; showers outside truth's bins are left out."""
+    layers = geometry.layers
+    fig, axes = plt.subplots(1, len(layers), figsize=(4.5 * len(layers), 4.5), constrained_layout=True)
+    centres = bins.centres
+    for name, events in sets.items():
+        idx = bins.index(e_inc[name])
+        inside = idx >= 0
+        counts = np.bincount(idx[inside], minlength=len(bins))
+        for ax, layer in zip(np.atleast_1d(axes), layers):
+            e_layer = np.nan_to_num(layer.energies(events.features[inside]).sum(axis=(1, 2)))
+            mean = np.bincount(idx[inside], weights=e_layer, minlength=len(bins)) / np.maximum(counts, 1)
+            ax.plot(centres[counts > 0], mean[counts > 0], label=name, marker="o" if name == "truth" else ".",
+                    **_line_style(name, colors))  # fmt: skip
+    _style_layer_axes(axes, layers, "$E_{inc}$ [MeV]", "mean layer energy [MeV]", log_x=True)
+    png, pdf = save_figure(fig, out / "calo" / "layer_energy_vs_einc.png")
+    binning = ("one point per discrete incident energy" if bins.discrete else
+               f"{len(bins)} equal-population bins of truth's incident energy, each at its geometric centre")
+    return PlotRecord(
+        png, pdf, "calo", f"{dataset}: mean layer energy vs incident energy",
+        f"Mean energy deposited in each layer as a function of the incident energy: {binning}, "
+        "the bins of the scores per incident energy.",
+    )  # fmt: skip
+
+
+@dataclass(frozen=True)
+class EnergyBinScores:
+    """One sample's scores per incident-energy bin, as ``evaluate_sample`` writes them in
+    ``metrics["per_energy_bin"]["bins"]``; bins skipped for too few events are left out."""
+
+    e_inc: np.ndarray  #: the bin's energy: the discrete value, or the geometric centre of [low, high]
+    w1: np.ndarray
+    w1_error: np.ndarray
+    auc: np.ndarray
+    auc_error: np.ndarray
+
+    @classmethod
+    def from_metrics(cls, entry: Mapping) -> EnergyBinScores | None:
+        block = (entry.get("metrics") or {}).get("per_energy_bin")
+        if not isinstance(block, dict) or not isinstance(block.get("bins"), list):
+            return None
+        scored = [b for b in block["bins"] if "c2st_auc" in b and not b.get("skipped")]
+        if not scored:
+            return None
+
+        def column(key: str) -> np.ndarray:
+            return np.array([np.nan if b.get(key) is None else float(b[key]) for b in scored])
+
+        e_inc = np.sqrt(column("e_inc_low") * column("e_inc_high"))
+        return cls(e_inc, column("w1_mean"), column("w1_mean_error"), column("c2st_auc"), column("c2st_auc_error"))
+
+
+def per_energy_bin(dataset: str, metrics: Mapping[str, Mapping], models: list[str], colors: Mapping[str, str],
+                   out: Path) -> PlotRecord | None:
+    """W1 and C2ST AUC per incident-energy bin of every scored sample (None if none is)."""
+    found = {m: EnergyBinScores.from_metrics(metrics[m]) for m in ["truth", *models] if m in metrics}
+    found = {m: v for m, v in found.items() if v is not None}
+    if not found:
+        return None
+    panels = (("w1", "W1/σ of the high-level features (mean)", None),
+              ("auc", "C2ST AUC on the high-level features", 0.5))  # fmt: skip
+    fig, axes = plt.subplots(1, 2, figsize=(14, 6), constrained_layout=True)
+    for ax, (key, ylabel, ideal) in zip(axes, panels):
+        for model, scores in found.items():
+            style = {"color": TRUTH_COLOR, "ls": "--", "lw": 2} if model == "truth" else {"color": colors[model]}
+            ax.errorbar(scores.e_inc, getattr(scores, key), yerr=getattr(scores, f"{key}_error"), marker="o",
+                        ms=5, capsize=2, label="truth vs truth" if model == "truth" else model, **style)  # fmt: skip
+        if ideal is not None:
+            ax.axhline(ideal, color="grey", lw=1, ls=":")
+        ax.set_xscale("log")
+        ax.set_xlabel("$E_{inc}$ [MeV]", fontsize="small")
+        ax.set_ylabel(ylabel, fontsize="small")
+        ax.tick_params(labelsize="x-small")
+    # Below the panels: inside, it covers the points whatever corner it takes.
+    handles, labels = axes[0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="outside lower center", ncols=min(len(labels), 6), fontsize="x-small")
+    png, pdf = save_figure(fig, out / "calo" / "per_energy_bin.png")
+    return PlotRecord(
+        png, pdf, "calo", f"{dataset}: scores per incident energy",
+        "W1/σ and C2ST AUC of the high-level shower features computed separately in each incident-energy "
+        "bin, with their errors; truth against truth (dashed) is the noise floor at that bin's sample size, "
+        "and 0.5 (dotted) the ideal AUC.",
+    )  # fmt: skip
