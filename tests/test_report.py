@@ -137,6 +137,10 @@ def test_diverged_row_is_marked_and_keeps_its_numbers(tmp_path):
     assert parser.cells("metrics-zmumu")[("vae", "w1_mean")]["text"] == "0.500 ± 0.010"
     # A diverged model is not ranked.
     assert parser.frame("ranking-zmumu").at["vae", "mean rank"] == "—"
+    # counts of metrics, as the Markdown shows them (not "1.0 / 2.0")
+    assert list(parser.frame("ranking-zmumu")["within noise floor"]) == \
+        list(_markdown_table(_report(tmp_path / "again")[1].joinpath("report.md").read_text(), "### Ranking")["within noise floor"])
+    assert all(re.fullmatch(r"\d+ / \d+", cell) for cell in parser.frame("ranking-zmumu")["within noise floor"])
 
 
 def test_html_numbers_match_metrics_csv(tmp_path):

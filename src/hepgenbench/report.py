@@ -508,8 +508,9 @@ def render_html(title: str, sections: list[dict], config, provenance: dict, trai
         if section["text"] is not None:
             ranking = section["ranking"]
             view["table"] = {"header": list(section["text"].columns), "rows": _html_rows(section)}
-            view["ranking"] = [{"model": m, "mean_rank": _format_rank(r.mean_rank),
-                                "within": f"{r.within_noise} / {r.n_with_floor}"} for m, r in ranking.iterrows()]  # fmt: skip
+            # itertuples keeps each column's dtype (iterrows would make the counts floats: "7.0 / 12.0")
+            view["ranking"] = [{"model": r.Index, "mean_rank": _format_rank(r.mean_rank),
+                                "within": f"{r.within_noise} / {r.n_with_floor}"} for r in ranking.itertuples()]  # fmt: skip
         views.append(view)
     return _environment().get_template("report.html.j2").render(
         title=title, sections=views, provenance=provenance, training=training,
