@@ -73,8 +73,8 @@ class EventSet:
     Attributes:
         features: ``(N, D)`` array that the generators learn, in physical units.
         feature_names: the ``D`` column names (unique).
-        kind: which derived observables and sanity checks apply: ``"zmumu"``,
-            ``"phasespace"``, ``"calo"`` or ``"generic"``.
+        kind: the registered dataset kind (:mod:`hepgenbench.kinds`) whose observables,
+            physics checks and figures apply.
         transforms: one preprocessing spec per feature (see :mod:`hepgenbench.preprocess`).
         condition: optional ``(N, C)`` array every model is conditioned on (the incident
             energy for showers).
