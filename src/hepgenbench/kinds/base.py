@@ -8,6 +8,7 @@ inside their methods.
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -47,7 +48,7 @@ FILES_PROPERTIES: dict[str, Any] = {
 }
 
 
-class Source:
+class Source(ABC):
     """Where a dataset's events come from: a generator the workflow runs, or a reader.
 
     Class attributes:
@@ -77,11 +78,11 @@ class Source:
         """Write ``params["n_events"]`` events seeded by ``params["seed"]`` to ``output``."""
         raise InputError(f"source '{self.name}' reads the user's files; the workflow does not generate it")
 
+    @abstractmethod
     def read(self, files: list[str], params: dict[str, Any],
              sink: Callable[[np.ndarray, np.ndarray | None], None] | None = None) -> EventSet:
         """The events of ``files`` (a dataset block as ``params``). With ``sink`` (when
         :attr:`streams`), chunks go to ``sink`` and the result holds only the metadata."""
-        raise NotImplementedError
 
     def schema(self, kinds: list[str]) -> dict[str, Any]:
         """This source's fragment of the config schema; ``kinds``: those a shared reader may yield."""
@@ -100,16 +101,16 @@ class Source:
         return {k: v for k, v in params.items() if k not in skip}
 
 
-class TrueDensity:
+class TrueDensity(ABC):
     """A kind's known density p(x) of the features in physical units."""
 
+    @abstractmethod
     def log_prob(self, x: np.ndarray) -> np.ndarray:
         """log p(x), −inf outside the physical region."""
-        raise NotImplementedError
 
+    @abstractmethod
     def log_prob_torch(self, x):
         """The same in torch, differentiable: density-trained models train on it."""
-        raise NotImplementedError
 
     def baseline_weights(self, n: int, seed: int) -> dict | None:
         """Importance weights p/q of the baseline proposal q that a trained sampler must beat

@@ -15,6 +15,7 @@ column with the training mean and standard deviation afterwards.
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar, TypeVar
@@ -131,7 +132,7 @@ class PreprocessingMap:
         return {**{k: key.default for k, key in cls.keys.items() if not key.required}, **params}
 
 
-class FeatureMap(PreprocessingMap):
+class FeatureMap(PreprocessingMap, ABC):
     """The map of one feature: x ↦ y, possibly given other features' physical columns.
 
     Subclasses implement :meth:`forward`, :meth:`inverse` and :meth:`log_abs_det_jacobian`
@@ -170,20 +171,20 @@ class FeatureMap(PreprocessingMap):
                 raise InputError(f"{where}: '{cls.type_name}' given '{g}' must name another feature; "
                                  f"have {list(feature_names or [])}")
 
+    @abstractmethod
     def forward(self, x: Array, given: Sequence[Array] = (), e_inc: Array | None = None) -> Array:
         """Physical value → coordinate (before standardisation)."""
-        raise NotImplementedError
 
+    @abstractmethod
     def inverse(self, y: Array, given: Sequence[Array] = (), e_inc: Array | None = None) -> Array:
         """Coordinate → physical value; it must land inside the feature's domain for any y."""
-        raise NotImplementedError
 
+    @abstractmethod
     def log_abs_det_jacobian(self, x: Array, given: Sequence[Array] = (), e_inc: Array | None = None) -> Array:
         """log |∂y/∂x| per event."""
-        raise NotImplementedError
 
 
-class BlockMap(PreprocessingMap):
+class BlockMap(PreprocessingMap, ABC):
     """The map of every feature of its type at once: (N, k) columns ↦ (N, k) coordinates.
 
     For a map that is not one column at a time, such as a shower's cells re-expressed as
@@ -199,21 +200,24 @@ class BlockMap(PreprocessingMap):
     def fit(cls, params: list[dict[str, Any]], x: np.ndarray, e_inc: np.ndarray | None) -> None:
         """Learn what the block needs from its training columns ``x`` (N, k), into ``params``
         (one dict per column, changed in place). Default: nothing to learn."""
+        return None
 
     @classmethod
+    @abstractmethod
     def from_params(cls, params: list[dict[str, Any]]) -> BlockMap:
         """The block of the columns whose (fitted) params these are, in column order."""
-        raise NotImplementedError
 
+    @abstractmethod
     def forward(self, x: Array, e_inc: Array | None = None) -> Array:
-        raise NotImplementedError
+        """The block's (N, k) columns → its (N, k) coordinates."""
 
+    @abstractmethod
     def inverse(self, y: Array, e_inc: Array | None = None) -> Array:
-        raise NotImplementedError
+        """Coordinates → columns, inside the block's domain for any coordinates."""
 
+    @abstractmethod
     def log_abs_det_jacobian(self, x: Array, e_inc: Array | None = None) -> Array:
         """log |det ∂y/∂x| of the whole block, per event."""
-        raise NotImplementedError
 
 
 MAPS: dict[str, type[FeatureMap | BlockMap]] = {}
