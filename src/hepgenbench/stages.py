@@ -206,13 +206,13 @@ def sample(inputs: Paths, outputs: Paths, params: SampleParams, threads: int) ->
     """Sample as many events as truth-holdout A holds, in physical units, with the same conditions."""
     import torch
 
-    from hepgenbench.train import load_model, read_model_record, sampling_rates
+    from hepgenbench.train import load_model_and_record, sampling_rates
 
     torch.set_num_threads(threads)
     # torch seeds its global generator at random in every process; the likelihood bounds
     # (IWAE samples, Hutchinson probes) draw from it, so seed it like everything else.
     torch.manual_seed(params.seed)
-    model, _ = load_model(inputs["model"])
+    model, trained = load_model_and_record(inputs["model"])
     pre = Preprocessor.from_dict(read_json(inputs["transform"]))
     truth = load_split_events(inputs["events"], inputs["split"])["truth_a"]
     seed = params.seed
@@ -238,7 +238,7 @@ def sample(inputs: Paths, outputs: Paths, params: SampleParams, threads: int) ->
         features=x, feature_names=truth.feature_names, kind=truth.kind, transforms=truth.transforms,
         condition=truth.condition, condition_names=truth.condition_names, units=truth.units,
         meta={"model": params.model, "family": model.family, ORDER_KEY: [o.to_dict() for o in orders],
-              "trained": read_model_record(inputs["model"]).summary(model.likelihood_is_bound).to_dict()},
+              "trained": trained.summary(model.likelihood_is_bound).to_dict()},
     )
     extra = {}
     if model.has_likelihood:

@@ -381,6 +381,12 @@ def _record_of(payload: dict[str, Any], path: str | os.PathLike) -> TrainedModel
 
 def load_model(path: str | os.PathLike, device: str = "cpu") -> tuple[Generator, TrainingLog | None]:
     """Rebuild a model written by :func:`save_model`; returns it (in eval mode) and its log."""
+    model, record = load_model_and_record(path, device)
+    return model, record.training_log
+
+
+def load_model_and_record(path: str | os.PathLike, device: str = "cpu") -> tuple[Generator, TrainedModelRecord]:
+    """The model (in eval mode) and its whole record, from one read of ``model.pt``."""
     payload = _read_payload(path)
     try:
         model = from_export(payload["model"])
@@ -389,7 +395,7 @@ def load_model(path: str | os.PathLike, device: str = "cpu") -> tuple[Generator,
     except Exception as err:
         raise InputError(f"{path}: not a model written by hepgenbench ({err})") from None
     model.to(select_device(device)).eval()
-    return model, _record_of(payload, path).training_log
+    return model, _record_of(payload, path)
 
 
 # ------------------------------------------------------------------------------------------
