@@ -115,3 +115,22 @@ class ReportPage(HTMLParser):
         """The value cells of a summary table by (row model, metric key), with their attributes."""
         return {(c["row"]["data-model"], c["data-metric"]): c for row in self.tables[name][1:] for c in row
                 if "data-metric" in c}  # fmt: skip
+
+
+#: The CaloChallenge binning XMLs and published results, beside the project (never in it).
+SHARED_CALOCHALLENGE = ROOT.parent / "shared" / "data" / "calochallenge"
+
+
+@pytest.fixture
+def calochallenge_files() -> Path:
+    """``../shared/data/calochallenge``: the challenge's binning XMLs and results tables.
+
+    A cross-check against the challenge's own files. On a user's clone they are absent and
+    the test is skipped with its reason; under CI (``CI`` set) their absence is a failure.
+    """
+    if not SHARED_CALOCHALLENGE.is_dir():
+        message = f"{SHARED_CALOCHALLENGE} is absent: the CaloChallenge files are not distributed with the project"
+        if os.environ.get("CI"):
+            pytest.fail(message + " (CI must run this cross-check)")
+        pytest.skip(message)
+    return SHARED_CALOCHALLENGE
