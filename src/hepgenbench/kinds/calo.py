@@ -18,11 +18,13 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import numpy as np
 
 from hepgenbench.data.calo_geometry import (
+    BUILTIN_GEOMETRIES,
     MIN_EVENTS_PER_ENERGY_BIN,
     READOUT_THRESHOLD_MEV,
     CaloGeometry,
     EnergyBins,
     incident_energy,
+    resolve_geometry,
 )
 from hepgenbench.kinds.base import DatasetKind, KindPlotInputs, Source
 from hepgenbench.kinds.registry import register
@@ -34,7 +36,7 @@ if TYPE_CHECKING:
     from hepgenbench.records import PlotRecord
 
 #: Axis label template and unit of the high-level features, by name pattern
-#: (:func:`hepgenbench.data.calo.high_level_feature_names`).
+#: (:func:`hepgenbench.data.calo_features.high_level_feature_names`).
 OBSERVABLE_AXES: tuple[tuple[str, str, str], ...] = (
     (r"^Etot_over_Einc$", r"$E_{tot}/E_{inc}$", ""),
     (r"^E_layer(\d+)$", r"$E$, layer \1", "MeV"),
@@ -53,7 +55,19 @@ _SHOWER_PROPERTIES: dict[str, Any] = {
         "description": "the shower as E_tot/E_inc, layer shares and voxel shares (stick breaking), "
                        "or each voxel over E_inc on its own"},
     "nan_policy": {"enum": ["refuse", "drop"], "default": "refuse"},
+    "binning": {
+        "type": "string",
+        "description": "the voxel geometry: a CaloChallenge binning XML (binning_dataset_*.xml) or a built-in "
+                       f"layout {sorted(BUILTIN_GEOMETRIES)} (default ds1-photons)"},
+    "particle": {
+        "type": "string",
+        "description": "the <Bin> of the binning XML, by name (photon, pion, electron) or pid, where it holds several"},
 }
+
+
+def dataset_geometry(params: dict[str, Any]) -> CaloGeometry:
+    """The geometry a calo dataset block's ``binning:`` and ``particle:`` pick (:func:`resolve_geometry`)."""
+    return resolve_geometry(params.get("binning"), params.get("particle"))
 
 
 def _read_showers(path: str, params: dict[str, Any]) -> EventSet:
@@ -62,11 +76,13 @@ def _read_showers(path: str, params: dict[str, Any]) -> EventSet:
     return readers.read_calochallenge(
         path, nan_policy=params.get("nan_policy", "refuse"),
         readout_threshold_mev=params.get("readout_threshold_mev", READOUT_THRESHOLD_MEV),
-        representation=params.get("representation", "shares"))
+        representation=params.get("representation", "shares"),
+        geometry=dataset_geometry(params), binning=params.get("binning"))
 
 
 class CaloSource(Source):
-    """GFlash photon showers in the dataset-1-photon layout (:mod:`hepgenbench.data.calo`)."""
+    """GFlash showers (:mod:`hepgenbench.data.calo`) in the layout ``binning:`` picks
+    (dataset 1 photons by default), from :func:`hepgenbench.data.calo.detector_for` it."""
 
     name: ClassVar[str] = "calo"
     kind: ClassVar[str] = "calo"
@@ -74,9 +90,10 @@ class CaloSource(Source):
     properties: ClassVar[dict[str, Any]] = _SHOWER_PROPERTIES
 
     def generate(self, output: str, params: dict[str, Any], log: Callable[..., None]) -> dict:
-        from hepgenbench.data.calo import simulate_showers
+        from hepgenbench.data.calo import detector_for, simulate_showers
 
-        return simulate_showers(output, int(params["n_events"]), int(params["seed"]), log=log)
+        return simulate_showers(output, int(params["n_events"]), int(params["seed"]), log=log,
+                                detector=detector_for(dataset_geometry(params)))
 
     def read(self, files: list[str], params: dict[str, Any], sink=None) -> EventSet:
         return _read_showers(files[0], params)
@@ -123,8 +140,8 @@ class Calo(DatasetKind):
 
     # ------------------------------------------------------------------ kind interface
     def observables(self, events: EventSet) -> tuple[np.ndarray, list[str]]:
-        """The CaloChallenge high-level features (:func:`hepgenbench.data.calo.high_level_features`)."""
-        from hepgenbench.data.calo import high_level_features
+        """The CaloChallenge high-level features (:func:`hepgenbench.data.calo_features.high_level_features`)."""
+        from hepgenbench.data.calo_features import high_level_features
 
         return high_level_features(events.features, self.incident_energy(events), self.geometry(events))
 
