@@ -102,7 +102,7 @@ class HighLevelFeatures:
                 width = np.sqrt(np.clip(m[:, second] / safe - centre**2, 0.0, None))
                 centre_cols += [np.where(filled, centre, 0.0), np.where(filled, width, 0.0)]
             energy.append(e_layer)
-            sparsity.append((block > 0).mean(axis=1))
+            sparsity.append(np.count_nonzero(block > 0, axis=1) / layer.n_voxels)
         e_tot = np.sum(energy, axis=0) if energy else np.zeros(n)
         return np.column_stack([*energy, e_tot / e_inc, *centre_cols, *sparsity])
 
