@@ -337,6 +337,11 @@ def evaluate(inputs: Paths, outputs: Paths, params: EvaluateParams, threads: int
     record["n_truth"], record["n_generated"] = len(truth), len(generated)
     from threadpoolctl import threadpool_limits
 
+    if options.c2st_classifier == "cc22":  # the challenge's network trains in torch: the rule's threads
+        import torch
+
+        torch.set_num_threads(threads)
+
     t0 = time.perf_counter()
     # scikit-learn's OpenMP pool ignores OMP_NUM_THREADS once loaded; beside another busy
     # job, an unlimited pool stalled a 0.3 s classifier test for 15 s.
