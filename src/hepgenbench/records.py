@@ -399,8 +399,8 @@ class SampleParams(Record):
     batch_size: PositiveInt = 10_000
     #: truth events whose likelihood under the model is computed (NLL, importance weights)
     nll_max_events: Annotated[int, Strict(), Field(ge=10)] = 10_000
-    #: batch sizes at which the sampling rate is measured
-    rate_batch_sizes: list[PositiveInt] = dataclasses.field(default_factory=lambda: [1, 1000, 100_000])
+    #: batch sizes at which the generation time per event is measured (the CaloChallenge's)
+    rate_batch_sizes: list[PositiveInt] = dataclasses.field(default_factory=lambda: [1, 100, 10_000])
 
     @classmethod
     def from_config(cls, config: Mapping[str, Any], dataset: str, model: str) -> SampleParams:
@@ -639,8 +639,17 @@ class SampleCost(Record):
     train_time_s: Float
     time_to_best_s: Float
     peak_memory_mb: Float
-    #: events/s at each batch size (the key, as a string); None where it was not measured
+    #: events/s on the CPU at each batch size (the key, as a string); None where it was not measured
     sample_rate: dict[str, Float | None] = dataclasses.field(default_factory=dict)
+    #: milliseconds per event by "<device>_<batch size>" (cpu_1, cuda_10000, ...), as the
+    #: CaloChallenge reports generation time (hepgenbench.cost); None where not measured
+    time_per_event_ms: dict[str, Float | None] = dataclasses.field(default_factory=dict)
+    #: seconds of the first sampling call, per device ("cpu", "cuda")
+    warmup_s: dict[str, Float] = dataclasses.field(default_factory=dict)
+    #: seconds to read model.pt and build the model
+    load_time_s: Float | None = None
+    #: floating-point operations per generated event (torch.utils.flop_counter)
+    flops_per_event: Float | None = None
 
 
 def _metric_entry(entry: dict[str, Any]) -> dict[str, Any]:

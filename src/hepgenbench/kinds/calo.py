@@ -53,6 +53,11 @@ _SHOWER_PROPERTIES: dict[str, Any] = {
         "description": "the shower as E_tot/E_inc, layer shares and voxel shares (stick breaking), "
                        "or each voxel over E_inc on its own"},
     "nan_policy": {"enum": ["refuse", "drop"], "default": "refuse"},
+    # hepgenbench.reference.calochallenge.DATASETS, spelled out: the Snakefile imports this module
+    "calochallenge": {
+        "enum": ["ds1-photons", "ds1-pions", "ds2", "ds3"],
+        "description": "the CaloChallenge dataset these showers are: the report shows the challenge's "
+                       "published rows beside this run's (arXiv:2410.21611)"},
 }
 
 
@@ -239,7 +244,8 @@ class Calo(DatasetKind):
     def extra_plots(self, inputs: KindPlotInputs) -> list[PlotRecord]:
         """The CaloChallenge views of showers (:mod:`hepgenbench.plotting.calo`): radial
         profiles, the average shower in (α, r), mean layer energy against E_inc in the
-        :class:`EnergyBins` of the per-energy scores, and those scores."""
+        :class:`EnergyBins` of the per-energy scores, those scores, and single showers of
+        truth and every model at three incident energies."""
         from hepgenbench.plotting.calo import calo_plots
 
         return calo_plots(inputs, self)
