@@ -54,7 +54,7 @@ def calo_plots(inp: KindPlotInputs, kind: Calo) -> list[PlotRecord]:
     per_bin = per_energy_bin(inp.dataset, inp.metrics, list(inp.samples), inp.colors, inp.out)
     if per_bin is not None:
         records.append(per_bin)
-    records += shower_gallery(inp.dataset, geometry, sets, e_inc, kind.energy_bins(inp.truth), inp.out)
+    records += shower_gallery(inp.dataset, geometry, sets, e_inc, gallery_bins(e_inc["truth"]), inp.out)
     return records
 
 
@@ -243,6 +243,14 @@ def per_energy_bin(dataset: str, metrics: Mapping[str, Mapping], models: list[st
 GALLERY_SHOWERS = 2
 #: incident energies of the gallery: the lowest, middle and highest of truth's energy bins
 GALLERY_ENERGIES = 3
+#: sectors the gallery draws a layer's full turn in, at least
+GALLERY_ALPHA_SECTORS = 36
+
+
+def gallery_bins(e_truth: np.ndarray) -> EnergyBins:
+    """The gallery's energies: every discrete value of truth's spectrum (one shower is
+    enough to show one), else three equal-population ranges."""
+    return EnergyBins.from_truth(e_truth, max_bins=GALLERY_ENERGIES, min_events=1)
 
 
 def gallery_picks(e_inc: Mapping[str, np.ndarray], bins: EnergyBins, n_showers: int = GALLERY_SHOWERS,
@@ -288,16 +296,21 @@ def shower_gallery(dataset: str, geometry: CaloGeometry, sets: Mapping[str, Even
             positive = positive[positive > 0]
             vmax = positive.max() if positive.size else 1.0
             norm = matplotlib.colors.LogNorm(vmin=max(positive.min() if positive.size else 1e-3, vmax * 1e-5), vmax=vmax)
-            alpha_edges = np.linspace(0, 2 * np.pi, layer.n_alpha + 1)
+            # Each α bin drawn as several sectors: a polar mesh draws straight chords between its
+            # α edges, and a layer with one α bin would have no area at all.
+            split = -(-GALLERY_ALPHA_SECTORS // layer.n_alpha)
+            alpha_edges = np.linspace(0, 2 * np.pi, layer.n_alpha * split + 1)
             r_plot = np.log1p(np.asarray(layer.r_edges))
             for row, ((name, k), image) in enumerate(zip(rows, images)):
                 ax = axes[row, col]
-                mesh = ax.pcolormesh(alpha_edges, r_plot, np.ma.masked_less_equal(image, 0).T, norm=norm, cmap="viridis")
+                drawn = np.ma.masked_less_equal(np.repeat(image, split, axis=0), 0).T
+                mesh = ax.pcolormesh(alpha_edges, r_plot, drawn, norm=norm, cmap="viridis", rasterized=True)
                 ax.set_xticks([])
                 ax.set_yticks([])
                 title = f"layer {layer.layer_id}" if col else f"{name} #{k}, E_inc {e_inc[name][k] / 1e3:.3g} GeV\nlayer {layer.layer_id}"
                 ax.set_title(title, fontsize="x-small")
-            fig.colorbar(mesh, ax=axes[:, col].tolist(), shrink=0.6, location="bottom", label="energy [MeV]")
+            bar = fig.colorbar(mesh, ax=axes[:, col].tolist(), shrink=0.6, location="bottom", label="energy [MeV]")
+            bar.ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())  # a short range labels its minor ticks
         energy = (f"E_inc = {bins.low[i] / 1e3:.3g} GeV" if bins.low[i] == bins.high[i]
                   else f"E_inc in [{bins.low[i] / 1e3:.3g}, {bins.high[i] / 1e3:.3g}] GeV")
         png, pdf = save_figure(fig, out / "calo" / f"single_showers_{i}.png")
