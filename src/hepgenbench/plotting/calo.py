@@ -286,10 +286,12 @@ def shower_gallery(dataset: str, geometry: CaloGeometry, sets: Mapping[str, Even
         rows = [(name, k) for name in sets for k in picks[name]]
         if not rows:
             continue
-        fig, axes = plt.subplots(
-            len(rows), len(layers), figsize=(2.2 * len(layers) + 1, 2.3 * len(rows)),
-            subplot_kw={"projection": "polar"}, squeeze=False, constrained_layout=True,
-        )  # fmt: skip
+        # Cartesian axes with the (α, r) cells as quadrilaterals: polar axes draw the same
+        # picture several times slower, and a gallery has dozens of panels.
+        # A fixed layout: constrained layout took most of the drawing time of a gallery.
+        height = 2.3 * len(rows) + 1.2
+        fig, axes = plt.subplots(len(rows), len(layers), figsize=(2.2 * len(layers) + 1, height), squeeze=False)
+        fig.subplots_adjust(left=0.02, right=0.98, top=1 - 0.35 / height, bottom=1.15 / height, wspace=0.1, hspace=0.3)
         for col, layer in enumerate(layers):
             images = [layer.energies(sets[name].features[[k]])[0] for name, k in rows]
             positive = np.concatenate([im.ravel() for im in images])
@@ -301,15 +303,18 @@ def shower_gallery(dataset: str, geometry: CaloGeometry, sets: Mapping[str, Even
             split = -(-GALLERY_ALPHA_SECTORS // layer.n_alpha)
             alpha_edges = np.linspace(0, 2 * np.pi, layer.n_alpha * split + 1)
             r_plot = np.log1p(np.asarray(layer.r_edges))
+            x, y = r_plot[None, :] * np.cos(alpha_edges[:, None]), r_plot[None, :] * np.sin(alpha_edges[:, None])
             for row, ((name, k), image) in enumerate(zip(rows, images)):
                 ax = axes[row, col]
-                drawn = np.ma.masked_less_equal(np.repeat(image, split, axis=0), 0).T
-                mesh = ax.pcolormesh(alpha_edges, r_plot, drawn, norm=norm, cmap="viridis", rasterized=True)
-                ax.set_xticks([])
-                ax.set_yticks([])
+                drawn = np.ma.masked_less_equal(np.repeat(image, split, axis=0), 0)
+                mesh = ax.pcolormesh(x, y, drawn, norm=norm, cmap="viridis", rasterized=True)
+                ax.set_aspect("equal")
+                ax.set_axis_off()
                 title = f"layer {layer.layer_id}" if col else f"{name} #{k}, E_inc {e_inc[name][k] / 1e3:.3g} GeV\nlayer {layer.layer_id}"
                 ax.set_title(title, fontsize="x-small")
-            bar = fig.colorbar(mesh, ax=axes[:, col].tolist(), shrink=0.6, location="bottom", label="energy [MeV]")
+            box = axes[-1, col].get_position()
+            cax = fig.add_axes((box.x0 + 0.1 * box.width, 0.65 / height, 0.8 * box.width, 0.12 / height))
+            bar = fig.colorbar(mesh, cax=cax, orientation="horizontal", label="energy [MeV]")
             bar.ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())  # a short range labels its minor ticks
         energy = (f"E_inc = {bins.low[i] / 1e3:.3g} GeV" if bins.low[i] == bins.high[i]
                   else f"E_inc in [{bins.low[i] / 1e3:.3g}, {bins.high[i] / 1e3:.3g}] GeV")
