@@ -98,7 +98,8 @@ def evaluate_sample(
     t_in, labels, inputs_note = kind.classifier_inputs(truth)
     g_in, _, _ = kind.classifier_inputs(generated)
     results["c2st_auc"] = classifier_two_sample_test(t_in, g_in, options.c2st_classifier, options.c2st_folds,
-                                                     metric_seed(seed, "c2st"), options.c2st_max_events, labels)
+                                                     metric_seed(seed, "c2st"), options.c2st_max_events, labels,
+                                                     options.cc22)
     if inputs_note:
         results["c2st_auc"].details["inputs"] = inputs_note
     results.update(kind.extra_metrics(truth, generated, truth_obs, gen_obs, obs_names, options, seed))

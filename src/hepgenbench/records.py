@@ -399,8 +399,8 @@ class SampleParams(Record):
     batch_size: PositiveInt = 10_000
     #: truth events whose likelihood under the model is computed (NLL, importance weights)
     nll_max_events: Annotated[int, Strict(), Field(ge=10)] = 10_000
-    #: batch sizes at which the sampling rate is measured
-    rate_batch_sizes: list[PositiveInt] = dataclasses.field(default_factory=lambda: [1, 1000, 100_000])
+    #: batch sizes at which the generation time per event is measured (the CaloChallenge's)
+    rate_batch_sizes: list[PositiveInt] = dataclasses.field(default_factory=lambda: [1, 100, 10_000])
 
     @classmethod
     def from_config(cls, config: Mapping[str, Any], dataset: str, model: str) -> SampleParams:
@@ -409,7 +409,7 @@ class SampleParams(Record):
 
 
 #: Classifiers of the C2ST (:data:`hepgenbench.metrics.classifier.CLASSIFIERS`).
-C2stClassifier = Literal["hgb", "mlp"]
+C2stClassifier = Literal["hgb", "mlp", "cc22"]
 
 
 @record
@@ -429,7 +429,9 @@ class EvalOptions(Record):
     emd_num_itermax: PositiveInt = 1_000_000  #: network-simplex iteration cap; not converging is an error
     swd_projections: PositiveInt = 50  #: random directions per sliced-Wasserstein estimate
     swd_seeds: PositiveInt = 4  #: independent direction sets (their spread is the error)
-    c2st_classifier: C2stClassifier = "hgb"  #: "hgb" (gradient-boosted trees) or "mlp"
+    #: "hgb" (gradient-boosted trees), "mlp", or "cc22": the CaloChallenge's network and protocol,
+    #: on the scale of its published AUCs (hepgenbench.metrics.cc22)
+    c2st_classifier: C2stClassifier = "hgb"
     c2st_folds: Annotated[int, Strict(), Field(ge=2)] = 5
     c2st_max_events: PositiveInt = 50_000  #: events per class fed to the C2ST
     fpd_min_samples: PositiveInt = 20_000
@@ -441,6 +443,21 @@ class EvalOptions(Record):
     memorisation_max_events: PositiveInt = 10_000  #: generated/truth events queried against train
     memorisation_max_train: PositiveInt = 100_000
     energy_bins: PositiveInt = 5  #: calo: quantile bins of E_inc when it is not discrete
+    #: the cc22 classifier: width of its layers, epochs, batch and Adam's learning rate
+    #: (the challenge's values; smaller ones only for tests and quick looks)
+    cc22_width: PositiveInt = 2048
+    cc22_epochs: PositiveInt = 50
+    cc22_batch_size: PositiveInt = 1000
+    cc22_learning_rate: Annotated[float, Strict(), Field(gt=0)] = 2e-4
+    prdc_k: PositiveInt = 5  #: calo: nearest neighbours of PRDC (arXiv:2002.09797)
+    prdc_max_events: Annotated[int, Strict(), Field(ge=10)] = 5_000  #: events per sample in each PRDC repeat
+    prdc_repeats: Annotated[int, Strict(), Field(ge=2)] = 3
+
+    @property
+    def cc22(self) -> dict[str, Any]:
+        """The options of :class:`hepgenbench.metrics.cc22.CC22Settings` these set."""
+        return {"width": self.cc22_width, "epochs": self.cc22_epochs, "batch_size": self.cc22_batch_size,
+                "learning_rate": self.cc22_learning_rate}
 
     @classmethod
     def from_config(cls, config: Mapping[str, Any] | None) -> EvalOptions:
@@ -622,8 +639,17 @@ class SampleCost(Record):
     train_time_s: Float
     time_to_best_s: Float
     peak_memory_mb: Float
-    #: events/s at each batch size (the key, as a string); None where it was not measured
+    #: events/s on the CPU at each batch size (the key, as a string); None where it was not measured
     sample_rate: dict[str, Float | None] = dataclasses.field(default_factory=dict)
+    #: milliseconds per event by "<device>_<batch size>" (cpu_1, cuda_10000, ...), as the
+    #: CaloChallenge reports generation time (hepgenbench.cost); None where not measured
+    time_per_event_ms: dict[str, Float | None] = dataclasses.field(default_factory=dict)
+    #: seconds of the first sampling call, per device ("cpu", "cuda")
+    warmup_s: dict[str, Float] = dataclasses.field(default_factory=dict)
+    #: seconds to read model.pt and build the model
+    load_time_s: Float | None = None
+    #: floating-point operations per generated event (torch.utils.flop_counter)
+    flops_per_event: Float | None = None
 
 
 def _metric_entry(entry: dict[str, Any]) -> dict[str, Any]:

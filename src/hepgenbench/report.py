@@ -59,7 +59,8 @@ TRUTH = "truth"
 DEFAULT_TITLE = "hepgenbench report"
 #: Cost columns of the summary table: (key in the frame, column label, formatter name).
 COST_COLUMNS = (("cost.n_parameters", "params"), ("cost.train_time_s", "train time"),
-                ("cost.sample_rate_100000", "rate @1e5"))  # fmt: skip
+                ("cost.time_per_event_ms_cpu_1", "ms/event @1"), ("cost.time_per_event_ms_cpu_10000", "ms/event @1e4"),
+                ("cost.flops_per_event", "FLOPs/event"))  # fmt: skip
 #: How each ranking mode reads as the column's ideal.
 IDEAL = {"lower": "↓", "half": "→ 0.5", "one": "→ 1", "higher": "↑"}
 #: The columns of ``metrics.csv``, in order.
@@ -114,7 +115,8 @@ def results_frame(entries: list[dict]) -> pd.DataFrame:
                 rows.append({**base, "metric": key, "value": _float(m.get("value")), "error": _float(m.get("error"))})
         cost = e.get("cost") or {}
         flat = {k: v for k, v in cost.items() if not isinstance(v, dict)}
-        flat.update({f"sample_rate_{n}": v for n, v in (cost.get("sample_rate") or {}).items()})
+        # nested costs (sample_rate, time_per_event_ms) become cost.<key>_<sub-key>
+        flat.update({f"{k}_{n}": x for k, v in cost.items() if isinstance(v, dict) for n, x in v.items()})
         rows += [{**base, "metric": f"cost.{k}", "value": _float(v), "error": math.nan} for k, v in flat.items()]
     columns = ["dataset", "model", "instance", "family", "status", "status_detail", "replica", "metric", "value", "error"]
     return pd.DataFrame(rows, columns=columns)
@@ -270,6 +272,12 @@ def format_seconds(s: float | None) -> str:
     return f"{s:.2g} s"
 
 
+def format_milliseconds(ms: float | None) -> str:
+    """A time per event in milliseconds, to 3 significant figures."""
+    ms = _number(ms)
+    return "—" if ms is None else f"{ms:.3g} ms"
+
+
 def format_rate(rate: float | None) -> str:
     """Events per second as ``850/s`` or ``2.5e5/s``."""
     rate = _number(rate)
@@ -317,7 +325,8 @@ def display_table(summary: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
         if replicated:
             text[f"{label} ± replicas"] = [format_spread(_opt(x)) for x in summary[(key, "spread")]]
             metric[f"{label} ± replicas"] = [""] * len(summary)
-    formatters = {"params": format_count, "train time": format_seconds, "rate @1e5": format_rate}
+    formatters = {"params": format_count, "train time": format_seconds, "ms/event @1": format_milliseconds,
+                  "ms/event @1e4": format_milliseconds, "FLOPs/event": format_count}
     for key, label in COST_COLUMNS:
         values = summary[(key, "value")] if (key, "value") in summary.columns else pd.Series(np.nan, summary.index)
         text[label] = ["" if m == TRUTH else formatters[label](_opt(v)) for m, v in zip(summary.index, values)]
@@ -414,6 +423,8 @@ def build_report(
     provenance.setdefault("seed", (config or {}).get("seed"))
     title = title or report_title(config)
     sections = [_section(d, summary_table(frame, d), plots.get(d, [])) for d in datasets]
+    for section in sections:
+        section["published"] = published_view(config, section["dataset"], section.get("summary"))
     training = _training_frame(entries)
 
     out = Path(outdir)
@@ -511,6 +522,7 @@ def render_html(title: str, sections: list[dict], config, provenance: dict, trai
             # itertuples keeps each column's dtype (iterrows would make the counts floats: "7.0 / 12.0")
             view["ranking"] = [{"model": r.Index, "mean_rank": _format_rank(r.mean_rank),
                                 "within": f"{r.within_noise} / {r.n_with_floor}"} for r in ranking.itertuples()]  # fmt: skip
+        view["published"] = section.get("published")
         views.append(view)
     return _environment().get_template("report.html.j2").render(
         title=title, sections=views, provenance=provenance, training=training,
@@ -520,6 +532,94 @@ def render_html(title: str, sections: list[dict], config, provenance: dict, trai
 
 def _format_rank(mean_rank: float) -> str:
     return "—" if not math.isfinite(mean_rank) else f"{mean_rank:.2f}"
+
+
+# ---------------------------------------------------------------- published reference rows
+
+#: Columns of the published-rows table: (label, published column, this run's metric key,
+#: factor on this run's value, formatter). FPD and KPD are published × 10³.
+PUBLISHED_COLUMNS = (
+    ("AUC low-level", "auc_low", "c2st_auc", 1.0, "value"),
+    ("AUC high-level", "auc_high", "c2st_auc_high_level", 1.0, "value"),
+    ("FPD ×10³", "fpd_x1e3", "fpd", 1e3, "value"),
+    ("KPD ×10³", "kpd_x1e3", "kpd", 1e3, "value"),
+    ("precision", "precision", "prdc_precision", 1.0, "plain"),
+    ("recall", "recall", "prdc_recall", 1.0, "plain"),
+    ("density", "density", "prdc_density", 1.0, "plain"),
+    ("coverage", "coverage", "prdc_coverage", 1.0, "plain"),
+    ("params (generation)", "params_generation", "cost.n_parameters", 1.0, "count"),
+    ("ms/shower CPU, batch 1", "time_cpu_1_ms", "cost.time_per_event_ms_cpu_1", 1.0, "plain"),
+    ("ms/shower CPU, batch 100", "time_cpu_100_ms", "cost.time_per_event_ms_cpu_100", 1.0, "plain"),
+    ("ms/shower CPU, batch 10⁴", "time_cpu_10000_ms", "cost.time_per_event_ms_cpu_10000", 1.0, "plain"),
+    ("ms/shower GPU, batch 1", "time_gpu_1_ms", "cost.time_per_event_ms_cuda_1", 1.0, "plain"),
+    ("ms/shower GPU, batch 100", "time_gpu_100_ms", "cost.time_per_event_ms_cuda_100", 1.0, "plain"),
+    ("ms/shower GPU, batch 10⁴", "time_gpu_10000_ms", "cost.time_per_event_ms_cuda_10000", 1.0, "plain"),
+)  # fmt: skip
+
+
+def calochallenge_dataset(config: Mapping | None, dataset: str) -> str | None:
+    """The ``calochallenge:`` key of ``dataset``'s config block, if it declares one."""
+    block = ((config or {}).get("datasets") or {}).get(dataset) or {}
+    return block.get("calochallenge") if isinstance(block, Mapping) else None
+
+
+def _published_cell(value, error, how: str) -> str:
+    value, error = _number(value), _number(error)
+    if how == "count":
+        return format_count(value)
+    if how == "plain" or error is None:
+        return "—" if value is None else f"{value:.4g}"
+    return format_value_error(value, error)
+
+
+def published_view(config: Mapping | None, dataset: str, summary: pd.DataFrame | None) -> dict | None:
+    """This run's rows and the CaloChallenge's published rows of the dataset the config
+    declares (``calochallenge:``), in one table; None when it declares none.
+
+    The published rows (:mod:`hepgenbench.reference.calochallenge`) were computed on the
+    official samples with the challenge's own classifier and evaluation: they frame this
+    run's rows and are never ranked with them.
+    """
+    from hepgenbench.reference.calochallenge import CITATION, GEANT4, published_results
+
+    key = calochallenge_dataset(config, dataset)
+    if key is None:
+        return None
+    published = published_results(key)
+    header = ["model", "source"] + [label for label, *_ in PUBLISHED_COLUMNS]
+    rows = []
+    if summary is not None and not summary.empty:
+        for model in summary.index:
+            cells = [model, "this run, noise floor" if model == TRUTH else "this run"]
+            for _, _, metric, factor, how in PUBLISHED_COLUMNS:
+                if (metric, "value") not in summary.columns or (model == TRUTH and metric.startswith("cost.")):
+                    cells.append("—")
+                    continue
+                value, error = _number(summary.at[model, (metric, "value")]), _number(summary.at[model, (metric, "error")])
+                cells.append(_published_cell(None if value is None else value * factor,
+                                             None if error is None else error * factor, how))
+            rows.append({"class": "truth" if model == TRUTH else "model", "model": model, "cells": cells})
+    for submission, row in published.iterrows():
+        cells = [submission, "published, Geant4 vs Geant4" if submission == GEANT4 else "published"]
+        for _, column, _, _, how in PUBLISHED_COLUMNS:
+            std = f"{column}_std"
+            cells.append(_published_cell(row[column], row[std] if std in row.index else None, how))
+        rows.append({"class": "published", "model": submission, "cells": cells})
+    classifier = ((config or {}).get("evaluation") or {}).get("c2st_classifier", "hgb")
+    note = (f"Published figures of the CaloChallenge 2022 ({CITATION}), dataset {key}: computed by the challenge "
+            f"on the official Geant4 and submitted samples with its own classifier and evaluation. They frame "
+            f"this run's rows; they do not rank them. This run's AUCs come from the '{classifier}' classifier"
+            + (" (the challenge's network and protocol)" if classifier == "cc22" else
+               ", not the challenge's network: set evaluation.c2st_classifier: cc22 to put them on its scale")
+            + "; sample sizes and, unless this run scores the challenge's files, the showers differ.")
+    return {"key": key, "citation": CITATION, "header": header, "rows": rows, "note": note}
+
+
+def published_markdown(view: dict) -> list[str]:
+    """The published-rows table as Markdown lines."""
+    table = pd.DataFrame([row["cells"] for row in view["rows"]], columns=view["header"])
+    return [f"### CaloChallenge published rows ({view['key']}, {view['citation']})", "", _markdown(table), "",
+            view["note"], ""]
 
 
 # ---------------------------------------------------------------- Markdown
@@ -542,6 +642,8 @@ def render_markdown(title: str, sections: list[dict], config, provenance: dict, 
                                     "within noise floor": ranking["within_noise"].astype(str) + " / "
                                     + ranking["n_with_floor"].astype(str)})  # fmt: skip
             out += [_markdown(text), "", "Best per column in **bold**.", "", "### Ranking", "", _markdown(ranking), ""]
+        if section.get("published"):
+            out += published_markdown(section["published"])
         if section["plots"]:
             out += ["### Figures", ""] + [f"- {rec.title}: `{rec.path_png}`" for rec, _ in section["plots"]] + [""]
     out += ["## Provenance", "", f"- git commit: `{provenance.get('git_commit', 'unknown')}`",
