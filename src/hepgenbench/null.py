@@ -50,6 +50,15 @@ def _concat(a: EventSet, b: EventSet) -> EventSet:
                     log_density=both(a.log_density, b.log_density), units=a.units, meta=dict(a.meta))  # fmt: skip
 
 
+def split_pool(n_pool: int, n_a: int, n_b: int, seed: int, label: object) -> tuple[np.ndarray, np.ndarray]:
+    """Two disjoint random index sets of ``n_a`` and ``n_b`` out of ``range(n_pool)``
+    (sorted), seeded by ``(seed, "null", label)``: one replica of the null."""
+    if n_a + n_b > n_pool:
+        raise InputError(f"the truth null needs {n_a} + {n_b} truth events; the holdout has {n_pool}")
+    perm = np.random.default_rng(derive_seed(seed, "null", label)).permutation(n_pool)
+    return np.sort(perm[:n_a]), np.sort(perm[n_a : n_a + n_b])
+
+
 def truth_null(
     truth_a: EventSet,
     truth_b: EventSet,
@@ -95,8 +104,8 @@ def truth_null(
     notes: dict[str, str] = {}
 
     def evaluate(n_a: int, n_b: int, label: object) -> dict[str, float | None]:
-        perm = np.random.default_rng(derive_seed(seed, "null", label)).permutation(len(pool))
-        a, b = pool.subset(np.sort(perm[:n_a])), pool.subset(np.sort(perm[n_a : n_a + n_b]))
+        index_a, index_b = split_pool(len(pool), n_a, n_b, seed, label)
+        a, b = pool.subset(index_a), pool.subset(index_b)
         try:
             result = evaluate_sample(a, b, train, evaluation, seed=seed, only=only)
         except InputError:  # a metric undefined at this size (too few events for its folds): find which

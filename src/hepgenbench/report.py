@@ -545,8 +545,10 @@ def pvalue_table(entries: list[dict], dataset: str, null: NullRecord, level: flo
     p-values of every metric with a null, and the verdict.
 
     Columns: ``model`` (the instance), ``(key, "p")``, ``(key, "p_adjusted")``,
-    ``(key, "note")`` per metric, and ``compatible`` (True, False, or None when the row has
-    no p-value). The truth row is itself one draw of the null: its p-values are a check.
+    ``(key, "note")`` per metric, ``compatible`` (True, False, or None when the row has no
+    p-value or when 1/(K+1) > ``level``, so that no row could fail) and ``verdict_note``
+    (why there is no verdict). The truth row is itself one draw of the null: its p-values
+    are a check.
     """
     columns = null_columns(null)
     rows = []
@@ -565,7 +567,13 @@ def pvalue_table(entries: list[dict], dataset: str, null: NullRecord, level: flo
                 null_scores = [rank_score(v, mode) for v in null.replicas[key] if v is not None]
                 raw.append(p_value(rank_score(value, mode), null_scores)), notes.append("")
         adjusted = bh_adjust(raw)
-        out: dict = {("model", ""): row["instance"], ("compatible", ""): compatible(adjusted, level)}
+        out: dict = {("model", ""): row["instance"], ("compatible", ""): compatible(adjusted, level),
+                     ("verdict_note", ""): ""}  # fmt: skip
+        if null.n_replicas and 1 / (null.n_replicas + 1) > level:
+            # no p-value could reach the level: "compatible" would be true by construction
+            needed = math.ceil(1 / level) - 1
+            out.update({("compatible", ""): None,
+                        ("verdict_note", ""): f"needs null_replicas ≥ {needed} for a verdict at {level:g}"})  # fmt: skip
         for (key, _, _), p, q, note in zip(columns, raw, adjusted, notes):
             out.update({(key, "p"): p, (key, "p_adjusted"): q, (key, "note"): note})
         rows.append(out)
@@ -666,7 +674,8 @@ def confidence_views(section: dict) -> dict:
                 text = note if note else format_p_value(r[(key, "p_adjusted")])
                 cells.append({"text": text, "attrs": {"data-metric": key, "data-p": _csv(r[(key, "p")]),
                                                       "data-p-adjusted": _csv(r[(key, "p_adjusted")])}})  # fmt: skip
-            rows.append({"model": r[("model", "")], "cells": cells, "verdict": verdict_text(r[("compatible", "")])})
+            rows.append({"model": r[("model", "")], "cells": cells,
+                         "verdict": r[("verdict_note", "")] or verdict_text(r[("compatible", "")])})  # fmt: skip
         views["pvalues"] = {"header": ["model", *[f"{label}" for _, label, _ in columns], "compatible with truth"],
                             "rows": rows}  # fmt: skip
     if section.get("neq") is not None:
