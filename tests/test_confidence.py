@@ -293,13 +293,15 @@ def test_report_shows_n_eq_with_bounds_and_p_best_with_rank_intervals(run):
     assert "### p-values against the truth null" in markdown and "### Equivalent truth sample size N_eq" in markdown
 
 
-def test_too_few_null_replicas_for_the_level_give_no_verdict(run):
+def test_a_row_beyond_a_too_small_null_is_unresolved_not_compatible(run):
     entries = [MetricsRecord.read(p).to_dict() for p in run["metrics"]]
     null = NullRecord.read(run["null"])
-    # 1/(19 + 1) = 0.05 > 0.01: no row could ever be found incompatible at 1 %, so none is called compatible
+    # At 1 %, a's p-values of 1/(19 + 1) = 0.05 on three metrics do not reject, but only because
+    # the null has 19 draws: the row is unresolved, not compatible. Truth, inside the null, stays compatible.
     table = pvalue_table(entries, "ps", null, 0.01).set_index(("model", ""))
-    assert table[("compatible", "")].isna().all()
-    assert set(table[("verdict_note", "")]) == {"needs null_replicas ≥ 99 for a verdict at 0.01"}
+    assert table.at["a", ("compatible", "")] is None
+    assert table.at["a", ("verdict_note", "")] == "unresolved: beyond all 19 null draws on 3 metric(s); raise confidence.null_replicas"
+    assert table.at["truth", ("compatible", "")] is True and table.at["truth", ("verdict_note", "")] == ""
 
 
 def test_confidence_options_reject_bad_values():

@@ -546,8 +546,9 @@ def pvalue_table(entries: list[dict], dataset: str, null: NullRecord, level: flo
 
     Columns: ``model`` (the instance), ``(key, "p")``, ``(key, "p_adjusted")``,
     ``(key, "note")`` per metric, ``compatible`` (True, False, or None when the row has no
-    p-value or when 1/(K+1) > ``level``, so that no row could fail) and ``verdict_note``
-    (why there is no verdict). The truth row is itself one draw of the null: its p-values
+    p-value or is *unresolved*: BH keeps it, but would reject it were its p-values at the
+    floor 1/(K+1), where the row lies beyond every null draw, any smaller) and
+    ``verdict_note`` (why there is no verdict). The truth row is itself one draw of the null: its p-values
     are a check.
     """
     columns = null_columns(null)
@@ -569,11 +570,13 @@ def pvalue_table(entries: list[dict], dataset: str, null: NullRecord, level: flo
         adjusted = bh_adjust(raw)
         out: dict = {("model", ""): row["instance"], ("compatible", ""): compatible(adjusted, level),
                      ("verdict_note", ""): ""}  # fmt: skip
-        if null.n_replicas and 1 / (null.n_replicas + 1) > level:
-            # no p-value could reach the level: "compatible" would be true by construction
-            needed = math.ceil(1 / level) - 1
+        beyond = np.isfinite(raw) & (np.asarray(raw) <= 1 / (null.n_replicas + 1) * (1 + 1e-9)) if null.n_replicas else []
+        if out[("compatible", "")] and np.any(beyond) and not compatible(bh_adjust(np.where(beyond, 0.0, raw)), level):
+            # Beyond every null draw, a p-value is only known to be ≤ 1/(K+1); had those been
+            # smaller, the row would fail: "compatible" would be an artefact of too small a null.
             out.update({("compatible", ""): None,
-                        ("verdict_note", ""): f"needs null_replicas ≥ {needed} for a verdict at {level:g}"})  # fmt: skip
+                        ("verdict_note", ""): f"unresolved: beyond all {null.n_replicas} null draws on "
+                                              f"{int(np.sum(beyond))} metric(s); raise confidence.null_replicas"})  # fmt: skip
         for (key, _, _), p, q, note in zip(columns, raw, adjusted, notes):
             out.update({(key, "p"): p, (key, "p_adjusted"): q, (key, "note"): note})
         rows.append(out)
