@@ -41,6 +41,7 @@ from hepgenbench.records import (
     IngestParams,
     MetricsRecord,
     NoParams,
+    NullParams,
     PlotsParams,
     Provenance,
     ReportParams,
@@ -372,6 +373,22 @@ def evaluate(inputs: Paths, outputs: Paths, params: EvaluateParams, threads: int
     MetricsRecord(**record).write(outputs["metrics"])
 
 
+def null(inputs: Paths, outputs: Paths, params: NullParams, threads: int) -> None:
+    """Draw one dataset's truth null and N_eq curve (:mod:`hepgenbench.null`)."""
+    from threadpoolctl import threadpool_limits
+
+    from hepgenbench.null import truth_null
+
+    sets = load_split_events(inputs["events"], inputs["split"])
+    t0 = time.perf_counter()
+    with threadpool_limits(threads):  # as in evaluate: an unlimited OpenMP pool stalls beside busy jobs
+        record = truth_null(sets["truth_a"], sets["truth_b"], sets["train"], params.evaluation, params.confidence,
+                            params.seed, dataset=params.dataset, log=log)  # fmt: skip
+    log(f"truth null of {params.dataset}: {record.n_replicas} replica(s) at N = {record.n_truth}, "
+        f"N_eq curve at {record.curve_sizes}, in {time.perf_counter() - t0:.1f} s")
+    record.write(outputs["null"])
+
+
 def plots(inputs: Paths, outputs: Paths, params: PlotsParams, threads: int) -> None:
     """Draw a dataset's figures. Samples, metrics and training logs are matched to models by
     the name each file records (a sample's ``meta["model"]``, a metrics record's ``model``,
@@ -416,7 +433,8 @@ def report(inputs: Paths, outputs: Paths, params: ReportParams, threads: int) ->
     outdir = str(Path(outputs["html"]).parent)
     # The plots rule's output is a directory that holds its manifest.
     manifests = [str(Path(p) / "manifest.json") if Path(p).is_dir() else p for p in _as_list(inputs["manifests"])]
-    build_report(_as_list(inputs["metrics"]), manifests, params.config, outdir, title=params.title)
+    build_report(_as_list(inputs["metrics"]), manifests, params.config, outdir, title=params.title,
+                 null_files=_as_list(inputs.get("nulls", [])))  # fmt: skip
     log(f"report written: {Path(outputs['html']).resolve()}")
 
 

@@ -48,3 +48,26 @@ rule evaluate_truth:
         gpu=EVALUATE_GPU,
     shell:
         "hepgenbench evaluate {params.io} --params {params.spec:q} --threads {threads} > {log} 2>&1"
+
+
+# The truth null of a dataset: truth-vs-truth on random re-splits of the truth holdout at the
+# models' sample size (p-values) and at smaller sizes (the equivalent truth sample size).
+rule null:
+    input:
+        events="results/{dataset}/data/events.h5",
+        split="results/{dataset}/data/split.h5",
+    output:
+        null="results/{dataset}/null.json",
+    params:
+        io=io_args,
+        spec=lambda w: stage_params("null", dataset=w.dataset),
+    log:
+        "results/logs/{dataset}/null.log",
+    benchmark:
+        "results/benchmarks/{dataset}/null.tsv"
+    threads: 1
+    resources:
+        mem_mb=6000,
+        runtime=60,
+    shell:
+        "hepgenbench null {params.io} --params {params.spec:q} --threads {threads} > {log} 2>&1"
