@@ -39,19 +39,20 @@ import yaml
 from hepgenbench.errors import InputError
 from hepgenbench.io import atomic_path
 from hepgenbench.metrics import HEADLINE
+from hepgenbench.physics.tables import PhysicsTable, physics_tables
 from hepgenbench.plots import PlotRecord, read_plot_manifest
 from hepgenbench.records import MetricsRecord
 
 #: Packages whose versions the provenance lists (distribution names).
 PROVENANCE_PACKAGES = ("torch", "zuko", "numpy", "scikit-learn", "POT", "uproot", "snakemake", "hepgenbench")
 #: The order in which figure kinds appear on the page; unknown kinds follow.
-PLOT_KIND_ORDER = ("observable", "observable_per_model", "feature", "feature_per_model", "calo", "dalitz",
+PLOT_KIND_ORDER = ("physics", "observable", "observable_per_model", "feature", "feature_per_model", "calo", "dalitz",
                    "correlation", "classifier", "cost", "training")  # fmt: skip
 PLOT_KIND_TITLES = {
     "observable": "Derived observables", "observable_per_model": "Derived observables, every model",
     "feature": "Features", "feature_per_model": "Features, every model", "calo": "Calorimeter showers",
     "dalitz": "Dalitz plots", "correlation": "Correlations", "classifier": "Classifier weights",
-    "cost": "Quality vs cost", "training": "Training curves",
+    "cost": "Quality vs cost", "training": "Training curves", "physics": "Physics figures",
 }  # fmt: skip
 #: Figure kinds shown folded: one figure per model and column is a lot to scroll past.
 FOLDED_PLOT_KINDS = ("observable_per_model", "feature_per_model", "correlation")
@@ -414,6 +415,8 @@ def build_report(
     provenance.setdefault("seed", (config or {}).get("seed"))
     title = title or report_title(config)
     sections = [_section(d, summary_table(frame, d), plots.get(d, [])) for d in datasets]
+    for section in sections:
+        section["physics"] = physics_tables(section["dataset"], entries)
     training = _training_frame(entries)
 
     out = Path(outdir)
@@ -504,7 +507,8 @@ def render_html(title: str, sections: list[dict], config, provenance: dict, trai
     """The page as one string, rendered from ``templates/report.html.j2``."""
     views = []
     for section in sections:
-        view = {"dataset": section["dataset"], "figure_groups": _figure_groups(section["plots"]), "table": None}
+        view = {"dataset": section["dataset"], "figure_groups": _figure_groups(section["plots"]), "table": None,
+                "physics": section.get("physics", [])}
         if section["text"] is not None:
             ranking = section["ranking"]
             view["table"] = {"header": list(section["text"].columns), "rows": _html_rows(section)}
@@ -542,6 +546,7 @@ def render_markdown(title: str, sections: list[dict], config, provenance: dict, 
                                     "within noise floor": ranking["within_noise"].astype(str) + " / "
                                     + ranking["n_with_floor"].astype(str)})  # fmt: skip
             out += [_markdown(text), "", "Best per column in **bold**.", "", "### Ranking", "", _markdown(ranking), ""]
+        out += _physics_markdown(section.get("physics", []))
         if section["plots"]:
             out += ["### Figures", ""] + [f"- {rec.title}: `{rec.path_png}`" for rec, _ in section["plots"]] + [""]
     out += ["## Provenance", "", f"- git commit: `{provenance.get('git_commit', 'unknown')}`",
@@ -551,6 +556,15 @@ def render_markdown(title: str, sections: list[dict], config, provenance: dict, 
         out += ["", _markdown(training)]
     out += ["", "### Config", "", "```yaml", yaml.safe_dump(config or {}, sort_keys=False).rstrip(), "```", ""]
     return "\n".join(out)
+
+
+def _physics_markdown(tables: list[PhysicsTable]) -> list[str]:
+    """The physics tables (:mod:`hepgenbench.physics.tables`), each with its note."""
+    out = []
+    for table in tables:
+        frame = pd.DataFrame([row["cells"] for row in table.rows], columns=table.header)
+        out += [f"### {table.title}", "", _markdown(frame), "", table.note, ""]
+    return out
 
 
 def _markdown(frame: pd.DataFrame) -> str:
