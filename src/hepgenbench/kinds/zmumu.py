@@ -117,7 +117,7 @@ class Zmumu(DatasetKind):
         """The Z line shape of truth and every model with their fits (:mod:`hepgenbench.plotting.physics`)."""
         from hepgenbench.plotting.physics import z_lineshape_plot
 
-        return [z_lineshape_plot(inputs)]
+        return [z_lineshape_plot(inputs)] if inputs.samples else []
 
     def eta_limit(self, feature: str) -> float | None:
         # every η of a dimuon event that is not a jet's is a muon's
