@@ -47,6 +47,7 @@ from hepgenbench.confidence import (
 from hepgenbench.errors import InputError
 from hepgenbench.io import atomic_path
 from hepgenbench.metrics import HEADLINE
+from hepgenbench.physics.tables import PhysicsTable, physics_tables
 from hepgenbench.plots import PlotRecord, read_plot_manifest
 from hepgenbench.records import ConfidenceOptions, MetricsRecord, NullRecord
 from hepgenbench.seeding import derive_seed
@@ -54,13 +55,13 @@ from hepgenbench.seeding import derive_seed
 #: Packages whose versions the provenance lists (distribution names).
 PROVENANCE_PACKAGES = ("torch", "zuko", "numpy", "scikit-learn", "POT", "uproot", "snakemake", "hepgenbench")
 #: The order in which figure kinds appear on the page; unknown kinds follow.
-PLOT_KIND_ORDER = ("observable", "observable_per_model", "feature", "feature_per_model", "calo", "dalitz",
+PLOT_KIND_ORDER = ("physics", "observable", "observable_per_model", "feature", "feature_per_model", "calo", "dalitz",
                    "correlation", "classifier", "cost", "training")  # fmt: skip
 PLOT_KIND_TITLES = {
     "observable": "Derived observables", "observable_per_model": "Derived observables, every model",
     "feature": "Features", "feature_per_model": "Features, every model", "calo": "Calorimeter showers",
     "dalitz": "Dalitz plots", "correlation": "Correlations", "classifier": "Classifier weights",
-    "cost": "Quality vs cost", "training": "Training curves",
+    "cost": "Quality vs cost", "training": "Training curves", "physics": "Physics figures",
 }  # fmt: skip
 #: Figure kinds shown folded: one figure per model and column is a lot to scroll past.
 FOLDED_PLOT_KINDS = ("observable_per_model", "feature_per_model", "correlation")
@@ -440,6 +441,7 @@ def build_report(
     for section in sections:
         section["published"] = published_view(config, section["dataset"], section.get("summary"))
         _add_confidence(section, entries, nulls.get(section["dataset"]), options, (config or {}).get("seed") or 0)
+        section["physics"] = physics_tables(section["dataset"], entries)
     training = _training_frame(entries)
 
     out = Path(outdir)
@@ -775,7 +777,8 @@ def render_html(title: str, sections: list[dict], config, provenance: dict, trai
     """The page as one string, rendered from ``templates/report.html.j2``."""
     views = []
     for section in sections:
-        view = {"dataset": section["dataset"], "figure_groups": _figure_groups(section["plots"]), "table": None}
+        view = {"dataset": section["dataset"], "figure_groups": _figure_groups(section["plots"]), "table": None,
+                "physics": section.get("physics", [])}
         if section["text"] is not None:
             ranking = section["ranking"]
             view["table"] = {"header": list(section["text"].columns), "rows": _html_rows(section)}
@@ -921,6 +924,7 @@ def render_markdown(title: str, sections: list[dict], config, provenance: dict, 
             out += _markdown_confidence(confidence_views(section))
         if section.get("published"):
             out += published_markdown(section["published"])
+        out += _physics_markdown(section.get("physics", []))
         if section["plots"]:
             out += ["### Figures", ""] + [f"- {rec.title}: `{rec.path_png}`" for rec, _ in section["plots"]] + [""]
     out += ["## Provenance", "", f"- git commit: `{provenance.get('git_commit', 'unknown')}`",
@@ -941,6 +945,12 @@ def _markdown_confidence(views: dict) -> list[str]:
                 "", _markdown_view(views["pvalues"], last="verdict"), ""]  # fmt: skip
     if views["neq"] is not None:
         out += ["### Equivalent truth sample size N_eq", "", _markdown_view(views["neq"]), ""]
+def _physics_markdown(tables: list[PhysicsTable]) -> list[str]:
+    """The physics tables (:mod:`hepgenbench.physics.tables`), each with its note."""
+    out = []
+    for table in tables:
+        frame = pd.DataFrame([row["cells"] for row in table.rows], columns=table.header)
+        out += [f"### {table.title}", "", _markdown(frame), "", table.note, ""]
     return out
 
 

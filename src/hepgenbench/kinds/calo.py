@@ -199,7 +199,8 @@ class Calo(DatasetKind):
           averaged over the high-level features (per feature in its details);
         * ``prdc_precision``, ``prdc_recall``, ``prdc_density``, ``prdc_coverage`` on the
           high-level features (:mod:`hepgenbench.metrics.prdc`);
-        * ``per_energy_bin``: W1 and C2ST AUC on them per incident-energy bin."""
+        * ``per_energy_bin``: W1 and C2ST AUC on them per incident-energy bin;
+        * ``calo_response``: response and resolution against E_inc (a physics figure, no floor)."""
         from hepgenbench.evaluate import metric_seed
         from hepgenbench.metrics.classifier import classifier_two_sample_test
         from hepgenbench.metrics.histogram import histogram_divergences
@@ -219,7 +220,17 @@ class Calo(DatasetKind):
         per_bin = self._per_energy_bin(truth, generated, truth_obs, gen_obs, obs_names, options, seed)
         if per_bin is not None:
             out["per_energy_bin"] = per_bin
+        out["calo_response"] = self._response(truth, generated, options, seed)
         return out
+
+    def _response(self, truth: EventSet, generated: EventSet, options: EvalOptions, seed: int) -> MetricResult:
+        """Response and resolution against E_inc, fitted as a/√E ⊕ b ⊕ c/E, for truth and
+        the sample (:mod:`hepgenbench.physics.calo_response`), in the energy bins of the scores."""
+        from hepgenbench.physics.calo_response import calo_response_metric
+
+        e_truth, e_gen = self.incident_energy(truth), self.incident_energy(generated)
+        return calo_response_metric(truth.features.sum(axis=1), e_truth, generated.features.sum(axis=1), e_gen,
+                                    EnergyBins.from_truth(e_truth, options.energy_bins), seed)
 
     def _per_energy_bin(self, truth, generated, truth_obs, gen_obs, obs_names, options, seed) -> MetricResult | None:
         """W1 of the high-level features and C2ST AUC on them per incident-energy bin (None if
@@ -264,8 +275,9 @@ class Calo(DatasetKind):
         :class:`EnergyBins` of the per-energy scores, those scores, and single showers of
         truth and every model at three incident energies."""
         from hepgenbench.plotting.calo import calo_plots
+        from hepgenbench.plotting.physics import calo_resolution_plot
 
-        return calo_plots(inputs, self)
+        return calo_plots(inputs, self) + calo_resolution_plot(inputs)
 
     def example(self, directory: str, n_events: int, seed: int) -> dict[str, Any]:
         return {"source": "calo", "n_events": n_events}
