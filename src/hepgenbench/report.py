@@ -945,6 +945,9 @@ def _markdown_confidence(views: dict) -> list[str]:
                 "", _markdown_view(views["pvalues"], last="verdict"), ""]  # fmt: skip
     if views["neq"] is not None:
         out += ["### Equivalent truth sample size N_eq", "", _markdown_view(views["neq"]), ""]
+    return out
+
+
 def _physics_markdown(tables: list[PhysicsTable]) -> list[str]:
     """The physics tables (:mod:`hepgenbench.physics.tables`), each with its note."""
     out = []
