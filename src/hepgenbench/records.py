@@ -340,6 +340,42 @@ class TrainSettings(Record):
     #: density-trained models (iaf): Monte-Carlo batch per step and steps per "epoch"
     density_batch_size: PositiveInt = 2048
     density_steps_per_epoch: PositiveInt = 100
+    #: optimizer-step budget: stop after this many training steps (batches); None: no limit
+    max_steps: PositiveInt | None = None
+    #: what the budget counts, for the checkpoint fractions and the report's compute axis:
+    #: "wall-clock" (time_budget_s), "steps" (max_steps) or "epochs" (max_epochs); "auto"
+    #: takes max_steps if set, else time_budget_s if set, else max_epochs
+    budget: Literal["auto", "wall-clock", "steps", "epochs"] = "auto"
+    #: fractions of the budget at which the weights are kept and scored (quality vs compute)
+    checkpoint_fractions: list[Annotated[float, Strict(), Field(gt=0, le=1)]] = dataclasses.field(
+        default_factory=lambda: [0.25, 0.5, 1.0])
+
+    def __post_init__(self) -> None:
+        fractions = self.checkpoint_fractions
+        if not fractions or any(b <= a for a, b in zip(fractions, fractions[1:])):
+            raise InputError(f"checkpoint_fractions: expected increasing fractions in (0, 1], got {fractions}")
+        axis = self.budget_axis
+        if axis == "steps" and self.max_steps is None:
+            raise InputError("budget: 'steps' needs max_steps (the optimizer steps that make the whole budget)")
+        if axis == "wall-clock" and self.time_budget_s is None:
+            raise InputError("budget: 'wall-clock' needs time_budget_s (the seconds that make the whole budget)")
+
+    @property
+    def budget_axis(self) -> Literal["wall-clock", "steps", "epochs"]:
+        """What the budget counts: :attr:`budget`, with ``auto`` resolved."""
+        if self.budget != "auto":
+            return self.budget
+        if self.max_steps is not None:
+            return "steps"
+        return "wall-clock" if self.time_budget_s is not None else "epochs"
+
+    @property
+    def budget_total(self) -> float:
+        """The whole budget in units of :attr:`budget_axis` (seconds, steps or epochs)."""
+        axis = self.budget_axis
+        if axis == "wall-clock":
+            return float(self.time_budget_s)
+        return float(self.max_steps if axis == "steps" else self.max_epochs)
 
 
 @record
@@ -505,6 +541,31 @@ class EpochRecord(Record):
     val_loss: Float
     learning_rate: Float
     time_s: Float  # wall time since the start of training
+    steps: NonNegativeInt = 0  # training steps (batches) since the start of training
+
+
+@_mutable_record
+class BudgetPoint(Record):
+    """Where training stood when the weights at one fraction of its budget were kept.
+
+    The weights kept are those the run would have delivered had its budget ended there: the
+    best validation loss so far (as ``model.pt`` holds the best of the whole run), taken at
+    the end of the first epoch at which the budget used reached the fraction. A run that
+    stopped before reaching it (early stopping, another limit) keeps its final weights there,
+    with ``reached`` false: a longer budget would not have changed them.
+    """
+
+    what: ClassVar[str] = "budget checkpoint"
+
+    fraction: Float
+    axis: Literal["wall-clock", "steps", "epochs"]
+    #: the budget used when the weights were kept, in the axis's unit, and as a fraction
+    used: Float
+    epoch: NonNegativeInt
+    steps: NonNegativeInt
+    time_s: Float
+    best_epoch: Int
+    reached: Bool
 
 
 @_mutable_record
@@ -516,14 +577,17 @@ class TrainingLog(Record):
     epochs: list[EpochRecord] = dataclasses.field(default_factory=list)
     best_epoch: Int = -1
     best_val_loss: Float = math.inf
-    stopped_because: Literal["", "max_epochs", "early_stopping", "time_budget", "diverged"] = ""
+    stopped_because: Literal["", "max_epochs", "max_steps", "early_stopping", "time_budget", "diverged"] = ""
     diverged: Bool = False
     divergence_reason: Str = ""
     wall_time_s: Float = 0.0
     time_to_best_s: Float = 0.0
     n_parameters: Int = 0
     device: Str = "cpu"
-    budget: Literal["", "epochs", "wall-clock"] = ""  # which budget bounded the run
+    budget: Literal["", "epochs", "steps", "wall-clock"] = ""  # which budget bounded the run
+    steps: NonNegativeInt = 0  # training steps (batches) run
+    #: the weights kept at fractions of the budget (``budget_checkpoints.pt``), in order
+    checkpoints: list[BudgetPoint] = dataclasses.field(default_factory=list)
 
 
 @record
