@@ -3,6 +3,8 @@ the budget, their scoring and the report's curve."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -82,3 +84,90 @@ def test_budget_axis_resolves_auto():
     assert TrainSettings(time_budget_s=75.0).budget_axis == "wall-clock"
     assert TrainSettings(time_budget_s=75.0, max_steps=10).budget_axis == "steps"
     assert TrainSettings(time_budget_s=75.0, budget="epochs").budget_total == 300.0
+
+
+# ------------------------------------------------------------------ the stages, on each other's files
+
+#: a tiny phase-space run whose models train for 4 epochs, scored at ½ and the whole budget
+CHAIN_CONFIG = {
+    "seed": 11, "datasets": {"ps": {"source": "phasespace", "n_events": 1500}},
+    "models": {"realnvp": {"training": {"max_epochs": 4, "batch_size": 256, "checkpoint_fractions": [0.5, 1.0]}},
+               "vae": {"training": {"max_epochs": 2, "batch_size": 256}}},
+    "evaluation": {"c2st_folds": 2, "budget_auc_events": 200},
+}
+
+
+@pytest.fixture(scope="module")
+def budget_chain(tmp_path_factory):
+    """source → ingest → split → preprocess → train (two models) → budget → budget_plots → report."""
+    from hepgenbench import stages
+    from hepgenbench.records import BudgetParams, IngestParams, PlotsParams, PreprocessParams, SourceParams, SplitParams, TrainParams
+
+    work = tmp_path_factory.mktemp("budget")
+    data = {"events": str(work / "events.h5"), "split": str(work / "split.h5"), "transform": str(work / "t.json")}
+    stages.source({}, {"data": str(work / "src.h5")}, SourceParams.from_config(CHAIN_CONFIG, "ps"), 1)
+    stages.ingest({"files": str(work / "src.h5")}, {"events": data["events"]}, IngestParams.from_config(CHAIN_CONFIG, "ps"), 1)
+    stages.split({"events": data["events"]}, {"split": data["split"]}, SplitParams.from_config(CHAIN_CONFIG, "ps"), 1)
+    stages.preprocess(data, {"transform": data["transform"]}, PreprocessParams.from_config(CHAIN_CONFIG, "ps"), 1)
+    curves = []
+    for model in ("realnvp", "vae"):
+        files = {k: str(work / model / v) for k, v in
+                 dict(model="model.pt", log_csv="training.csv", budget_checkpoints="budget.pt").items()}
+        stages.train(data, files, TrainParams.from_config(CHAIN_CONFIG, "ps", model), 1)
+        curves.append(str(work / "budget" / f"{model}.json"))
+        stages.budget({**data, "model": files["model"], "checkpoints": files["budget_checkpoints"]},
+                      {"curve": curves[-1]}, BudgetParams.from_config(CHAIN_CONFIG, "ps", model), 1)
+    plots = str(work / "budget" / "plots")
+    stages.budget_plots({"curves": curves}, {"plots": plots}, PlotsParams.from_config(CHAIN_CONFIG, "ps", ["realnvp", "vae"]), 1)
+    from hepgenbench.report import build_report
+
+    build_report([], [str(Path(plots) / "manifest.json")], CHAIN_CONFIG, str(work / "report"), budget_files=curves,
+                 provenance={"git_commit": "test"})
+    return work, curves
+
+
+def test_train_stage_writes_the_weights_at_the_configured_fractions(budget_chain):
+    from hepgenbench.train import load_budget_checkpoints, read_model_record
+
+    work, _ = budget_chain
+    expected = {"realnvp": [(0.5, 2), (1.0, 4)], "vae": [(0.25, 1), (0.5, 1), (1.0, 2)]}  # ¼ of 2 epochs: epoch 1
+    for model, points in expected.items():
+        kept = load_budget_checkpoints(work / model / "model.pt", work / model / "budget.pt")
+        assert [(p.fraction, p.epoch) for p, _ in kept] == points
+        assert read_model_record(work / model / "model.pt").training_log.checkpoints == [p for p, _ in kept]
+
+
+def test_budget_curve_is_scored_on_the_configured_subsample(budget_chain):
+    from hepgenbench.records import BudgetCurve
+
+    _, paths = budget_chain
+    curve = BudgetCurve.read(paths[0])
+    assert (curve.model, curve.axis, curve.total, curve.n_per_class) == ("realnvp", "epochs", 4.0, 200)
+    assert [p.fraction for p in curve.points] == [0.5, 1.0]
+    for p in curve.points:
+        assert 0.3 < p.auc < 1.0 and 0 < p.auc_error < 0.2
+    # an untrained-for-long flow on 200 events is told from truth at least as well as truth B is
+    assert curve.points[0].auc > curve.truth_auc - 0.1
+
+
+def test_report_table_is_the_curves(budget_chain):
+    from conftest import ReportPage
+
+    from hepgenbench.records import BudgetCurve
+    from hepgenbench.report import format_value_error
+
+    work, paths = budget_chain
+    page = ReportPage()
+    page.feed((work / "report" / "index.html").read_text())
+    table = page.frame("budget-ps")
+    assert list(table.index) == ["realnvp", "vae", "truth"]
+    assert list(table.columns) == ["¼ budget", "½ budget", "1 budget"]
+    for path in paths:
+        curve = BudgetCurve.read(path)
+        for p in curve.points:
+            label = {0.25: "¼", 0.5: "½", 1.0: "1"}[p.fraction]
+            cell = table.at[curve.model, f"{label} budget"]
+            assert cell.startswith(format_value_error(p.auc, p.auc_error) + f" (epoch {p.epoch},"), cell
+    assert table.at["realnvp", "¼ budget"] == "—"  # it kept ½ and 1 only
+    assert "Quality against training compute" in (work / "report" / "report.md").read_text()
+    assert any(src.startswith("data:image/png;base64,") for src in page.images)

@@ -349,6 +349,9 @@ class TrainSettings(Record):
     #: fractions of the budget at which the weights are kept and scored (quality vs compute)
     checkpoint_fractions: list[Annotated[float, Strict(), Field(gt=0, le=1)]] = dataclasses.field(
         default_factory=lambda: [0.25, 0.5, 1.0])
+    #: showers: train without the showers of this incident energy (MeV) and score the model at
+    #: it (leave-one-energy-out, :mod:`hepgenbench.leave_out`); a dataset's setting, not a model's
+    leave_out_energy: Annotated[float, Field(gt=0)] | None = None
 
     def __post_init__(self) -> None:
         fractions = self.checkpoint_fractions
@@ -397,6 +400,10 @@ class TrainParams(Record):
     def from_config(cls, config: Mapping[str, Any], dataset: str, model: str) -> TrainParams:
         name, replica = split_instance(model)
         spec = config["models"][name] or {}
+        if "leave_out_energy" in (spec.get("training") or {}):
+            raise InputError(f"config key models.{name}.training.leave_out_energy: the energy left out is a "
+                             f"dataset's setting (every model trains on the same showers); set it in "
+                             f"datasets.{dataset}.training")
         options = training_options(config, dataset, name)
         seed = derive_seed(config["seed"], dataset, name, "train", replica)
         return cls.from_dict(
@@ -409,6 +416,26 @@ class TrainParams(Record):
             f"train parameters of model '{model}' on dataset '{dataset}' (config keys training, "
             f"datasets.{dataset}.training, models.{name})",
         )
+
+
+def leave_out_energy(config: Mapping[str, Any], dataset: str) -> float | None:
+    """The incident energy (MeV) that ``dataset``'s models train without: the ``training``
+    blocks of the config and of the dataset, merged (:mod:`hepgenbench.leave_out`)."""
+    value = _merged(config.get("training"), _dataset(config, dataset).get("training")).get("leave_out_energy")
+    return None if value is None else float(value)
+
+
+@record
+class PreprocessParams(Record):
+    """Fitting the preprocessing on the training split (without the energy left out)."""
+
+    what: ClassVar[str] = "preprocess parameters"
+
+    leave_out_energy: Annotated[float, Field(gt=0)] | None = None
+
+    @classmethod
+    def from_config(cls, config: Mapping[str, Any], dataset: str) -> PreprocessParams:
+        return cls(leave_out_energy=leave_out_energy(config, dataset))
 
 
 def hyperparameters(config: Mapping[str, Any], name: str) -> dict[str, Any]:
@@ -477,6 +504,8 @@ class EvalOptions(Record):
     memorisation_max_events: PositiveInt = 10_000  #: generated/truth events queried against train
     memorisation_max_train: PositiveInt = 100_000
     energy_bins: PositiveInt = 5  #: calo: quantile bins of E_inc when it is not discrete
+    #: truth and generated events per class of the C2ST that scores each budget checkpoint
+    budget_auc_events: Annotated[int, Strict(), Field(ge=50)] = 2000
 
     @classmethod
     def from_config(cls, config: Mapping[str, Any] | None) -> EvalOptions:
@@ -497,6 +526,8 @@ class EvaluateParams(Record):
     name: Str
     seed: NonNegativeInt
     evaluation: EvalOptions = EvalOptions()
+    #: showers: the incident energy (MeV) the models trained without, scored on its own
+    leave_out_energy: Annotated[float, Field(gt=0)] | None = None
 
     @classmethod
     def from_config(cls, config: Mapping[str, Any], dataset: str, model: str = "truth") -> EvaluateParams:
@@ -504,7 +535,36 @@ class EvaluateParams(Record):
         # rows comparable, and the truth row is the exact same computation on truth B.
         options = EvalOptions.from_config(config.get("evaluation"))
         return cls(dataset=dataset, model=model, name=split_instance(model)[0], evaluation=options,
-                   seed=derive_seed(config["seed"], dataset, "evaluate"))
+                   seed=derive_seed(config["seed"], dataset, "evaluate"),
+                   leave_out_energy=leave_out_energy(config, dataset))
+
+
+@record
+class BudgetParams(Record):
+    """Scoring the weights one model kept at fractions of its training budget."""
+
+    what: ClassVar[str] = "budget parameters"
+
+    dataset: Str
+    model: Str
+    name: Str
+    seed: NonNegativeInt
+    #: truth and generated events per class of each checkpoint's C2ST
+    n_events: Annotated[int, Strict(), Field(ge=50)] = 2000
+    classifier: C2stClassifier = "hgb"
+    folds: Annotated[int, Strict(), Field(ge=2)] = 5
+    #: events per call of the model's sampler
+    batch_size: PositiveInt = 10_000
+
+    @classmethod
+    def from_config(cls, config: Mapping[str, Any], dataset: str, model: str) -> BudgetParams:
+        # Only the options the scoring reads: changing another metric's does not rerun it.
+        options = EvalOptions.from_config(config.get("evaluation"))
+        sampling = config.get("sampling") or {}
+        return cls(dataset=dataset, model=model, name=split_instance(model)[0],
+                   seed=derive_seed(config["seed"], dataset, "budget"), n_events=options.budget_auc_events,
+                   classifier=options.c2st_classifier, folds=options.c2st_folds,
+                   batch_size=sampling.get("batch_size", 10_000))
 
 
 @record
@@ -751,22 +811,62 @@ class PlotManifest(Record):
     plots: list[PlotRecord]
 
 
+@record
+class BudgetCurvePoint(Record):
+    """One checkpoint's score: where training stood (:class:`BudgetPoint`) and its C2ST AUC."""
+
+    fraction: Float
+    used: Float
+    epoch: NonNegativeInt
+    steps: NonNegativeInt
+    time_s: Float
+    best_epoch: Int
+    reached: Bool
+    auc: Float
+    auc_error: Float
+
+
+@record
+class BudgetCurve(Record):
+    """Quality against training compute of one model (``results/{dataset}/budget/{model}.json``):
+    the C2ST AUC of the weights kept at each fraction of its budget, all on the same truth
+    events and with the same classifier seed, and truth-vs-truth on as many events."""
+
+    what: ClassVar[str] = "budget curve"
+
+    dataset: Str
+    model: Str
+    name: Str
+    family: Str
+    #: what the budget counts and how much of it the whole budget is (seconds, steps, epochs)
+    axis: Literal["wall-clock", "steps", "epochs"]
+    total: Float
+    stopped_because: Str
+    n_per_class: NonNegativeInt
+    truth_auc: Float
+    truth_auc_error: Float
+    points: list[BudgetCurvePoint]
+
+
 #: The parameter record of every stage, by the stage's name (``hepgenbench <stage>``).
 STAGE_PARAMS: dict[str, type[Record]] = {
     "source": SourceParams,
     "merge": NoParams,
     "ingest": IngestParams,
     "split": SplitParams,
-    "preprocess": NoParams,
+    "preprocess": PreprocessParams,
     "train": TrainParams,
     "sample": SampleParams,
     "evaluate": EvaluateParams,
+    "budget": BudgetParams,
+    "budget_plots": PlotsParams,
     "plots": PlotsParams,
     "report": ReportParams,
 }
 
 
 __all__ = [
+    "BudgetCurve", "BudgetCurvePoint", "BudgetParams", "BudgetPoint", "PreprocessParams", "leave_out_energy",
     "EpochRecord", "EvalOptions", "EvaluateParams", "IngestParams", "MetricsRecord", "NoParams", "PlotManifest",
     "PlotRecord", "PlotsParams", "Provenance", "Record", "ReportParams", "SampleCost", "SampleParams",
     "SourceParams", "SplitFractions", "SplitParams", "STAGE_PARAMS", "TrainParams", "TrainSettings",
