@@ -171,3 +171,18 @@ def test_report_table_is_the_curves(budget_chain):
     assert table.at["realnvp", "¼ budget"] == "—"  # it kept ½ and 1 only
     assert "Quality against training compute" in (work / "report" / "report.md").read_text()
     assert any(src.startswith("data:image/png;base64,") for src in page.images)
+
+
+def test_showers_are_scored_on_their_shower_shapes_and_energy():
+    from hepgenbench.budget import MAX_C2ST_INPUTS, c2st_inputs
+    from hepgenbench.data.calo import high_level_feature_names, simulate
+    from hepgenbench.io import EventSet
+
+    e_inc = np.array([1024.0, 65536.0])
+    showers = simulate(e_inc, seed=0)
+    events = EventSet(features=showers, feature_names=[f"v{i}" for i in range(showers.shape[1])], kind="calo",
+                      condition=e_inc[:, None], condition_names=["E_inc"])
+    x, labels = c2st_inputs(events)
+    assert showers.shape[1] > MAX_C2ST_INPUTS
+    assert labels == high_level_feature_names() + ["log10_E_inc"]
+    np.testing.assert_allclose(x[:, -1], [10 * np.log10(2), 16 * np.log10(2)])
