@@ -20,12 +20,12 @@ def budget_figure(curves: Sequence[BudgetCurve], outdir: str | Path, dataset: st
 
     from hepgenbench.plots import model_colors, plt, save_figure  # the backend is set there
 
-    with plt.style.context(mplhep.style.CMS):
+    with plt.style.context(mplhep.style.CMS), plt.rc_context({"font.size": 13}):
         return _draw(plt, model_colors, save_figure, curves, outdir, dataset)
 
 
 def _draw(plt, model_colors, save_figure, curves: Sequence[BudgetCurve], outdir: str | Path, dataset: str) -> PlotRecord:
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4.2), sharey=True)
+    fig, axes = plt.subplots(1, 2, figsize=(13, 5.5), sharey=True)
     colors = model_colors([c.model for c in curves])
     for ax, (x_of, label) in zip(axes, ((lambda p: p.time_s, "training time [s]"),
                                         (lambda p: p.epoch, "epochs"))):  # fmt: skip
@@ -44,9 +44,9 @@ def _draw(plt, model_colors, save_figure, curves: Sequence[BudgetCurve], outdir:
                 ax.plot(*zip(*missed), ls="none", marker="o", ms=8, mfc="none", color=colors[curve.model])
         ax.set_xlabel(label)
         ax.grid(alpha=0.3)
-    axes[0].set_ylabel("C2ST AUC (0.5: indistinguishable)")
-    axes[1].legend(fontsize="small", loc="upper right")
-    fig.suptitle(f"{dataset}: quality against training compute")
+    axes[0].set_ylabel("C2ST AUC (0.5: like truth)")
+    axes[1].legend(fontsize="x-small", loc="upper left", bbox_to_anchor=(1.02, 1.0), frameon=False)
+    fig.suptitle(f"{dataset}: quality against training compute", fontsize=15)
     fig.tight_layout()
     png, pdf = save_figure(fig, Path(outdir) / "quality_vs_compute.png")
     n = curves[0].n_per_class if curves else 0
