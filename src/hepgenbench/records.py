@@ -340,6 +340,45 @@ class TrainSettings(Record):
     #: density-trained models (iaf): Monte-Carlo batch per step and steps per "epoch"
     density_batch_size: PositiveInt = 2048
     density_steps_per_epoch: PositiveInt = 100
+    #: optimizer-step budget: stop after this many training steps (batches); None: no limit
+    max_steps: PositiveInt | None = None
+    #: what the budget counts, for the checkpoint fractions and the report's compute axis:
+    #: "wall-clock" (time_budget_s), "steps" (max_steps) or "epochs" (max_epochs); "auto"
+    #: takes max_steps if set, else time_budget_s if set, else max_epochs
+    budget: Literal["auto", "wall-clock", "steps", "epochs"] = "auto"
+    #: fractions of the budget at which the weights are kept and scored (quality vs compute)
+    checkpoint_fractions: list[Annotated[float, Strict(), Field(gt=0, le=1)]] = dataclasses.field(
+        default_factory=lambda: [0.25, 0.5, 1.0])
+    #: showers: train without the showers of this incident energy (MeV) and score the model at
+    #: it (leave-one-energy-out, :mod:`hepgenbench.leave_out`); a dataset's setting, not a model's
+    leave_out_energy: Annotated[float, Field(gt=0)] | None = None
+
+    def __post_init__(self) -> None:
+        fractions = self.checkpoint_fractions
+        if not fractions or any(b <= a for a, b in zip(fractions, fractions[1:])):
+            raise InputError(f"checkpoint_fractions: expected increasing fractions in (0, 1], got {fractions}")
+        axis = self.budget_axis
+        if axis == "steps" and self.max_steps is None:
+            raise InputError("budget: 'steps' needs max_steps (the optimizer steps that make the whole budget)")
+        if axis == "wall-clock" and self.time_budget_s is None:
+            raise InputError("budget: 'wall-clock' needs time_budget_s (the seconds that make the whole budget)")
+
+    @property
+    def budget_axis(self) -> Literal["wall-clock", "steps", "epochs"]:
+        """What the budget counts: :attr:`budget`, with ``auto`` resolved."""
+        if self.budget != "auto":
+            return self.budget
+        if self.max_steps is not None:
+            return "steps"
+        return "wall-clock" if self.time_budget_s is not None else "epochs"
+
+    @property
+    def budget_total(self) -> float:
+        """The whole budget in units of :attr:`budget_axis` (seconds, steps or epochs)."""
+        axis = self.budget_axis
+        if axis == "wall-clock":
+            return float(self.time_budget_s)
+        return float(self.max_steps if axis == "steps" else self.max_epochs)
 
 
 @record
@@ -361,6 +400,10 @@ class TrainParams(Record):
     def from_config(cls, config: Mapping[str, Any], dataset: str, model: str) -> TrainParams:
         name, replica = split_instance(model)
         spec = config["models"][name] or {}
+        if "leave_out_energy" in (spec.get("training") or {}):
+            raise InputError(f"config key models.{name}.training.leave_out_energy: the energy left out is a "
+                             f"dataset's setting (every model trains on the same showers); set it in "
+                             f"datasets.{dataset}.training")
         options = training_options(config, dataset, name)
         seed = derive_seed(config["seed"], dataset, name, "train", replica)
         return cls.from_dict(
@@ -373,6 +416,26 @@ class TrainParams(Record):
             f"train parameters of model '{model}' on dataset '{dataset}' (config keys training, "
             f"datasets.{dataset}.training, models.{name})",
         )
+
+
+def leave_out_energy(config: Mapping[str, Any], dataset: str) -> float | None:
+    """The incident energy (MeV) that ``dataset``'s models train without: the ``training``
+    blocks of the config and of the dataset, merged (:mod:`hepgenbench.leave_out`)."""
+    value = _merged(config.get("training"), _dataset(config, dataset).get("training")).get("leave_out_energy")
+    return None if value is None else float(value)
+
+
+@record
+class PreprocessParams(Record):
+    """Fitting the preprocessing on the training split (without the energy left out)."""
+
+    what: ClassVar[str] = "preprocess parameters"
+
+    leave_out_energy: Annotated[float, Field(gt=0)] | None = None
+
+    @classmethod
+    def from_config(cls, config: Mapping[str, Any], dataset: str) -> PreprocessParams:
+        return cls(leave_out_energy=leave_out_energy(config, dataset))
 
 
 def hyperparameters(config: Mapping[str, Any], name: str) -> dict[str, Any]:
@@ -458,6 +521,8 @@ class EvalOptions(Record):
         """The options of :class:`hepgenbench.metrics.cc22.CC22Settings` these set."""
         return {"width": self.cc22_width, "epochs": self.cc22_epochs, "batch_size": self.cc22_batch_size,
                 "learning_rate": self.cc22_learning_rate}
+    #: truth and generated events per class of the C2ST that scores each budget checkpoint
+    budget_auc_events: Annotated[int, Strict(), Field(ge=50)] = 2000
 
     @classmethod
     def from_config(cls, config: Mapping[str, Any] | None) -> EvalOptions:
@@ -478,6 +543,8 @@ class EvaluateParams(Record):
     name: Str
     seed: NonNegativeInt
     evaluation: EvalOptions = EvalOptions()
+    #: showers: the incident energy (MeV) the models trained without, scored on its own
+    leave_out_energy: Annotated[float, Field(gt=0)] | None = None
 
     @classmethod
     def from_config(cls, config: Mapping[str, Any], dataset: str, model: str = "truth") -> EvaluateParams:
@@ -485,7 +552,36 @@ class EvaluateParams(Record):
         # rows comparable, and the truth row is the exact same computation on truth B.
         options = EvalOptions.from_config(config.get("evaluation"))
         return cls(dataset=dataset, model=model, name=split_instance(model)[0], evaluation=options,
-                   seed=derive_seed(config["seed"], dataset, "evaluate"))
+                   seed=derive_seed(config["seed"], dataset, "evaluate"),
+                   leave_out_energy=leave_out_energy(config, dataset))
+
+
+@record
+class BudgetParams(Record):
+    """Scoring the weights one model kept at fractions of its training budget."""
+
+    what: ClassVar[str] = "budget parameters"
+
+    dataset: Str
+    model: Str
+    name: Str
+    seed: NonNegativeInt
+    #: truth and generated events per class of each checkpoint's C2ST
+    n_events: Annotated[int, Strict(), Field(ge=50)] = 2000
+    classifier: C2stClassifier = "hgb"
+    folds: Annotated[int, Strict(), Field(ge=2)] = 5
+    #: events per call of the model's sampler
+    batch_size: PositiveInt = 10_000
+
+    @classmethod
+    def from_config(cls, config: Mapping[str, Any], dataset: str, model: str) -> BudgetParams:
+        # Only the options the scoring reads: changing another metric's does not rerun it.
+        options = EvalOptions.from_config(config.get("evaluation"))
+        sampling = config.get("sampling") or {}
+        return cls(dataset=dataset, model=model, name=split_instance(model)[0],
+                   seed=derive_seed(config["seed"], dataset, "budget"), n_events=options.budget_auc_events,
+                   classifier=options.c2st_classifier, folds=options.c2st_folds,
+                   batch_size=sampling.get("batch_size", 10_000))
 
 
 #: Headline metrics whose truth null the default run draws: every two-sample distance of the
@@ -583,6 +679,31 @@ class EpochRecord(Record):
     val_loss: Float
     learning_rate: Float
     time_s: Float  # wall time since the start of training
+    steps: NonNegativeInt = 0  # training steps (batches) since the start of training
+
+
+@_mutable_record
+class BudgetPoint(Record):
+    """Where training stood when the weights at one fraction of its budget were kept.
+
+    The weights kept are those the run would have delivered had its budget ended there: the
+    best validation loss so far (as ``model.pt`` holds the best of the whole run), taken at
+    the end of the first epoch at which the budget used reached the fraction. A run that
+    stopped before reaching it (early stopping, another limit) keeps its final weights there,
+    with ``reached`` false: a longer budget would not have changed them.
+    """
+
+    what: ClassVar[str] = "budget checkpoint"
+
+    fraction: Float
+    axis: Literal["wall-clock", "steps", "epochs"]
+    #: the budget used when the weights were kept, in the axis's unit, and as a fraction
+    used: Float
+    epoch: NonNegativeInt
+    steps: NonNegativeInt
+    time_s: Float
+    best_epoch: Int
+    reached: Bool
 
 
 @_mutable_record
@@ -594,14 +715,17 @@ class TrainingLog(Record):
     epochs: list[EpochRecord] = dataclasses.field(default_factory=list)
     best_epoch: Int = -1
     best_val_loss: Float = math.inf
-    stopped_because: Literal["", "max_epochs", "early_stopping", "time_budget", "diverged"] = ""
+    stopped_because: Literal["", "max_epochs", "max_steps", "early_stopping", "time_budget", "diverged"] = ""
     diverged: Bool = False
     divergence_reason: Str = ""
     wall_time_s: Float = 0.0
     time_to_best_s: Float = 0.0
     n_parameters: Int = 0
     device: Str = "cpu"
-    budget: Literal["", "epochs", "wall-clock"] = ""  # which budget bounded the run
+    budget: Literal["", "epochs", "steps", "wall-clock"] = ""  # which budget bounded the run
+    steps: NonNegativeInt = 0  # training steps (batches) run
+    #: the weights kept at fractions of the budget (``budget_checkpoints.pt``), in order
+    checkpoints: list[BudgetPoint] = dataclasses.field(default_factory=list)
 
 
 @record
@@ -800,17 +924,56 @@ class PlotManifest(Record):
     plots: list[PlotRecord]
 
 
+@record
+class BudgetCurvePoint(Record):
+    """One checkpoint's score: where training stood (:class:`BudgetPoint`) and its C2ST AUC."""
+
+    fraction: Float
+    used: Float
+    epoch: NonNegativeInt
+    steps: NonNegativeInt
+    time_s: Float
+    best_epoch: Int
+    reached: Bool
+    auc: Float
+    auc_error: Float
+
+
+@record
+class BudgetCurve(Record):
+    """Quality against training compute of one model (``results/{dataset}/budget/{model}.json``):
+    the C2ST AUC of the weights kept at each fraction of its budget, all on the same truth
+    events and with the same classifier seed, and truth-vs-truth on as many events."""
+
+    what: ClassVar[str] = "budget curve"
+
+    dataset: Str
+    model: Str
+    name: Str
+    family: Str
+    #: what the budget counts and how much of it the whole budget is (seconds, steps, epochs)
+    axis: Literal["wall-clock", "steps", "epochs"]
+    total: Float
+    stopped_because: Str
+    n_per_class: NonNegativeInt
+    truth_auc: Float
+    truth_auc_error: Float
+    points: list[BudgetCurvePoint]
+
+
 #: The parameter record of every stage, by the stage's name (``hepgenbench <stage>``).
 STAGE_PARAMS: dict[str, type[Record]] = {
     "source": SourceParams,
     "merge": NoParams,
     "ingest": IngestParams,
     "split": SplitParams,
-    "preprocess": NoParams,
+    "preprocess": PreprocessParams,
     "train": TrainParams,
     "sample": SampleParams,
     "evaluate": EvaluateParams,
     "null": NullParams,
+    "budget": BudgetParams,
+    "budget_plots": PlotsParams,
     "plots": PlotsParams,
     "report": ReportParams,
 }
@@ -818,6 +981,7 @@ STAGE_PARAMS: dict[str, type[Record]] = {
 
 __all__ = [
     "ConfidenceOptions", "NullParams", "NullRecord",
+    "BudgetCurve", "BudgetCurvePoint", "BudgetParams", "BudgetPoint", "PreprocessParams", "leave_out_energy",
     "EpochRecord", "EvalOptions", "EvaluateParams", "IngestParams", "MetricsRecord", "NoParams", "PlotManifest",
     "PlotRecord", "PlotsParams", "Provenance", "Record", "ReportParams", "SampleCost", "SampleParams",
     "SourceParams", "SplitFractions", "SplitParams", "STAGE_PARAMS", "TrainParams", "TrainSettings",

@@ -56,12 +56,13 @@ from hepgenbench.seeding import derive_seed
 PROVENANCE_PACKAGES = ("torch", "zuko", "numpy", "scikit-learn", "POT", "uproot", "snakemake", "hepgenbench")
 #: The order in which figure kinds appear on the page; unknown kinds follow.
 PLOT_KIND_ORDER = ("physics", "observable", "observable_per_model", "feature", "feature_per_model", "calo", "dalitz",
-                   "correlation", "classifier", "cost", "training")  # fmt: skip
+                   "correlation", "classifier", "cost", "budget", "training")  # fmt: skip
 PLOT_KIND_TITLES = {
     "observable": "Derived observables", "observable_per_model": "Derived observables, every model",
     "feature": "Features", "feature_per_model": "Features, every model", "calo": "Calorimeter showers",
     "dalitz": "Dalitz plots", "correlation": "Correlations", "classifier": "Classifier weights",
-    "cost": "Quality vs cost", "training": "Training curves", "physics": "Physics figures",
+    "cost": "Quality vs cost", "budget": "Quality against training compute", "training": "Training curves",
+    "physics": "Physics figures",
 }  # fmt: skip
 #: Figure kinds shown folded: one figure per model and column is a lot to scroll past.
 FOLDED_PLOT_KINDS = ("observable_per_model", "feature_per_model", "correlation")
@@ -412,6 +413,7 @@ def build_report(
     provenance: dict | None = None,
     title: str | None = None,
     null_files: list[str] | None = None,
+    budget_files: Iterable[str] = (),
 ) -> None:
     """Write ``index.html``, ``report.md`` and ``metrics.csv`` under ``outdir``, atomically.
 
@@ -424,6 +426,7 @@ def build_report(
         title: the page's title; by default the config's ``report.title`` (:func:`report_title`).
         null_files: the truth null per dataset (:class:`~hepgenbench.records.NullRecord`),
             for the p-values and N_eq; without one a dataset shows neither.
+        budget_files: the quality-against-compute curves (:class:`~hepgenbench.records.BudgetCurve`).
     """
     entries = load_metrics(metrics_files)
     frame = results_frame(entries)
@@ -435,9 +438,12 @@ def build_report(
     provenance = dict(provenance) if provenance is not None else collect_provenance(config)
     provenance.setdefault("seed", (config or {}).get("seed"))
     title = title or report_title(config)
+    curves = budget_curves_by_dataset(budget_files)
+    datasets += [d for d in curves if d not in datasets]
     nulls = {n.dataset: n for n in (NullRecord.read(path) for path in null_files or [])}
     options = ConfidenceOptions.from_config((config or {}).get("confidence"))
-    sections = [_section(d, summary_table(frame, d), plots.get(d, [])) for d in datasets]
+    sections = [_section(d, summary_table(frame, d), plots.get(d, [])) | {"budget": curves.get(d, [])}
+                for d in datasets]
     for section in sections:
         section["published"] = published_view(config, section["dataset"], section.get("summary"))
         _add_confidence(section, entries, nulls.get(section["dataset"]), options, (config or {}).get("seed") or 0)
@@ -778,7 +784,8 @@ def render_html(title: str, sections: list[dict], config, provenance: dict, trai
     views = []
     for section in sections:
         view = {"dataset": section["dataset"], "figure_groups": _figure_groups(section["plots"]), "table": None,
-                "physics": section.get("physics", [])}
+                "physics": section.get("physics", []),
+                "budget": _budget_view(section.get("budget", []))}
         if section["text"] is not None:
             ranking = section["ranking"]
             view["table"] = {"header": list(section["text"].columns), "rows": _html_rows(section)}
@@ -925,6 +932,7 @@ def render_markdown(title: str, sections: list[dict], config, provenance: dict, 
         if section.get("published"):
             out += published_markdown(section["published"])
         out += _physics_markdown(section.get("physics", []))
+        out += _budget_markdown(section.get("budget", []))
         if section["plots"]:
             out += ["### Figures", ""] + [f"- {rec.title}: `{rec.path_png}`" for rec, _ in section["plots"]] + [""]
     out += ["## Provenance", "", f"- git commit: `{provenance.get('git_commit', 'unknown')}`",
@@ -955,6 +963,39 @@ def _physics_markdown(tables: list[PhysicsTable]) -> list[str]:
         frame = pd.DataFrame([row["cells"] for row in table.rows], columns=table.header)
         out += [f"### {table.title}", "", _markdown(frame), "", table.note, ""]
     return out
+
+
+# ---------------------------------------------------------------- quality against training compute
+
+
+def budget_curves_by_dataset(paths: Iterable[str]) -> dict[str, list]:
+    """The :class:`~hepgenbench.records.BudgetCurve` files, grouped by dataset, in file order."""
+    from hepgenbench.records import BudgetCurve
+
+    out: dict[str, list] = {}
+    for path in paths:
+        curve = BudgetCurve.read(path)
+        out.setdefault(curve.dataset, []).append(curve)
+    return out
+
+
+def _budget_view(curves: list) -> dict | None:
+    """The template's view of one dataset's curves (``budget.html.j2``), or None without any."""
+    if not curves:
+        return None
+    from hepgenbench.budget import budget_table, winner_note
+
+    table = budget_table(curves)
+    return {"header": list(table.columns), "rows": table.values.tolist(), "note": winner_note(curves),
+            "axis": curves[0].axis, "n": curves[0].n_per_class}
+
+
+def _budget_markdown(curves: list) -> list[str]:
+    if not curves:
+        return []
+    from hepgenbench.budget import budget_table, winner_note
+
+    return ["### Quality against training compute", "", _markdown(budget_table(curves)), "", winner_note(curves), ""]
 
 
 def _markdown(frame: pd.DataFrame) -> str:

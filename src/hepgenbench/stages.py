@@ -37,12 +37,14 @@ from hepgenbench.ordering import META_KEY as ORDER_KEY
 from hepgenbench.ordering import object_orders, ordered_log_prob, put_in_order
 from hepgenbench.preprocess import Preprocessor
 from hepgenbench.records import (
+    BudgetParams,
     EvaluateParams,
     IngestParams,
     MetricsRecord,
     NoParams,
     NullParams,
     PlotsParams,
+    PreprocessParams,
     Provenance,
     ReportParams,
     SampleCost,
@@ -121,8 +123,14 @@ def load_split_events(events_path: str, split_path: str) -> dict[str, EventSet]:
     return {name: events.subset(idx) for name, idx in read_split(split_path).items()}
 
 
-def preprocess(inputs: Paths, outputs: Paths, params: NoParams, threads: int) -> None:
+def preprocess(inputs: Paths, outputs: Paths, params: PreprocessParams, threads: int) -> None:
     train = load_split_events(inputs["events"], inputs["split"])["train"]
+    energy = getattr(params, "leave_out_energy", None)  # NoParams() too: a caller that leaves nothing out
+    if energy is not None:  # nothing of the energy left out may reach the models
+        from hepgenbench.leave_out import without_energy
+
+        train = without_energy(train, energy, "config key training.leave_out_energy (train split)")
+        log(f"leaving out the {energy:g} MeV showers: fitting on {len(train)}")
     pre = Preprocessor.fit(train)
     write_json(outputs["transform"], pre.to_dict())
     log(f"fitted {len(pre.features)} feature and {len(pre.conditions)} condition transform(s) on {len(train)} events")
@@ -159,6 +167,13 @@ def train(inputs: Paths, outputs: Paths, params: TrainParams, threads: int) -> N
     # The rule's threads win over the config's: `snakemake --set-threads` changes them.
     settings = replace(params.training, threads=threads)
     tr, va = sets["train"], sets["val"]
+    if settings.leave_out_energy is not None:
+        from hepgenbench.leave_out import without_energy
+
+        where = "config key training.leave_out_energy"
+        tr, va = without_energy(tr, settings.leave_out_energy, f"{where} (train split)"), \
+            without_energy(va, settings.leave_out_energy, f"{where} (validation split)")
+        log(f"leaving out the {settings.leave_out_energy:g} MeV showers: {len(tr)} train, {len(va)} validation left")
     # The initial weights are drawn at build time: seed first, or two runs start apart.
     torch.manual_seed(seed)
     hparams = dict(params.hparams)
@@ -168,10 +183,12 @@ def train(inputs: Paths, outputs: Paths, params: TrainParams, threads: int) -> N
     model = family(tr.n_features, tr.n_conditions, **hparams)
     log(f"{params.family} on {tr.meta.get('dataset', '?')}: {model.n_parameters()} parameters, seed {seed}")
     checkpoint = str(Path(outputs["model"]).with_name("checkpoint.pt"))
+    # The weights at fractions of the budget (hepgenbench.budget); a caller may not want them.
+    budget_path = outputs.get("budget_checkpoints")
     if model.trains_on_density:
         training_log = trainer.fit_density(
             model, density_in_network_space(tr.kind, pre, tr.feature_names), settings,
-            checkpoint_path=checkpoint, csv_path=outputs["log_csv"], log=log,
+            checkpoint_path=checkpoint, csv_path=outputs["log_csv"], log=log, budget_path=budget_path,
         )
     else:
         def to_net(events: EventSet, *draw: object) -> np.ndarray:
@@ -186,6 +203,7 @@ def train(inputs: Paths, outputs: Paths, params: TrainParams, threads: int) -> N
             model, to_net(tr, "train"), to_net(va, "val"),
             pre.forward_condition(tr.condition), pre.forward_condition(va.condition), settings,
             checkpoint_path=checkpoint, csv_path=outputs["log_csv"], log=log, redraw=redraw,
+            budget_path=budget_path,
         )
     provenance = Provenance(
         hostname=socket.gethostname(),
@@ -220,30 +238,11 @@ def sample(inputs: Paths, outputs: Paths, params: SampleParams, threads: int) ->
     pre = Preprocessor.from_dict(read_json(inputs["transform"]))
     truth = load_split_events(inputs["events"], inputs["split"])["truth_a"]
     seed = params.seed
-    gen = torch.Generator().manual_seed(seed)
+    batch = params.batch_size
     cond_net = pre.forward_condition(truth.condition)
     cond_t = None if cond_net is None else torch.as_tensor(cond_net, dtype=torch.float32)
-    batch = params.batch_size
-    t0 = time.perf_counter()
-    chunks = []
-    with torch.no_grad():
-        for start in range(0, len(truth), batch):
-            stop = min(start + batch, len(truth))
-            c = None if cond_t is None else cond_t[start:stop]
-            chunks.append(model.sample(stop - start, c, generator=gen).double().cpu().numpy())
-    u = np.concatenate(chunks)
-    dt = time.perf_counter() - t0
-    log(f"sampled {len(u)} events in {dt:.2f} s ({len(u) / dt:.0f} events/s)")
-    orders = object_orders(truth.meta)
-    # Muon1 is by definition the harder muon: generated objects are stored in the truth's order.
-    physical = pre.inverse_cells(u, truth.condition) if model.models_cells else pre.inverse(u, truth.condition)
-    x = put_in_order(physical, truth.feature_names, orders)
-    generated = EventSet(
-        features=x, feature_names=truth.feature_names, kind=truth.kind, transforms=truth.transforms,
-        condition=truth.condition, condition_names=truth.condition_names, units=truth.units,
-        meta={"model": params.model, "family": model.family, ORDER_KEY: [o.to_dict() for o in orders],
-              "trained": trained.summary(model.likelihood_is_bound).to_dict()},
-    )
+    generated = generate_like(model, pre, truth, batch, torch.Generator().manual_seed(seed),
+                              {"model": params.model, "trained": trained.summary(model.likelihood_is_bound).to_dict()})
     extra = {}
     if model.has_likelihood:
         n_nll = min(len(truth), params.nll_max_events)
@@ -258,6 +257,33 @@ def sample(inputs: Paths, outputs: Paths, params: SampleParams, threads: int) ->
     log("generation cost (ms per event, warm-up s, FLOPs per event):", cost)
     generated.meta.update(sample_rate=cost.pop("sample_rate"), generation_cost=cost, peak_memory_mb=_peak_rss_mb())
     write_events(outputs["sample"], generated, extra)
+
+
+def generate_like(model, pre: Preprocessor, truth: EventSet, batch: int, generator, meta: dict) -> EventSet:
+    """As many events as ``truth`` holds, with its conditions, from ``model``, in physical
+    units and in truth's object order (Muon1 is by definition the harder muon)."""
+    import torch
+
+    cond_net = pre.forward_condition(truth.condition)
+    cond_t = None if cond_net is None else torch.as_tensor(cond_net, dtype=torch.float32)
+    t0 = time.perf_counter()
+    chunks = []
+    with torch.no_grad():
+        for start in range(0, len(truth), batch):
+            stop = min(start + batch, len(truth))
+            c = None if cond_t is None else cond_t[start:stop]
+            chunks.append(model.sample(stop - start, c, generator=generator).double().cpu().numpy())
+    u = np.concatenate(chunks)
+    dt = time.perf_counter() - t0
+    log(f"sampled {len(u)} events in {dt:.2f} s ({len(u) / max(dt, 1e-9):.0f} events/s)")
+    orders = object_orders(truth.meta)
+    physical = pre.inverse_cells(u, truth.condition) if model.models_cells else pre.inverse(u, truth.condition)
+    x = put_in_order(physical, truth.feature_names, orders)
+    return EventSet(
+        features=x, feature_names=truth.feature_names, kind=truth.kind, transforms=truth.transforms,
+        condition=truth.condition, condition_names=truth.condition_names, units=truth.units,
+        meta={"model": None, "family": model.family, ORDER_KEY: [o.to_dict() for o in orders]} | meta,
+    )
 
 
 def _importance_weights(model, pre: Preprocessor, generated: EventSet, batch: int, params: SampleParams,
@@ -356,6 +382,14 @@ def evaluate(inputs: Paths, outputs: Paths, params: EvaluateParams, threads: int
             truth, generated, train_set, options, seed=params.seed, log_q_truth=log_q,
             likelihood_is_bound=bound,
         )
+    if params.leave_out_energy is not None:
+        from hepgenbench.evaluate import metric_seed
+        from hepgenbench.leave_out import METRIC_KEY, held_out_energy_score
+
+        held_out = held_out_energy_score(truth, generated, params.leave_out_energy, options,
+                                         metric_seed(params.seed, METRIC_KEY))
+        record["metrics"][METRIC_KEY] = held_out.to_dict()
+        log(f"at the {params.leave_out_energy:g} MeV left out of training: C2ST AUC {held_out.value:.4f}")
     weights = generated.meta.get("importance_weights")
     if is_truth and density is not None:
         # the truth row's proposal is the kind's baseline (flat phase space)
@@ -387,6 +421,59 @@ def null(inputs: Paths, outputs: Paths, params: NullParams, threads: int) -> Non
     log(f"truth null of {params.dataset}: {record.n_replicas} replica(s) at N = {record.n_truth}, "
         f"N_eq curve at {record.curve_sizes}, in {time.perf_counter() - t0:.1f} s")
     record.write(outputs["null"])
+
+
+def budget(inputs: Paths, outputs: Paths, params: BudgetParams, threads: int) -> None:
+    """Score the weights one model kept at fractions of its budget (:mod:`hepgenbench.budget`)."""
+    import torch
+
+    from hepgenbench.budget import score_checkpoints
+    from hepgenbench.train import load_budget_checkpoints, read_model_record
+
+    torch.set_num_threads(threads)
+    torch.manual_seed(params.seed)
+    checkpoints = load_budget_checkpoints(inputs["model"], inputs["checkpoints"])
+    trained = read_model_record(inputs["model"])
+    pre = Preprocessor.from_dict(read_json(inputs["transform"]))
+    sets = load_split_events(inputs["events"], inputs["split"])
+    n = min(params.n_events, len(sets["truth_a"]), len(sets["truth_b"]))
+    truth_a, truth_b = sets["truth_a"].subset(np.arange(n)), sets["truth_b"].subset(np.arange(n))
+
+    def drawer(model):
+        # every checkpoint draws with the same generator seed: common random numbers
+        return lambda like: generate_like(model, pre, like, params.batch_size,
+                                          torch.Generator().manual_seed(params.seed), {"model": params.model})
+
+    settings = trained.settings
+    if settings is None or not checkpoints:
+        raise InputError(f"{inputs['model']}: no training settings or budget checkpoints; re-run the train stage")
+    identity = {"dataset": params.dataset, "model": params.model, "name": params.name,
+                "family": checkpoints[0][1].family, "axis": settings.budget_axis, "total": settings.budget_total,
+                "stopped_because": trained.training_log.stopped_because if trained.training_log else ""}
+    t0 = time.perf_counter()
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(threads):  # as in evaluate
+        curve = score_checkpoints([(point, drawer(model)) for point, model in checkpoints], truth_a, truth_b,
+                                  params.classifier, params.folds, params.seed, identity)
+    curve.write(outputs["curve"])
+    log(f"scored {len(checkpoints)} budget checkpoint(s) of {params.model} on {n} events in "
+        f"{time.perf_counter() - t0:.1f} s: AUC " + ", ".join(f"{p.auc:.4f} at {p.fraction:g}" for p in curve.points)
+        + f"; truth {curve.truth_auc:.4f}")
+
+
+def budget_plots(inputs: Paths, outputs: Paths, params: PlotsParams, threads: int) -> None:
+    """The quality-against-compute figure of one dataset, with its manifest for the report."""
+    from hepgenbench.plots import write_plot_manifest
+    from hepgenbench.plotting.budget import budget_figure
+    from hepgenbench.records import BudgetCurve
+
+    curves = _by_model([(p, BudgetCurve.read(p)) for p in _as_list(inputs["curves"])], lambda c: c.model,
+                       list(params.models), "curves", "'model'")  # fmt: skip
+    outdir = Path(outputs["plots"])
+    outdir.mkdir(parents=True, exist_ok=True)
+    record = budget_figure([curves[m] for m in params.models], outdir, params.dataset)
+    write_plot_manifest(str(outdir / "manifest.json"), [record], params.dataset)
 
 
 def plots(inputs: Paths, outputs: Paths, params: PlotsParams, threads: int) -> None:
@@ -434,7 +521,8 @@ def report(inputs: Paths, outputs: Paths, params: ReportParams, threads: int) ->
     # The plots rule's output is a directory that holds its manifest.
     manifests = [str(Path(p) / "manifest.json") if Path(p).is_dir() else p for p in _as_list(inputs["manifests"])]
     build_report(_as_list(inputs["metrics"]), manifests, params.config, outdir, title=params.title,
-                 null_files=_as_list(inputs.get("nulls", [])))  # fmt: skip
+                 null_files=_as_list(inputs.get("nulls", [])),
+                 budget_files=_as_list(inputs.get("budget", [])))  # fmt: skip
     log(f"report written: {Path(outputs['html']).resolve()}")
 
 

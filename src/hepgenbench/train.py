@@ -13,7 +13,12 @@ specific:
   training objective evaluated with fixed random numbers (likelihood, ELBO, flow-matching
   loss), and for the GANs, whose losses do not measure sample quality, a sliced
   Wasserstein distance between validation and generated events (:mod:`hepgenbench.models.gan`);
-* a wall-clock budget (``settings.time_budget_s``), checked after every batch;
+* a wall-clock budget (``settings.time_budget_s``), checked after every batch, and an
+  optimizer-step budget (``settings.max_steps``, one step per batch), which unlike the
+  wall-clock one does not depend on the machine;
+* the weights at fractions of the budget (``settings.checkpoint_fractions`` of
+  ``settings.budget_axis``), kept for the quality-against-compute curve
+  (:mod:`hepgenbench.budget`) and written to ``budget_path``;
 * a per-epoch CSV rewritten atomically, a progress line per epoch to ``log``;
 * a checkpoint per epoch (model, optimisers, schedulers, RNG states, log), written
   atomically; an existing checkpoint is resumed, and on the CPU a resumed run ends with the
@@ -30,6 +35,7 @@ import os
 import statistics
 import time
 from collections.abc import Callable
+from copy import deepcopy
 from pathlib import Path
 from typing import Any
 
@@ -40,7 +46,7 @@ from torch import Tensor
 from hepgenbench.errors import InputError
 from hepgenbench.io import atomic_path
 from hepgenbench.models.base import EpochRecord, Generator, TrainingLog, TrainSettings, from_export, select_device
-from hepgenbench.records import Provenance, TrainedModelRecord
+from hepgenbench.records import BudgetPoint, Provenance, TrainedModelRecord
 
 LogFn = Callable[[str], None]
 Callback = Callable[[EpochRecord], None]
@@ -49,6 +55,8 @@ ArrayLike = Tensor | np.ndarray
 # Settings that change the trajectory: a checkpoint written under others is not resumed.
 _TRAJECTORY_SETTINGS = ("seed", "batch_size", "learning_rate", "weight_decay", "density_batch_size", "density_steps_per_epoch")
 _CSV_COLUMNS = ("epoch", "train_loss", "val_loss", "learning_rate", "time_s")
+#: A run_epoch: (epoch, optimizers, deadline, steps left) -> (mean losses, events, steps run).
+EpochFn = Callable[[int, list[torch.optim.Optimizer], float, float], tuple[dict[str, float], int, int]]
 
 
 #: The training settings of a call that names none (a frozen record: one shared instance).
@@ -67,6 +75,7 @@ def fit(
     log: LogFn = print,
     callback: Callback | None = None,
     redraw: Callable[[int], ArrayLike] | None = None,
+    budget_path: str | os.PathLike | None = None,
 ) -> TrainingLog:
     """Train ``model`` on events in network space; returns the log, best weights loaded.
 
@@ -77,6 +86,9 @@ def fit(
     (which uses ``train``): the same events, in the same order, with fresh noise, such as
     dequantization. A fixed draw is a finite set of points that a flexible model learns by
     heart; a new one each epoch is only ever seen once. Its cost counts in the time budget.
+
+    ``budget_path``, if given, receives the weights at the fractions of the budget
+    (:func:`save_budget_checkpoints`).
     """
     device = _prepare(model, settings)
     x_train = _as_tensor(train, "train", model.n_features, device)
@@ -87,7 +99,8 @@ def fit(
         raise InputError(f"training needs events: got {len(x_train)} train and {len(x_val)} validation events")
     shuffle = torch.Generator().manual_seed(settings.seed)
 
-    def run_epoch(epoch: int, optimizers: list[torch.optim.Optimizer], deadline: float) -> tuple[dict[str, float], int]:
+    def run_epoch(epoch: int, optimizers: list[torch.optim.Optimizer], deadline: float,
+                  steps_left: float) -> tuple[dict[str, float], int, int]:
         nonlocal x_train
         if redraw is not None and epoch > 1:
             x_new = _as_tensor(redraw(epoch), f"redraw({epoch})", model.n_features, device)
@@ -96,21 +109,23 @@ def fit(
                                  f"expected the training set's {tuple(x_train.shape)}")
             x_train = x_new
         totals: dict[str, float] = {}
-        seen = 0
+        seen = steps = 0
         for index in torch.randperm(len(x_train), generator=shuffle).split(settings.batch_size):
             index = index.to(device)
             out = model.training_step(x_train[index], None if c_train is None else c_train[index], optimizers)
             for key, value in out.items():
                 totals[key] = totals.get(key, 0.0) + value * len(index)
             seen += len(index)
-            if not all(math.isfinite(v) for v in out.values()) or time.perf_counter() > deadline:
+            steps += 1
+            if not all(math.isfinite(v) for v in out.values()) or time.perf_counter() > deadline or steps >= steps_left:
                 break
-        return {k: v / seen for k, v in totals.items()}, seen
+        return {k: v / seen for k, v in totals.items()}, seen, steps
 
     def validate() -> float:
         return model.validation_loss(x_val, c_val)
 
-    return _train(model, settings, device, run_epoch, validate, shuffle, checkpoint_path, csv_path, log, callback)
+    return _train(model, settings, device, run_epoch, validate, shuffle, checkpoint_path, csv_path, log, callback,
+                  budget_path)
 
 
 def fit_density(
@@ -121,6 +136,7 @@ def fit_density(
     csv_path: str | os.PathLike | None = None,
     log: LogFn = print,
     callback: Callback | None = None,
+    budget_path: str | os.PathLike | None = None,
 ) -> TrainingLog:
     """Train a flow against ``log_density(u)`` (network space, may be −inf), without data.
 
@@ -137,18 +153,20 @@ def fit_density(
     shuffle = torch.Generator().manual_seed(settings.seed)  # unused by the steps; kept for one checkpoint format
     z_val = model.draw_base(settings.density_batch_size, torch.Generator().manual_seed(settings.seed + 1)).cpu()
 
-    def run_epoch(epoch: int, optimizers: list[torch.optim.Optimizer], deadline: float) -> tuple[dict[str, float], int]:
+    def run_epoch(epoch: int, optimizers: list[torch.optim.Optimizer], deadline: float,
+                  steps_left: float) -> tuple[dict[str, float], int, int]:
         losses = []
         for _ in range(settings.density_steps_per_epoch):
             losses.append(model.density_step(log_density, settings.density_batch_size, optimizers)["loss"])
-            if not math.isfinite(losses[-1]) or time.perf_counter() > deadline:
+            if not math.isfinite(losses[-1]) or time.perf_counter() > deadline or len(losses) >= steps_left:
                 break
-        return {"loss": float(np.mean(losses))}, len(losses) * settings.density_batch_size
+        return {"loss": float(np.mean(losses))}, len(losses) * settings.density_batch_size, len(losses)
 
     def validate() -> float:
         return model.density_validation(log_density, z_val)
 
-    return _train(model, settings, device, run_epoch, validate, shuffle, checkpoint_path, csv_path, log, callback)
+    return _train(model, settings, device, run_epoch, validate, shuffle, checkpoint_path, csv_path, log, callback,
+                  budget_path)
 
 
 # ------------------------------------------------------------------------------------------
@@ -159,13 +177,14 @@ def _train(
     model: Generator,
     settings: TrainSettings,
     device: torch.device,
-    run_epoch: Callable[[int, list[torch.optim.Optimizer], float], tuple[dict[str, float], int]],
+    run_epoch: EpochFn,
     validate: Callable[[], float],
     shuffle: torch.Generator,
     checkpoint_path: str | os.PathLike | None,
     csv_path: str | os.PathLike | None,
     log: LogFn,
     callback: Callback | None,
+    budget_path: str | os.PathLike | None = None,
 ) -> TrainingLog:
     optimizers = model.configure_optimizers(settings)
     schedulers = [
@@ -175,6 +194,7 @@ def _train(
     record = TrainingLog(n_parameters=model.n_parameters(), device=str(device))
     best_state = _copy_state(model)
     history: list[dict[str, float]] = []
+    budget_states: list[dict[str, Tensor]] = []  # the weights of record.checkpoints, in order
     elapsed_before = 0.0
 
     if checkpoint_path is not None and Path(checkpoint_path).exists():
@@ -190,25 +210,30 @@ def _train(
         shuffle.set_state(state["shuffle_rng"])
         record = TrainingLog.from_dict(state["log"])
         best_state, history, elapsed_before = state["best_state"], state["history"], record.wall_time_s
+        budget_states = state.get("budget_states", [])
         log(f"resuming from {checkpoint_path} after epoch {len(record.epochs)}")
         if record.stopped_because:
             model.load_state_dict(best_state)
+            if budget_path is not None:
+                save_budget_checkpoints(budget_path, model, record.checkpoints, budget_states)
             return record
 
     start = time.perf_counter() - elapsed_before
     budget = settings.time_budget_s
     deadline = math.inf if budget is None else start + budget
+    max_steps = math.inf if settings.max_steps is None else settings.max_steps
     for epoch in range(len(record.epochs) + 1, settings.max_epochs + 1):
         model.train()
         epoch_start = time.perf_counter()
-        stats, n_events = run_epoch(epoch, optimizers, deadline)
+        stats, n_events, n_steps = run_epoch(epoch, optimizers, deadline, max_steps - record.steps)
+        record.steps += n_steps
         model.eval()
         train_loss = stats.get("loss", float("nan"))
         finite = all(math.isfinite(v) for v in stats.values())
         val_loss = validate() if finite else float("nan")
         learning_rate = optimizers[0].param_groups[0]["lr"]
         now = time.perf_counter()
-        rec = EpochRecord(epoch, train_loss, val_loss, learning_rate, now - start)
+        rec = EpochRecord(epoch, train_loss, val_loss, learning_rate, now - start, record.steps)
         record.epochs.append(rec)
         history.append(stats)
         record.wall_time_s = now - start
@@ -236,14 +261,18 @@ def _train(
             record.stopped_because = "early_stopping"
         elif now >= deadline:
             record.stopped_because = "time_budget"
+        elif record.steps >= max_steps:
+            record.stopped_because = "max_steps"
         elif epoch == settings.max_epochs:
             record.stopped_because = "max_epochs"
-        record.budget = "wall-clock" if record.stopped_because == "time_budget" else "epochs"
+        record.budget = _BOUND_BY.get(record.stopped_because, "epochs")
+        budget_states += _keep_budget_checkpoints(record, settings, best_state, final=bool(record.stopped_because))
 
         if csv_path is not None:
             _write_csv(csv_path, record)
         if checkpoint_path is not None:
-            _save_checkpoint(checkpoint_path, model, optimizers, schedulers, shuffle, record, best_state, history, settings)
+            _save_checkpoint(checkpoint_path, model, optimizers, schedulers, shuffle, record, best_state, history,
+                             settings, budget_states)
         if callback is not None:
             callback(rec)
         if record.stopped_because:
@@ -251,7 +280,10 @@ def _train(
 
     if not record.stopped_because:  # max_epochs already reached by a resumed run
         record.stopped_because, record.budget = "max_epochs", "epochs"
+        budget_states += _keep_budget_checkpoints(record, settings, best_state, final=True)
     model.load_state_dict(best_state)
+    if budget_path is not None:
+        save_budget_checkpoints(budget_path, model, record.checkpoints, budget_states)
     log(
         f"finished ({record.stopped_because}) after {len(record.epochs)} epochs, {record.wall_time_s:.1f} s; "
         f"best epoch {record.best_epoch}, val {record.best_val_loss:.5g}"
@@ -303,7 +335,8 @@ def _write_csv(path: str | os.PathLike, record: TrainingLog) -> None:
             writer.writerow([e.epoch, repr(e.train_loss), repr(e.val_loss), repr(e.learning_rate), f"{e.time_s:.3f}"])
 
 
-def _save_checkpoint(path, model, optimizers, schedulers, shuffle, record, best_state, history, settings) -> None:
+def _save_checkpoint(path, model, optimizers, schedulers, shuffle, record, best_state, history, settings,
+                     budget_states) -> None:
     state = {
         "family": model.family,
         "settings": {k: getattr(settings, k) for k in _TRAJECTORY_SETTINGS},
@@ -316,6 +349,7 @@ def _save_checkpoint(path, model, optimizers, schedulers, shuffle, record, best_
         "log": record.to_dict(),
         "best_state": best_state,
         "history": history,
+        "budget_states": budget_states,
     }
     with atomic_path(path) as tmp:
         torch.save(state, tmp)
@@ -336,6 +370,73 @@ def _load_checkpoint(path, model: Generator, settings: TrainSettings) -> dict[st
     state["torch_rng"] = state["torch_rng"].cpu()
     state["shuffle_rng"] = state["shuffle_rng"].cpu()
     return state
+
+
+# ------------------------------------------------------------------------------------------
+# Weights at fractions of the budget
+
+#: The budget a stopping reason names; every other reason counts as an epoch-bounded run.
+_BOUND_BY = {"time_budget": "wall-clock", "max_steps": "steps"}
+
+
+def _keep_budget_checkpoints(record: TrainingLog, settings: TrainSettings, best_state: dict[str, Tensor],
+                             final: bool) -> list[dict[str, Tensor]]:
+    """Append to ``record.checkpoints`` the fractions of the budget that the epoch just ended
+    reached (every remaining one when training has ``final``-ly stopped); returns their weights.
+
+    The weights are the best so far, which is what the run would have delivered had its
+    budget ended at this epoch (see :class:`~hepgenbench.records.BudgetPoint`).
+    """
+    axis, total = settings.budget_axis, settings.budget_total
+    last = record.epochs[-1]
+    used = {"wall-clock": last.time_s, "steps": float(record.steps), "epochs": float(last.epoch)}[axis]
+    kept = []
+    for fraction in settings.checkpoint_fractions[len(record.checkpoints):]:
+        reached = used >= fraction * total * (1 - 1e-9)  # 1e-9: ½ × 8 epochs is reached at epoch 4
+        if not (reached or final):
+            break
+        record.checkpoints.append(BudgetPoint(fraction=fraction, axis=axis, used=used, epoch=last.epoch,
+                                              steps=record.steps, time_s=last.time_s, best_epoch=record.best_epoch,
+                                              reached=reached))
+        kept.append(best_state)
+    return kept
+
+
+def save_budget_checkpoints(path: str | os.PathLike, model: Generator, points: list[BudgetPoint],
+                            states: list[dict[str, Tensor]]) -> None:
+    """Write the weights at the fractions of the budget, atomically: ``{family, points, states}``.
+
+    Only the state dicts: the architecture is the one of ``model.pt`` beside them
+    (:func:`load_budget_checkpoints`).
+    """
+    if len(points) != len(states):
+        raise RuntimeError(f"{len(points)} budget checkpoints but {len(states)} sets of weights")
+    with atomic_path(path) as tmp:
+        torch.save({"family": model.family, "points": [p.to_dict() for p in points], "states": states}, tmp)
+
+
+def load_budget_checkpoints(model_path: str | os.PathLike, budget_path: str | os.PathLike,
+                            device: str = "cpu") -> list[tuple[BudgetPoint, Generator]]:
+    """The model of ``model_path`` with the weights of each budget checkpoint, in eval mode."""
+    model, _ = load_model(model_path, device)
+    try:
+        payload = torch.load(budget_path, map_location=model.device, weights_only=True)
+        points = [BudgetPoint.from_dict(p, where=str(budget_path)) for p in payload["points"]]
+        states = payload["states"]
+    except InputError:
+        raise
+    except Exception as err:
+        raise InputError(f"{budget_path}: not budget checkpoints written by hepgenbench ({err})") from None
+    if payload.get("family") != model.family or len(points) != len(states):
+        raise InputError(f"{budget_path}: budget checkpoints of family '{payload.get('family')}' "
+                         f"({len(points)} points, {len(states)} weights) do not belong to {model_path} "
+                         f"('{model.family}'): re-run the train stage")
+    out = []
+    for point, state in zip(points, states):
+        copy = deepcopy(model)
+        copy.load_state_dict(state)
+        out.append((point, copy.eval()))
+    return out
 
 
 # ------------------------------------------------------------------------------------------

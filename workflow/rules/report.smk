@@ -35,8 +35,9 @@ rule plots:
 rule report:
     input:
         metrics=[f"results/{d}/metrics/{m}.json" for d in DATASETS for m in instances_for(d) + ["truth"]],
-        manifests=[f"results/{d}/plots" for d in DATASETS],
+        manifests=[f"results/{d}/plots" for d in DATASETS] + [f"results/{d}/budget/plots" for d in DATASETS],
         nulls=[f"results/{d}/null.json" for d in DATASETS],
+        budget=[f"results/{d}/budget/{m}.json" for d in DATASETS for m in instances_for(d)],
     output:
         html="results/report/index.html",
         markdown="results/report/report.md",

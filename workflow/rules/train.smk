@@ -12,6 +12,8 @@ rule train:
     output:
         model="results/{dataset}/models/{model}/model.pt",
         log_csv="results/{dataset}/models/{model}/training.csv",
+        # the weights at fractions of the budget, scored by rule budget (workflow/rules/budget.smk)
+        budget_checkpoints="results/{dataset}/models/{model}/budget_checkpoints.pt",
     params:
         io=io_args,
         spec=lambda w: stage_params("train", dataset=w.dataset, model=w.model),
