@@ -85,34 +85,63 @@ def ingest(inputs: Paths, outputs: Paths, params: IngestParams, threads: int) ->
     """Read the source files, build the flat feature table, write ``events.h5``.
 
     Sources that stream (ROOT) go chunk by chunk into the output, so memory holds one
-    chunk however large the files are; the other formats are read whole.
+    chunk however large the files are; the other formats are read whole. Repeated events
+    (identical rows, or entries sharing an ``event_key``) are counted and reported: they
+    would otherwise sit on both sides of the split.
     """
+    from hepgenbench.metrics.duplicates import row_hashes
+
     files, output = _as_list(inputs["files"]), outputs["events"]
     t0 = time.perf_counter()
     src = kinds.source(params.source)
     provenance = {"dataset": params.name, "source": params.source, "files": [str(f) for f in files]}
+    hashes: list[np.ndarray] = []
     if src.streams:
         with event_writer(output) as out:
-            header = src.read(files, params.block(), sink=out.append)
-            header.meta.update(provenance)
+
+            def sink(features, condition=None, event_key=None):
+                hashes.append(row_hashes(features, condition))
+                out.append(features, condition, event_key=event_key)
+
+            header = src.read(files, params.block(), sink=sink)
+            header.meta.update(provenance, duplicates=_repeats(np.concatenate(hashes), out.event_keys()))
             out.finish(header)
         n_events, n_features = out.n_events, header.n_features
     else:
         events = src.read(files, params.block())
         if len(events) == 0:
             raise InputError(f"no events left after reading {files}: check the selection and the files")
-        events.meta.update(provenance)
+        events.meta.update(provenance, duplicates=_repeats(row_hashes(events.features, events.condition),
+                                                           events.event_key))
         write_events(output, events)
-        n_events, n_features = len(events), events.n_features
+        header, n_events, n_features = events, len(events), events.n_features
     dt = time.perf_counter() - t0
     log(f"ingested {n_events} events x {n_features} features in {dt:.1f} s ({n_events / dt:.0f} events/s)")
+    repeats = header.meta["duplicates"]
+    if repeats["n_duplicate_rows"] or repeats.get("n_repeated_entries"):
+        log(f"warning: repeated events in {files}: {repeats['n_duplicate_rows']} row(s) identical to an earlier "
+            f"one; {repeats.get('n_repeated_entries', 'no event_key, so unknown how many')} entries repeat an "
+            "event seen before. Give the dataset an event_key (e.g. [run, event]) so that the split keeps each "
+            "event on one side.")
+
+
+def _repeats(hashes: np.ndarray, event_key: np.ndarray | None) -> dict[str, int]:
+    """The repeated-event counts that ingest records in the events' metadata."""
+    from hepgenbench.metrics.duplicates import entries_per_key, n_internal_duplicates
+
+    out = {"n_entries": len(hashes), "n_duplicate_rows": n_internal_duplicates(hashes)}
+    if event_key is not None:
+        n_entries, n_events = entries_per_key(event_key)
+        out.update(n_distinct_events=n_events, n_repeated_entries=n_entries - n_events)
+    return out
 
 
 def split(inputs: Paths, outputs: Paths, params: SplitParams, threads: int) -> None:
     events = read_events(inputs["events"])
-    indices = split_indices(len(events), params.split, params.seed)
+    indices = split_indices(len(events), params.split, params.seed, events.event_key)
     write_split(outputs["split"], indices, params.seed)
-    log("split sizes:", {k: len(v) for k, v in indices.items()})
+    grouped = "" if events.event_key is None else f", whole events by {events.meta.get('event_key')}"
+    log(f"split sizes{grouped}:", {k: len(v) for k, v in indices.items()})
 
 
 def load_split_events(events_path: str, split_path: str) -> dict[str, EventSet]:
