@@ -37,7 +37,9 @@ from hepgenbench.ordering import META_KEY as ORDER_KEY
 from hepgenbench.ordering import object_orders, ordered_log_prob, put_in_order
 from hepgenbench.preprocess import Preprocessor
 from hepgenbench.records import (
+    EXTERNAL,
     EvaluateParams,
+    ExternalParams,
     IngestParams,
     MetricsRecord,
     NoParams,
@@ -320,6 +322,33 @@ def _log_prob_physical(model, pre: Preprocessor, events: EventSet, batch: int, s
     return ordered_log_prob(unordered, cells, events.feature_names, object_orders(events.meta))
 
 
+def external(inputs: Paths, outputs: Paths, params: ExternalParams, threads: int) -> None:
+    """Bring a user's samples (``models.<name>: {family: external, samples: FILE}``) into the
+    DAG: read them with the dataset's own reader, check them against truth A as
+    ``hepgenbench score`` does, bring them to truth A's size, and write them as a sample.
+    """
+    from hepgenbench.scoring import ReadingSpec, check_generated, subsample
+
+    path = str(inputs["external"])
+    truth = load_split_events(inputs["events"], inputs["split"])["truth_a"]
+    reading = params.reading
+    generated = ReadingSpec(reading.source, reading.block(), reading.name).read(path, f"models.{params.model}.samples")
+    for warning in check_generated(generated, truth, path, params.allow_condition_mismatch):
+        log(f"warning: {warning}")
+    n_read = len(generated)
+    generated = subsample(generated, len(truth), params.seed)
+    if len(generated) < len(truth):
+        log(f"warning: {path} holds {n_read} events, truth A {len(truth)}: its row is scored at fewer events "
+            "than the truth floor")
+    cost = params.cost.sample_cost() if params.cost else None
+    generated.meta = {"model": params.model, "family": EXTERNAL, ORDER_KEY: truth.meta.get(ORDER_KEY, []),
+                      "external": {"path": str(Path(path).resolve()), "n_read": n_read,
+                                   "cost": None if cost is None else cost.to_dict()}}
+    generated.transforms, generated.units = truth.transforms, truth.units
+    write_events(outputs["sample"], generated)
+    log(f"external samples of {params.model}: {len(generated)} of {n_read} events from {path}")
+
+
 # --------------------------------------------------------------------------- evaluation
 def evaluate(inputs: Paths, outputs: Paths, params: EvaluateParams, threads: int) -> None:
     """Score one model's sample (or, for ``model == 'truth'``, truth B) against truth A."""
@@ -348,21 +377,26 @@ def evaluate(inputs: Paths, outputs: Paths, params: EvaluateParams, threads: int
             log_q = truth.log_density
     else:
         generated = read_events(inputs["sample"])
-        log_q = read_extra(inputs["sample"], "truth_log_prob")
-        if generated.meta.get("trained") is None:
-            raise InputError(f"{inputs['sample']}: no 'trained' record in its metadata; the sample stage writes "
-                             "it: re-run that stage")
-        trained = TrainingSummary.from_dict(generated.meta["trained"], where=f"{inputs['sample']}: 'trained'")
-        bound = trained.likelihood_is_bound
-        record["family"] = generated.meta["family"]
-        if trained.diverged:
-            record.update(status="diverged", status_detail=trained.divergence_reason)
-        record["cost"] = SampleCost(
-            **{**trained.cost.to_dict(),
-               "peak_memory_mb": max(trained.cost.peak_memory_mb, generated.meta.get("peak_memory_mb", 0.0))},
-            sample_rate=generated.meta.get("sample_rate", {}),
-        )
-        record["training"] = trained.training
+        if generated.meta.get("family") == EXTERNAL:
+            external_cost = generated.meta["external"].get("cost")
+            record.update(family=EXTERNAL, training=None,
+                          cost=None if external_cost is None else SampleCost.from_dict(external_cost, where=inputs["sample"]))
+        else:
+            log_q = read_extra(inputs["sample"], "truth_log_prob")
+            if generated.meta.get("trained") is None:
+                raise InputError(f"{inputs['sample']}: no 'trained' record in its metadata; the sample stage writes "
+                                 "it: re-run that stage")
+            trained = TrainingSummary.from_dict(generated.meta["trained"], where=f"{inputs['sample']}: 'trained'")
+            bound = trained.likelihood_is_bound
+            record["family"] = generated.meta["family"]
+            if trained.diverged:
+                record.update(status="diverged", status_detail=trained.divergence_reason)
+            record["cost"] = SampleCost(
+                **{**trained.cost.to_dict(),
+                   "peak_memory_mb": max(trained.cost.peak_memory_mb, generated.meta.get("peak_memory_mb", 0.0))},
+                sample_rate=generated.meta.get("sample_rate", {}),
+            )
+            record["training"] = trained.training
     record["n_truth"], record["n_generated"] = len(truth), len(generated)
     from threadpoolctl import threadpool_limits
 
@@ -374,6 +408,13 @@ def evaluate(inputs: Paths, outputs: Paths, params: EvaluateParams, threads: int
             truth, generated, train_set, options, seed=params.seed, log_q_truth=log_q,
             likelihood_is_bound=bound,
         )
+    from hepgenbench.scoring import copy_check
+
+    references = {"truth A": truth} if is_truth else {"truth A": truth, "truth B": sets["truth_b"], "train": train_set}
+    record["metrics"]["duplicates"], flag = copy_check(generated, references, record["metrics"].get("c2st_auc"))
+    if flag and record["status"] == "ok":
+        record.update(status="flagged", status_detail=flag)
+        log(f"warning: {flag}")
     weights = generated.meta.get("importance_weights")
     if is_truth and density is not None:
         # the truth row's proposal is the kind's baseline (flat phase space)
@@ -404,10 +445,11 @@ def plots(inputs: Paths, outputs: Paths, params: PlotsParams, threads: int) -> N
                         models, "samples", "meta['model']")  # fmt: skip
     metrics = _by_model([(p, MetricsRecord.read(p).to_dict()) for p in _as_list(inputs["metrics"])],
                         lambda m: m.get("model"), [*models, "truth"], "metrics", "'model'")  # fmt: skip
-    csvs = _by_model([(p, p) for p in _as_list(inputs["training_csvs"])], lambda p: Path(p).parent.name,
-                     models, "training_csvs", "the model directory")  # fmt: skip
+    trained = [m for m in models if m not in params.external]
+    csvs = _by_model([(p, p) for p in _as_list(inputs.get("training_csvs", []))], lambda p: Path(p).parent.name,
+                     trained, "training_csvs", "the model directory")  # fmt: skip
     # The config's order fixes each model's colour and panel.
-    samples, csvs = {m: samples[m] for m in models}, {m: csvs[m] for m in models}
+    samples, csvs = {m: samples[m] for m in models}, {m: csvs[m] for m in trained}
     records = make_dataset_plots(params.dataset, truth, samples, metrics, csvs, outdir)
     write_plot_manifest(str(Path(outdir) / "manifest.json"), records, params.dataset)
     log(f"{len(records)} plot(s) for {params.dataset} in {outdir}")

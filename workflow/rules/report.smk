@@ -13,7 +13,7 @@ rule plots:
             "results/{dataset}/metrics/{model}.json", dataset=w.dataset, model=instances_for(w.dataset) + ["truth"]
         ),
         training_csvs=lambda w: expand(
-            "results/{dataset}/models/{model}/training.csv", dataset=w.dataset, model=instances_for(w.dataset)
+            "results/{dataset}/models/{model}/training.csv", dataset=w.dataset, model=trained_instances_for(w.dataset)
         ),
     output:
         plots=directory("results/{dataset}/plots"),
