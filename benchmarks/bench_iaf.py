@@ -6,7 +6,14 @@ seed, with the preprocessing fitted on freshly generated events exactly as the w
 does. Each trained flow then draws 1e5 events, weighted w = p/q with p the true density;
 the table gives the unweighting efficiency ⟨w⟩/max w (arXiv:2212.06172), where in the unit
 box the largest weight sits, and the sampling rate at batch 1e5 on one thread. Flat phase
-space is drawn alike as the baseline. Run:
+space is drawn alike as the baseline.
+
+Each flow is also quoted against VEGAS (:mod:`hepgenbench.physics.vegas_baseline`), seeded
+like the flow, at two budgets of density evaluations: as many as the flow's weighted events
+(the report's rule) and as many as the flow's training drew (epochs × steps × batch, an
+upper bound: the last epoch may stop early). Both sides are read against the reduced
+maximum, the median of bootstrap-replica maxima (arXiv:2001.10028), and the table gives the
+flow's efficiency as a multiple of VEGAS's per seed. Run:
 
     python benchmarks/bench_iaf.py --out benchmarks/results/iaf.md
 """
@@ -22,8 +29,10 @@ from _output import write_outputs
 import hepgenbench.models  # noqa: F401  (registers the families)
 from hepgenbench.data import phasespace
 from hepgenbench.io import EventSet
+from hepgenbench.kinds import get as get_kind
 from hepgenbench.metrics.unweighting import unweighting_efficiency
 from hepgenbench.models.base import build
+from hepgenbench.physics.vegas_baseline import vegas_weights
 from hepgenbench.preprocess import Preprocessor
 from hepgenbench.stages import density_in_network_space
 from hepgenbench.train import TrainSettings, fit_density, sampling_rates
@@ -31,9 +40,10 @@ from hepgenbench.train import TrainSettings, fit_density, sampling_rates
 TRANSFORMS = ("affine", "spline")
 
 
-def unweighting(model, pre: Preprocessor, n: int, seed: int) -> tuple[float, np.ndarray]:
-    """⟨w⟩/max w of ``n`` fresh events of a density-trained flow, and the largest weight's
-    point in the features' unit box (fraction of each feature's interval)."""
+def unweighting(model, pre: Preprocessor, n: int, seed: int) -> tuple[dict, np.ndarray]:
+    """The unweighting figures of ``n`` fresh events of a density-trained flow
+    (:func:`unweighting_efficiency`), and the largest weight's point in the features' unit
+    box (fraction of each feature's interval)."""
     with torch.no_grad():
         u, log_q_u = model.sample_and_log_prob(n, generator=torch.Generator().manual_seed(seed))
     u, log_q_u = u.double().cpu().numpy(), log_q_u.double().cpu().numpy()
@@ -42,7 +52,7 @@ def unweighting(model, pre: Preprocessor, n: int, seed: int) -> tuple[float, np.
     box = pre.unit_box()
     heaviest = u[np.argmax(log_p - log_q)]
     at = 1 / (1 + np.exp(-(np.asarray(box["scale"]) * heaviest + np.asarray(box["loc"])))) if box else heaviest
-    return unweighting_efficiency(log_p, log_q)["efficiency"], at
+    return unweighting_efficiency(log_p, log_q, seed), at
 
 
 def main() -> None:
@@ -52,6 +62,7 @@ def main() -> None:
     parser.add_argument("--events", type=int, default=100_000, help="events drawn to weigh each flow")
     parser.add_argument("--out", default="benchmarks/results/iaf.md")
     parser.add_argument("--json", default="benchmarks/results/iaf.json")
+    parser.add_argument("--transforms", nargs="+", default=list(TRANSFORMS), choices=TRANSFORMS)
     args = parser.parse_args()
 
     torch.set_num_threads(1)
@@ -70,21 +81,38 @@ def main() -> None:
         "| transform | seed | epochs | KL(p‖q) val | efficiency | largest weight at (box u of m2_12, m2_23, phi, cos_theta, psi) |",
         "|---|---|---|---|---|---|",
     ]
-    for transform in TRANSFORMS:
+    density = get_kind("phasespace").density(list(phasespace.FEATURE_NAMES))
+    vegas_rows = []
+    for transform in args.transforms:
         effs = []
         for seed in range(args.seeds):
             torch.manual_seed(seed)
             model = build("iaf", len(pre.features),
                           transform=transform, unit_box=pre.unit_box())
-            record = fit_density(model, log_density, TrainSettings(time_budget_s=args.budget, seed=seed), log=lambda m: None)
-            eff, at = unweighting(model, pre, args.events, seed=100 + seed)
+            settings = TrainSettings(time_budget_s=args.budget, seed=seed)
+            record = fit_density(model, log_density, settings, log=lambda m: None)
+            weights, at = unweighting(model, pre, args.events, seed=100 + seed)
+            eff = weights["efficiency"]
             effs.append(eff)
             lines.append(f"| {transform} | {seed} | {len(record.epochs)} | {record.best_val_loss:.4f} | {eff:.3f} | "
                          f"{', '.join(f'{v:.3f}' for v in at)} |")
+            trained_on = len(record.epochs) * settings.density_steps_per_epoch * settings.density_batch_size
+            for budget, n_train in (("events", args.events), ("training", trained_on)):
+                vegas = vegas_weights(density, n_train=n_train, n_events=args.events, seed=100 + seed)
+                vegas_rows.append({"transform": transform, "seed": seed, "budget": budget, "n_train": vegas["n_train_evaluations"],
+                                   "flow": weights["efficiency_reduced_max"], "flow_raw": eff,
+                                   "vegas": vegas["efficiency_reduced_max"], "vegas_raw": vegas["efficiency"],
+                                   "ratio": weights["efficiency_reduced_max"] / vegas["efficiency_reduced_max"]})
         rate = sampling_rates(model, batch_sizes=(100_000,), cond_pool=None, repeats=3)[100_000]
         figures[transform] = {"efficiency_median": float(np.median(effs)), "per_seed": effs, "sampling_rate_1e5": rate}
     lines += ["", "| transform | median efficiency | sampling rate at batch 1e5, 5-D, one thread (events/s) |", "|---|---|---|"]
-    lines += [f"| {t} | {figures[t]['efficiency_median']:.3f} | {figures[t]['sampling_rate_1e5']:.2e} |" for t in TRANSFORMS]
+    lines += [f"| {t} | {figures[t]['efficiency_median']:.3f} | {figures[t]['sampling_rate_1e5']:.2e} |" for t in args.transforms]
+    lines += ["", "Against VEGAS, seeded like the flow, both read against the reduced maximum ⟨w⟩/w̃_max (raw ⟨w⟩/max w in "
+              "brackets); VEGAS budget: as many density evaluations as the flow's weighted events, or as its training drew.",
+              "", "| transform | seed | VEGAS budget (evaluations) | flow | VEGAS | flow / VEGAS |", "|---|---|---|---|---|---|"]
+    lines += [f"| {r['transform']} | {r['seed']} | {r['budget']} ({r['n_train']:.2e}) | {r['flow']:.3f} ({r['flow_raw']:.3f}) | "
+              f"{r['vegas']:.3f} ({r['vegas_raw']:.3f}) | {r['ratio']:.2f} × |" for r in vegas_rows]
+    figures["vegas"] = vegas_rows
     write_outputs(args.out, lines, args.json, figures)
 
 

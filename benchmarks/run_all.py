@@ -55,6 +55,7 @@ SCRIPTS = [
     Script("memory", "bench_memory.py", ["--events", "5000000"], ["--events", "100000"]),
     Script("iaf", "bench_iaf.py", [], ["--budget", "10", "--seeds", "1", "--events", "10000"]),
     Script("calo", "bench_calo.py", [], ["--events", "3000", "--budget", "3", "--seeds", "1"]),
+    Script("calochallenge", "bench_calochallenge.py", [], ["--n", "2000", "--scaling-n", "500", "--pool", "100"]),
 ]
 
 
@@ -289,6 +290,11 @@ def speed_rows(data: dict | None, models: dict | None, metrics: dict | None, e2e
         rows.append(f"| Ingest of {memory['n_events']:,} events ({memory['uncompressed_mb']:.0f} MB uncompressed) under RLIMIT_AS "
                     f"{lim['limit_mb']:.0f} MB: peak RSS {lim['peak_rss_mb']:.0f} MB (unlimited: {memory['unlimited']['peak_rss_mb']:.0f} MB) "
                     f"| exit {lim['returncode']} | completes below the data size | {verdict(lim['returncode'] == 0)} |")
+    if cc := load("calochallenge"):
+        rows.append(f"| CaloChallenge high-level pass, {cc['layout']} pair {cc['n']:,} vs {cc['n']:,} × {cc['n_voxels']:,} "
+                    f"voxels ({cc['file_gb']:.1f} GB each), streamed: wall (s) / peak RSS (MB) | {cc['suite_seconds']:.0f} / "
+                    f"{cc['peak_rss_mb']:.0f} | ≤ {cc['target_seconds']:.0f} / ≤ {cc['target_rss_mb']:.0f} | "
+                    f"{verdict(cc['suite_seconds'] <= cc['target_seconds'] and cc['peak_rss_mb'] <= cc['target_rss_mb'])} |")
     return rows
 
 
@@ -523,6 +529,7 @@ def write_results(info: dict, q: dict | None, timings: dict[str, float], command
         *section("memory", "Memory (bench_memory.py)"),
         *section("iaf", "The IAF's two transforms as phase-space samplers (bench_iaf.py)"),
         *section("calo", "VAE decoders and priors on the calo showers (bench_calo.py)"),
+        *section("calochallenge", "CaloChallenge high-level pass at full size (bench_calochallenge.py)"),
         "## Script run times",
         "",
         ", ".join(f"{k} {v:.0f} s" for k, v in timings.items()) or "(not recorded)",
@@ -540,7 +547,7 @@ def main() -> None:
     parser.add_argument("--previous-time", default=None, help="its `time` output file, e.g. /tmp/fresh_run.time")
     parser.add_argument("--full", action="store_true", help="also re-run config/config.yaml end to end (≈ 30 min)")
     parser.add_argument("--quick", action="store_true", help="small sizes everywhere (a smoke run of the runner)")
-    parser.add_argument("--only", default=None, help="comma-separated scripts to run (data,models,metrics,scaling,e2e,memory,iaf,calo)")
+    parser.add_argument("--only", default=None, help="comma-separated scripts to run (data,models,metrics,scaling,e2e,memory,iaf,calo,calochallenge)")
     parser.add_argument("--skip", default="", help="comma-separated scripts not to run")
     parser.add_argument("--reuse", action="store_true", help="run nothing; re-assemble RESULTS.md from the JSONs")
     args = parser.parse_args()

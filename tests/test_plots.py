@@ -184,7 +184,9 @@ def test_calo_like_dataset_plots_showers_not_voxels(tmp_path):
     assert kinds.count("observable") == 6
     assert {r.title for r in records if r.kind == "observable"} >= {"calo: E_layer1 [MeV]"}
     names = sorted(Path(r.path_png).name for r in records if r.kind == "calo")
-    assert names == ["average_shower.png", "layer_energy_vs_einc.png", "radial_profiles.png"]
+    # and single showers at 256 MeV, 32.8 GeV and 4.19 TeV, the lowest, middle and highest of 15 energies
+    assert names == ["average_shower.png", "layer_energy_vs_einc.png", "radial_profiles.png",
+                     "single_showers_0.png", "single_showers_14.png", "single_showers_7.png"]
 
 
 @pytest.fixture(scope="module")
@@ -257,7 +259,9 @@ def test_calo_plots_without_per_energy_scores_skip_only_that_figure(tmp_path):
     truth = _calo(rng)
     records = make_dataset_plots("calo", truth, {"cfm": _calo(rng)}, {}, {}, str(tmp_path), _calo_observables)
     names = sorted(Path(r.path_png).name for r in records if r.kind == "calo")
-    assert names == ["average_shower.png", "layer_energy_vs_einc.png", "radial_profiles.png"]
+    # and single showers at 256 MeV, 32.8 GeV and 4.19 TeV, the lowest, middle and highest of 15 energies
+    assert names == ["average_shower.png", "layer_energy_vs_einc.png", "radial_profiles.png",
+                     "single_showers_0.png", "single_showers_14.png", "single_showers_7.png"]
 
 
 def test_log_view_only_where_tails_matter():

@@ -9,6 +9,7 @@ import pytest
 import uproot
 
 from hepgenbench.data import calo
+from hepgenbench.data.calo_geometry import DS2, DS3, CaloGeometry
 from hepgenbench.data.readers import (
     CollectionSpec,
     Hdf5Spec,
@@ -176,8 +177,14 @@ def test_read_calochallenge_errors(tmp_path):
     with h5py.File(wrong, "w") as f:
         f["showers"] = np.zeros((3, 6480))
         f["incident_energies"] = np.ones((3, 1))
-    with pytest.raises(InputError, match=r"dataset2.hdf5: 'showers' has shape \(3, 6480\).*368 voxels"):
+    with pytest.raises(InputError, match=r"dataset2.hdf5: showers have 6480 voxels but the geometry "
+                                         r"\(ds1-photons, the default\) has 368; .*\(binning: ds2\)"):
         read_calochallenge(wrong)
+    with pytest.raises(InputError, match=r"dataset2.hdf5: showers have 6480 voxels but the geometry \(ds3\) has 40500"):
+        read_calochallenge(wrong, geometry=DS3, binning="ds3")
+    ds2 = read_calochallenge(wrong, geometry=DS2)
+    assert ds2.n_features == 6480 and CaloGeometry.from_meta(ds2.meta, 6480) == DS2
+    assert ds2.transforms[-1]["group"] == "layer44"
     nokey = tmp_path / "nokey.hdf5"
     with h5py.File(nokey, "w") as f:
         f["showers"] = np.zeros((3, 368))

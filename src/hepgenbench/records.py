@@ -401,8 +401,8 @@ class SampleParams(Record):
     batch_size: PositiveInt = 10_000
     #: truth events whose likelihood under the model is computed (NLL, importance weights)
     nll_max_events: Annotated[int, Strict(), Field(ge=10)] = 10_000
-    #: batch sizes at which the sampling rate is measured
-    rate_batch_sizes: list[PositiveInt] = dataclasses.field(default_factory=lambda: [1, 1000, 100_000])
+    #: batch sizes at which the generation time per event is measured (the CaloChallenge's)
+    rate_batch_sizes: list[PositiveInt] = dataclasses.field(default_factory=lambda: [1, 100, 10_000])
 
     @classmethod
     def from_config(cls, config: Mapping[str, Any], dataset: str, model: str) -> SampleParams:
@@ -411,7 +411,7 @@ class SampleParams(Record):
 
 
 #: Classifiers of the C2ST (:data:`hepgenbench.metrics.classifier.CLASSIFIERS`).
-C2stClassifier = Literal["hgb", "mlp"]
+C2stClassifier = Literal["hgb", "mlp", "cc22"]
 
 
 @record
@@ -431,7 +431,9 @@ class EvalOptions(Record):
     emd_num_itermax: PositiveInt = 1_000_000  #: network-simplex iteration cap; not converging is an error
     swd_projections: PositiveInt = 50  #: random directions per sliced-Wasserstein estimate
     swd_seeds: PositiveInt = 4  #: independent direction sets (their spread is the error)
-    c2st_classifier: C2stClassifier = "hgb"  #: "hgb" (gradient-boosted trees) or "mlp"
+    #: "hgb" (gradient-boosted trees), "mlp", or "cc22": the CaloChallenge's network and protocol,
+    #: on the scale of its published AUCs (hepgenbench.metrics.cc22)
+    c2st_classifier: C2stClassifier = "hgb"
     c2st_folds: Annotated[int, Strict(), Field(ge=2)] = 5
     c2st_max_events: PositiveInt = 50_000  #: events per class fed to the C2ST
     fpd_min_samples: PositiveInt = 20_000
@@ -443,6 +445,21 @@ class EvalOptions(Record):
     memorisation_max_events: PositiveInt = 10_000  #: generated/truth events queried against train
     memorisation_max_train: PositiveInt = 100_000
     energy_bins: PositiveInt = 5  #: calo: quantile bins of E_inc when it is not discrete
+    #: the cc22 classifier: width of its layers, epochs, batch and Adam's learning rate
+    #: (the challenge's values; smaller ones only for tests and quick looks)
+    cc22_width: PositiveInt = 2048
+    cc22_epochs: PositiveInt = 50
+    cc22_batch_size: PositiveInt = 1000
+    cc22_learning_rate: Annotated[float, Strict(), Field(gt=0)] = 2e-4
+    prdc_k: PositiveInt = 5  #: calo: nearest neighbours of PRDC (arXiv:2002.09797)
+    prdc_max_events: Annotated[int, Strict(), Field(ge=10)] = 5_000  #: events per sample in each PRDC repeat
+    prdc_repeats: Annotated[int, Strict(), Field(ge=2)] = 3
+
+    @property
+    def cc22(self) -> dict[str, Any]:
+        """The options of :class:`hepgenbench.metrics.cc22.CC22Settings` these set."""
+        return {"width": self.cc22_width, "epochs": self.cc22_epochs, "batch_size": self.cc22_batch_size,
+                "learning_rate": self.cc22_learning_rate}
 
     @classmethod
     def from_config(cls, config: Mapping[str, Any] | None) -> EvalOptions:
@@ -471,6 +488,67 @@ class EvaluateParams(Record):
         options = EvalOptions.from_config(config.get("evaluation"))
         return cls(dataset=dataset, model=model, name=split_instance(model)[0], evaluation=options,
                    seed=derive_seed(config["seed"], dataset, "evaluate"))
+
+
+#: Headline metrics whose truth null the default run draws: every two-sample distance of the
+#: suite but the three that cost most per call at 1e4 events (KPD 4.6 s, NN-distance ratio
+#: 1.4 s, exact EMD 0.9 s; the eight below take 0.8 s together); the likelihood metrics,
+#: the unweighting efficiency and the unphysical fraction are properties of the model, not
+#: of two samples.
+DEFAULT_NULL_METRICS = ("c2st_auc", "w1_mean", "w1_observables_mean", "jsd_mean", "kl_mean",
+                        "separation_power_mean", "swd", "fpd")  # fmt: skip
+
+
+@record
+class ConfidenceOptions(Record):
+    """The config's ``confidence:`` block: the truth null, the p-values and the ranking draws.
+
+    The null of a dataset is ``null_replicas`` truth-vs-truth evaluations at the models'
+    sample size N, each on a fresh random split of the truth holdout A ∪ B into two
+    disjoint halves (:mod:`hepgenbench.null`); the smallest p-value it can give is
+    1/(null_replicas + 1). The N_eq curve adds ``neq_replicas`` evaluations at each
+    fraction of N in ``neq_fractions``.
+    """
+
+    what: ClassVar[str] = "confidence options"
+
+    #: truth-vs-truth evaluations at N per dataset; 0 draws no null (no p-values, no N_eq)
+    null_replicas: NonNegativeInt = 39
+    #: headline metrics with a null (and a p-value and an N_eq)
+    null_metrics: list[Str] = dataclasses.field(default_factory=lambda: list(DEFAULT_NULL_METRICS))
+    #: sizes of the N_eq curve below N, as fractions of N (N itself is the null's)
+    neq_fractions: list[Annotated[float, Strict(), Field(gt=0, lt=1)]] = dataclasses.field(
+        default_factory=lambda: [1 / 64, 1 / 32, 1 / 16, 1 / 8, 1 / 4, 1 / 2])
+    #: truth-vs-truth evaluations at each size of the N_eq curve
+    neq_replicas: PositiveInt = 2
+    #: α of the "compatible with truth" verdict (Benjamini–Hochberg adjusted p-values)
+    level: Annotated[float, Strict(), Field(gt=0, lt=1)] = 0.05
+    #: draws of the ranking probabilities (P(best), rank interval)
+    ranking_draws: PositiveInt = 4000
+
+    @classmethod
+    def from_config(cls, config: Mapping[str, Any] | None) -> ConfidenceOptions:
+        """Build from the config's ``confidence:`` block; unknown keys and bad values raise InputError."""
+        return cls.from_dict(config, "config key confidence")
+
+
+@record
+class NullParams(Record):
+    """Drawing one dataset's truth null with the evaluate stage's own options and seed."""
+
+    what: ClassVar[str] = "null parameters"
+
+    dataset: Str
+    #: the evaluate stage's metric seed of the dataset: the null repeats the rows' computation
+    seed: NonNegativeInt
+    evaluation: EvalOptions = EvalOptions()
+    confidence: ConfidenceOptions = ConfidenceOptions()
+
+    @classmethod
+    def from_config(cls, config: Mapping[str, Any], dataset: str) -> NullParams:
+        evaluate = EvaluateParams.from_config(config, dataset)
+        return cls(dataset=dataset, seed=evaluate.seed, evaluation=evaluate.evaluation,
+                   confidence=ConfidenceOptions.from_config(config.get("confidence")))
 
 
 @record
@@ -681,8 +759,17 @@ class SampleCost(Record):
     train_time_s: Float | None = None
     time_to_best_s: Float | None = None
     peak_memory_mb: Float | None = None
-    #: events/s at each batch size (the key, as a string); None where it was not measured
+    #: events/s on the CPU at each batch size (the key, as a string); None where it was not measured
     sample_rate: dict[str, Float | None] = dataclasses.field(default_factory=dict)
+    #: milliseconds per event by "<device>_<batch size>" (cpu_1, cuda_10000, ...), as the
+    #: CaloChallenge reports generation time (hepgenbench.cost); None where not measured
+    time_per_event_ms: dict[str, Float | None] = dataclasses.field(default_factory=dict)
+    #: seconds of the first sampling call, per device ("cpu", "cuda")
+    warmup_s: dict[str, Float] = dataclasses.field(default_factory=dict)
+    #: seconds to read model.pt and build the model
+    load_time_s: Float | None = None
+    #: floating-point operations per generated event (torch.utils.flop_counter)
+    flops_per_event: Float | None = None
 
 
 def _metric_entry(entry: dict[str, Any]) -> dict[str, Any]:
@@ -727,6 +814,32 @@ class MetricsRecord(Record):
 
 
 @record
+class NullRecord(Record):
+    """One dataset's truth null (``results/{dataset}/null.json``, :mod:`hepgenbench.null`).
+
+    ``replicas[key]`` holds the metric's values on ``n_replicas`` random splits of the
+    truth pool (``n_pool`` events) into two disjoint samples of ``n_truth`` and
+    ``n_generated`` events, the sizes of the model rows. ``curve[key][i]`` holds its values
+    at ``curve_sizes[i]`` events per side (the last size is N, the replicas themselves).
+    None marks a value the metric could not give; ``notes[key]`` says why.
+    """
+
+    what: ClassVar[str] = "truth null record"
+
+    dataset: Str
+    n_truth: NonNegativeInt
+    n_generated: NonNegativeInt
+    n_pool: NonNegativeInt
+    n_replicas: NonNegativeInt
+    seed: NonNegativeInt
+    method: Str
+    replicas: dict[str, list[Float | None]]
+    curve_sizes: list[NonNegativeInt]
+    curve: dict[str, list[list[Float | None]]]
+    notes: dict[str, Str] = dataclasses.field(default_factory=dict)
+
+
+@record
 class PlotRecord(Record):
     """One written figure, as the report and the manifest list it."""
 
@@ -758,12 +871,14 @@ STAGE_PARAMS: dict[str, type[Record]] = {
     "sample": SampleParams,
     "external": ExternalParams,
     "evaluate": EvaluateParams,
+    "null": NullParams,
     "plots": PlotsParams,
     "report": ReportParams,
 }
 
 
 __all__ = [
+    "ConfidenceOptions", "NullParams", "NullRecord",
     "EXTERNAL", "EpochRecord", "EvalOptions", "EvaluateParams", "ExternalCost", "ExternalParams",
     "IngestParams", "MetricsRecord", "NoParams", "PlotManifest",
     "PlotRecord", "PlotsParams", "Provenance", "Record", "ReportParams", "SampleCost", "SampleParams",

@@ -36,22 +36,32 @@ import numpy as np
 import pandas as pd
 import yaml
 
+from hepgenbench.confidence import (
+    bh_adjust,
+    compatible,
+    draw_scores,
+    equivalent_sample_size,
+    p_value,
+    ranking_statistics,
+)
 from hepgenbench.errors import InputError
 from hepgenbench.io import atomic_path
 from hepgenbench.metrics import HEADLINE
+from hepgenbench.physics.tables import PhysicsTable, physics_tables
 from hepgenbench.plots import PlotRecord, read_plot_manifest
-from hepgenbench.records import MetricsRecord
+from hepgenbench.records import ConfidenceOptions, MetricsRecord, NullRecord
+from hepgenbench.seeding import derive_seed
 
 #: Packages whose versions the provenance lists (distribution names).
 PROVENANCE_PACKAGES = ("torch", "zuko", "numpy", "scikit-learn", "POT", "uproot", "snakemake", "hepgenbench")
 #: The order in which figure kinds appear on the page; unknown kinds follow.
-PLOT_KIND_ORDER = ("observable", "observable_per_model", "feature", "feature_per_model", "calo", "dalitz",
+PLOT_KIND_ORDER = ("physics", "observable", "observable_per_model", "feature", "feature_per_model", "calo", "dalitz",
                    "correlation", "classifier", "cost", "training")  # fmt: skip
 PLOT_KIND_TITLES = {
     "observable": "Derived observables", "observable_per_model": "Derived observables, every model",
     "feature": "Features", "feature_per_model": "Features, every model", "calo": "Calorimeter showers",
     "dalitz": "Dalitz plots", "correlation": "Correlations", "classifier": "Classifier weights",
-    "cost": "Quality vs cost", "training": "Training curves",
+    "cost": "Quality vs cost", "training": "Training curves", "physics": "Physics figures",
 }  # fmt: skip
 #: Figure kinds shown folded: one figure per model and column is a lot to scroll past.
 FOLDED_PLOT_KINDS = ("observable_per_model", "feature_per_model", "correlation")
@@ -61,7 +71,8 @@ EXTERNAL = "external"
 DEFAULT_TITLE = "hepgenbench report"
 #: Cost columns of the summary table: (key in the frame, column label, formatter name).
 COST_COLUMNS = (("cost.n_parameters", "params"), ("cost.train_time_s", "train time"),
-                ("cost.sample_rate_100000", "rate @1e5"))  # fmt: skip
+                ("cost.time_per_event_ms_cpu_1", "ms/event @1"), ("cost.time_per_event_ms_cpu_10000", "ms/event @1e4"),
+                ("cost.flops_per_event", "FLOPs/event"))  # fmt: skip
 #: How each ranking mode reads as the column's ideal.
 IDEAL = {"lower": "↓", "half": "→ 0.5", "one": "→ 1", "higher": "↑"}
 #: The columns of ``metrics.csv``, in order.
@@ -117,7 +128,8 @@ def results_frame(entries: list[dict]) -> pd.DataFrame:
                 rows.append({**base, "metric": key, "value": _float(m.get("value")), "error": _float(m.get("error"))})
         cost = e.get("cost") or {}
         flat = {k: v for k, v in cost.items() if not isinstance(v, dict)}
-        flat.update({f"sample_rate_{n}": v for n, v in (cost.get("sample_rate") or {}).items()})
+        # nested costs (sample_rate, time_per_event_ms) become cost.<key>_<sub-key>
+        flat.update({f"{k}_{n}": x for k, v in cost.items() if isinstance(v, dict) for n, x in v.items()})
         rows += [{**base, "metric": f"cost.{k}", "value": _float(v), "error": math.nan} for k, v in flat.items()]
     columns = ["dataset", "model", "instance", "family", "status", "status_detail", "replica", "metric", "value", "error"]
     return pd.DataFrame(rows, columns=columns)
@@ -273,6 +285,12 @@ def format_seconds(s: float | None) -> str:
     return f"{s:.2g} s"
 
 
+def format_milliseconds(ms: float | None) -> str:
+    """A time per event in milliseconds, to 3 significant figures."""
+    ms = _number(ms)
+    return "—" if ms is None else f"{ms:.3g} ms"
+
+
 def format_rate(rate: float | None) -> str:
     """Events per second as ``850/s`` or ``2.5e5/s``."""
     rate = _number(rate)
@@ -325,7 +343,8 @@ def display_table(summary: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
         if replicated:
             text[f"{label} ± replicas"] = [format_spread(_opt(x)) for x in summary[(key, "spread")]]
             metric[f"{label} ± replicas"] = [""] * len(summary)
-    formatters = {"params": format_count, "train time": format_seconds, "rate @1e5": format_rate}
+    formatters = {"params": format_count, "train time": format_seconds, "ms/event @1": format_milliseconds,
+                  "ms/event @1e4": format_milliseconds, "FLOPs/event": format_count}
     for key, label in COST_COLUMNS:
         values = summary[(key, "value")] if (key, "value") in summary.columns else pd.Series(np.nan, summary.index)
         text[label] = ["" if m == TRUTH else formatters[label](_opt(v)) for m, v in zip(summary.index, values)]
@@ -400,6 +419,7 @@ def build_report(
     outdir: str,
     provenance: dict | None = None,
     title: str | None = None,
+    null_files: list[str] | None = None,
 ) -> None:
     """Write ``index.html``, ``report.md`` and ``metrics.csv`` under ``outdir``, atomically.
 
@@ -411,6 +431,8 @@ def build_report(
         outdir: the report directory.
         provenance: git commit, package versions...; collected here when not given.
         title: the page's title; by default the config's ``report.title`` (:func:`report_title`).
+        null_files: the truth null per dataset (:class:`~hepgenbench.records.NullRecord`),
+            for the p-values and N_eq; without one a dataset shows neither.
     """
     entries = load_metrics(metrics_files)
     frame = results_frame(entries)
@@ -422,7 +444,13 @@ def build_report(
     provenance = dict(provenance) if provenance is not None else collect_provenance(config)
     provenance.setdefault("seed", (config or {}).get("seed"))
     title = title or report_title(config)
+    nulls = {n.dataset: n for n in (NullRecord.read(path) for path in null_files or [])}
+    options = ConfidenceOptions.from_config((config or {}).get("confidence"))
     sections = [_section(d, summary_table(frame, d), plots.get(d, [])) for d in datasets]
+    for section in sections:
+        section["published"] = published_view(config, section["dataset"], section.get("summary"))
+        _add_confidence(section, entries, nulls.get(section["dataset"]), options, (config or {}).get("seed") or 0)
+        section["physics"] = physics_tables(section["dataset"], entries)
     training = _training_frame(entries)
 
     out = Path(outdir)
@@ -457,6 +485,251 @@ def _training_frame(entries: list[dict]) -> pd.DataFrame:
             for e in entries if e["model"] != TRUTH and e.get("training")]  # fmt: skip
     header = ["dataset", "model", "replica", "trained at", "host", "device", "budget", "stopped because", "best epoch"]
     return pd.DataFrame([list(r.values()) for r in rows], columns=header)
+
+
+# ---------------------------------------------------------------- confidence: P(best), p-values, N_eq
+
+
+def _instances(entries: list[dict], dataset: str) -> list[dict]:
+    """The metrics files of ``dataset`` (truth first), each with its values and errors by key."""
+    mine = [e for e in entries if e["dataset"] == dataset]
+    mine.sort(key=lambda e: e["model"] != TRUTH)
+    return [{"instance": e["model"], "model": model_name(e), "status": e.get("status", "ok"),
+             "n_truth": e.get("n_truth"), "n_generated": e.get("n_generated"),
+             "value": {k: _float(m.get("value")) for k, m in e["metrics"].items() if isinstance(m, dict)},
+             "error": {k: _float(m.get("error")) for k, m in e["metrics"].items() if isinstance(m, dict)}}
+            for e in mine]  # fmt: skip
+
+
+def ranking_probabilities(entries: list[dict], summary: pd.DataFrame, columns: list[tuple[str, str, str]],
+                          draws: int, seed: int) -> pd.DataFrame:
+    """P(best) and the 16–84 % rank interval of every ranked model, and P(best) per metric.
+
+    Each draw takes, per model, one of its training replicas at random and every metric
+    from a normal around that replica's value with its statistical error
+    (:func:`hepgenbench.confidence.draw_scores`), then ranks as :func:`ranking_table`
+    does. Draws are independent across models: the rows share truth A and the metric seed,
+    whose common fluctuation cannot change the order, so the probabilities are if
+    anything less decisive than the truth. Diverged models get no prize (P = 0, no interval).
+
+    Returns a frame indexed by model with ``p_best``, ``rank_low``, ``rank_high`` and one
+    ``p_best:<metric>`` column per ranked metric.
+    """
+    contenders = [m for m in summary.index if m != TRUTH and summary.at[m, ("row", "status")] != "diverged"]
+    keys = [k for k, _, _ in columns]
+    modes = [mode for _, _, mode in columns]
+    dataset = None
+    values, errors = [], []
+    by_model: dict[str, list[dict]] = {}
+    for e in entries:
+        by_model.setdefault(model_name(e), []).append(e)
+    for m in contenders:
+        files = [e for e in by_model[m] if e.get("status", "ok") != "diverged"] or by_model[m]
+        dataset = files[0]["dataset"]
+        values.append(np.array([[_float((e["metrics"].get(k) or {}).get("value")) for k in keys] for e in files]))
+        errors.append(np.array([[_float((e["metrics"].get(k) or {}).get("error")) for k in keys] for e in files]))
+    out = pd.DataFrame(index=pd.Index([m for m in summary.index if m != TRUTH], name="model"),
+                       columns=["p_best", "rank_low", "rank_high", *[f"p_best:{k}" for k in keys]], dtype=float)  # fmt: skip
+    out.loc[:, "p_best"] = 0.0
+    if not contenders or not keys:
+        return out
+    rng = np.random.default_rng(derive_seed(seed, dataset, "ranking"))
+    scores = draw_scores(values, errors, lambda x, j: rank_score(x, modes[j]), draws, rng)
+    stats = ranking_statistics(scores)
+    out.loc[contenders, "p_best"] = stats.p_best
+    out.loc[contenders, "rank_low"] = stats.rank_low
+    out.loc[contenders, "rank_high"] = stats.rank_high
+    for j, k in enumerate(keys):
+        out.loc[contenders, f"p_best:{k}"] = stats.p_best_metric[:, j]
+    return out
+
+
+def null_columns(null: NullRecord) -> list[tuple[str, str, str]]:
+    """The :data:`HEADLINE` columns that ``null`` holds at least one value of."""
+    return [(k, label, mode) for k, label, mode in HEADLINE
+            if any(v is not None for v in null.replicas.get(k, []))]  # fmt: skip
+
+
+def _null_shortfall(row: dict, null: NullRecord) -> str:
+    """Why ``null`` gives no p-value at this row's sample sizes ("" when it does)."""
+    n_truth, n_gen = row["n_truth"], row["n_generated"]
+    if n_truth is None or n_gen is None or (n_truth, n_gen) == (null.n_truth, null.n_generated):
+        return ""
+    need = n_truth + n_gen
+    if need > null.n_pool:
+        return f"null needs {need} truth events; the holdout has {null.n_pool}"
+    return f"null drawn at {null.n_generated} events, this row has {n_gen}"
+
+
+def pvalue_table(entries: list[dict], dataset: str, null: NullRecord, level: float) -> pd.DataFrame:
+    """Per metrics file of ``dataset`` (truth first): raw and Benjamini–Hochberg adjusted
+    p-values of every metric with a null, and the verdict.
+
+    Columns: ``model`` (the instance), ``(key, "p")``, ``(key, "p_adjusted")``,
+    ``(key, "note")`` per metric, ``compatible`` (True, False, or None when the row has no
+    p-value or is *unresolved*: BH keeps it, but would reject it were its p-values at the
+    floor 1/(K+1), where the row lies beyond every null draw, any smaller) and
+    ``verdict_note`` (why there is no verdict). The truth row is itself one draw of the null: its p-values
+    are a check.
+    """
+    columns = null_columns(null)
+    rows = []
+    for row in _instances(entries, dataset):
+        shortfall = _null_shortfall(row, null)
+        raw, notes = [], []
+        for key, _, mode in columns:
+            value = row["value"].get(key, math.nan)
+            if null.n_replicas == 0:
+                raw.append(math.nan), notes.append("no null (confidence.null_replicas is 0)")
+            elif shortfall:
+                raw.append(math.nan), notes.append(shortfall)
+            elif not math.isfinite(value):
+                raw.append(math.nan), notes.append("")
+            else:
+                null_scores = [rank_score(v, mode) for v in null.replicas[key] if v is not None]
+                raw.append(p_value(rank_score(value, mode), null_scores)), notes.append("")
+        adjusted = bh_adjust(raw)
+        out: dict = {("model", ""): row["instance"], ("compatible", ""): compatible(adjusted, level),
+                     ("verdict_note", ""): ""}  # fmt: skip
+        beyond = np.isfinite(raw) & (np.asarray(raw) <= 1 / (null.n_replicas + 1) * (1 + 1e-9)) if null.n_replicas else []
+        if out[("compatible", "")] and np.any(beyond) and not compatible(bh_adjust(np.where(beyond, 0.0, raw)), level):
+            # Beyond every null draw, a p-value is only known to be ≤ 1/(K+1); had those been
+            # smaller, the row would fail: "compatible" would be an artefact of too small a null.
+            out.update({("compatible", ""): None,
+                        ("verdict_note", ""): f"unresolved: beyond all {null.n_replicas} null draws on "
+                                              f"{int(np.sum(beyond))} metric(s); raise confidence.null_replicas"})  # fmt: skip
+        for (key, _, _), p, q, note in zip(columns, raw, adjusted, notes):
+            out.update({(key, "p"): p, (key, "p_adjusted"): q, (key, "note"): note})
+        rows.append(out)
+    return pd.DataFrame(rows)
+
+
+def neq_table(entries: list[dict], dataset: str, null: NullRecord) -> pd.DataFrame:
+    """Per model file of ``dataset``: the equivalent truth sample size of each null metric.
+
+    The truth-vs-truth score at each size of the null's curve is the mean of its replicas'
+    scores; :func:`hepgenbench.confidence.equivalent_sample_size` reads off N_eq, or the
+    bound beyond the curve. Cells are :class:`~hepgenbench.confidence.EquivalentSize` or
+    a string saying why there is none.
+    """
+    columns = null_columns(null)
+    rows = []
+    for row in _instances(entries, dataset):
+        if row["instance"] == TRUTH:
+            continue
+        out: dict = {"model": row["instance"]}
+        for key, _, mode in columns:
+            sizes, means = [], []
+            for size, draws in zip(null.curve_sizes, null.curve.get(key, [])):
+                scores = [rank_score(v, mode) for v in draws if v is not None]
+                if scores:
+                    sizes.append(size), means.append(float(np.mean(scores)))
+            value = row["value"].get(key, math.nan)
+            if len(sizes) < 2:
+                out[key] = "no truth curve" + (f" ({null.notes[key]})" if key in null.notes else "")
+            elif not math.isfinite(value):
+                out[key] = "—"
+            else:
+                out[key] = equivalent_sample_size(sizes, means, rank_score(value, mode))
+        rows.append(out)
+    return pd.DataFrame(rows)
+
+
+def _add_confidence(section: dict, entries: list[dict], null: NullRecord | None, options: ConfidenceOptions,
+                    seed: int) -> None:
+    """Put the ranking probabilities, p-values and N_eq of one dataset into its section."""
+    section.update(ranking_p=None, pvalues=None, neq=None, null=null, level=options.level)
+    if section["text"] is None:
+        return
+    mine = [e for e in entries if e["dataset"] == section["dataset"]]
+    columns = headline_columns(section["summary"])
+    section["ranking_p"] = ranking_probabilities(mine, section["summary"], columns, options.ranking_draws, seed)
+    if null is not None:
+        section["pvalues"] = pvalue_table(mine, section["dataset"], null, options.level)
+        section["neq"] = neq_table(mine, section["dataset"], null)
+
+
+def format_probability(p: float | None) -> str:
+    """A probability to two decimals; ``< 0.01`` / ``> 0.99`` rather than a rounded 0 or 1 that is not exact."""
+    p = _number(p)
+    if p is None:
+        return "—"
+    if 0 < p < 0.005:
+        return "< 0.01"
+    if 0.995 < p < 1:
+        return "> 0.99"
+    return f"{p:.2f}"
+
+
+def format_rank_interval(low: float | None, high: float | None) -> str:
+    """The 16–84 % rank interval, ``1–2``, or one place ``1``."""
+    low, high = _number(low), _number(high)
+    if low is None or high is None:
+        return "—"
+    text = [f"{x:g}" for x in (low, high)]
+    return text[0] if text[0] == text[1] else f"{text[0]}–{text[1]}"
+
+
+def format_p_value(p: float | None) -> str:
+    p = _number(p)
+    if p is None:
+        return "—"
+    return f"{p:.3f}" if p >= 0.001 else f"{p:.1e}"
+
+
+def verdict_text(ok: bool | None) -> str:
+    return {True: "yes", False: "no", None: "—"}[ok]
+
+
+def confidence_views(section: dict) -> dict:
+    """The p-value, N_eq and P(best)-per-metric tables as the page and the Markdown show them:
+    each a header and rows of cells ``{"text", "attrs"}`` (empty when the dataset has no null)."""
+    views: dict = {"pvalues": None, "neq": None, "pbest": None, "level": section.get("level"),
+                   "null": section.get("null")}  # fmt: skip
+    null = section.get("null")
+    if section.get("pvalues") is not None:
+        columns = null_columns(null)
+        table = section["pvalues"]
+        rows = []
+        for _, r in table.iterrows():
+            cells = []
+            for key, _, _ in columns:
+                note = r[(key, "note")]
+                text = note if note else format_p_value(r[(key, "p_adjusted")])
+                cells.append({"text": text, "attrs": {"data-metric": key, "data-p": _csv(r[(key, "p")]),
+                                                      "data-p-adjusted": _csv(r[(key, "p_adjusted")])}})  # fmt: skip
+            rows.append({"model": r[("model", "")], "cells": cells,
+                         "verdict": r[("verdict_note", "")] or verdict_text(r[("compatible", "")])})  # fmt: skip
+        views["pvalues"] = {"header": ["model", *[f"{label}" for _, label, _ in columns], "compatible with truth"],
+                            "rows": rows}  # fmt: skip
+    if section.get("neq") is not None:
+        columns = null_columns(null)
+        rows = []
+        for _, r in section["neq"].iterrows():
+            cells = []
+            for key, _, _ in columns:
+                cell = r[key]
+                attrs = {"data-metric": key}
+                if hasattr(cell, "relation"):
+                    attrs.update({"data-n": _csv(cell.n), "data-relation": cell.relation})
+                cells.append({"text": cell.text() if hasattr(cell, "text") else str(cell), "attrs": attrs})
+            rows.append({"model": r["model"], "cells": cells})
+        views["neq"] = {"header": ["model", *[label for _, label, _ in columns]], "rows": rows,
+                        "sizes": list(null.curve_sizes)}  # fmt: skip
+    ranking_p = section.get("ranking_p")
+    if ranking_p is not None and section.get("text") is not None:
+        columns = headline_columns(section["summary"])
+        rows = [{"model": m, "cells": [{"text": format_probability(ranking_p.at[m, f"p_best:{k}"]),
+                                        "attrs": {"data-metric": k, "data-p-best": _csv(ranking_p.at[m, f"p_best:{k}"])}}
+                                       for k, _, _ in columns]} for m in ranking_p.index]  # fmt: skip
+        views["pbest"] = {"header": ["model", *[label for _, label, _ in columns]], "rows": rows}
+    return views
+
+
+def _markdown_view(view: dict, last: str | None = None) -> str:
+    """A confidence view (header, rows of cells) as a Markdown table; ``last`` names a per-row extra column."""
+    body = [[r["model"], *[c["text"] for c in r["cells"]], *([r[last]] if last else [])] for r in view["rows"]]
+    return _markdown(pd.DataFrame(body, columns=view["header"]))
 
 
 # ---------------------------------------------------------------- HTML
@@ -513,13 +786,17 @@ def render_html(title: str, sections: list[dict], config, provenance: dict, trai
     """The page as one string, rendered from ``templates/report.html.j2``."""
     views = []
     for section in sections:
-        view = {"dataset": section["dataset"], "figure_groups": _figure_groups(section["plots"]), "table": None}
+        view = {"dataset": section["dataset"], "figure_groups": _figure_groups(section["plots"]), "table": None,
+                "physics": section.get("physics", [])}
         if section["text"] is not None:
             ranking = section["ranking"]
             view["table"] = {"header": list(section["text"].columns), "rows": _html_rows(section)}
             # itertuples keeps each column's dtype (iterrows would make the counts floats: "7.0 / 12.0")
             view["ranking"] = [{"model": r.Index, "mean_rank": _format_rank(r.mean_rank),
                                 "within": f"{r.within_noise} / {r.n_with_floor}"} for r in ranking.itertuples()]  # fmt: skip
+            _add_ranking_probabilities(view["ranking"], section.get("ranking_p"))
+        view["published"] = section.get("published")
+        view["confidence"] = confidence_views(section)
         views.append(view)
     return _environment().get_template("report.html.j2").render(
         title=title, sections=views, provenance=provenance, training=training,
@@ -527,8 +804,106 @@ def render_html(title: str, sections: list[dict], config, provenance: dict, trai
     )  # fmt: skip
 
 
+def _add_ranking_probabilities(rows: list[dict], ranking_p: pd.DataFrame | None) -> None:
+    """Each ranking row gains its P(best) and 16–84 % rank interval (text and raw value)."""
+    for row in rows:
+        has = ranking_p is not None and row["model"] in ranking_p.index
+        p = ranking_p.at[row["model"], "p_best"] if has else None
+        row["p_best"], row["p_best_raw"] = format_probability(p), _csv(p)
+        row["rank_interval"] = format_rank_interval(*(ranking_p.loc[row["model"], ["rank_low", "rank_high"]] if has
+                                                      else (None, None)))  # fmt: skip
+
+
 def _format_rank(mean_rank: float) -> str:
     return "—" if not math.isfinite(mean_rank) else f"{mean_rank:.2f}"
+
+
+# ---------------------------------------------------------------- published reference rows
+
+#: Columns of the published-rows table: (label, published column, this run's metric key,
+#: factor on this run's value, formatter). FPD and KPD are published × 10³.
+PUBLISHED_COLUMNS = (
+    ("AUC low-level", "auc_low", "c2st_auc", 1.0, "value"),
+    ("AUC high-level", "auc_high", "c2st_auc_high_level", 1.0, "value"),
+    ("FPD ×10³", "fpd_x1e3", "fpd", 1e3, "value"),
+    ("KPD ×10³", "kpd_x1e3", "kpd", 1e3, "value"),
+    ("precision", "precision", "prdc_precision", 1.0, "plain"),
+    ("recall", "recall", "prdc_recall", 1.0, "plain"),
+    ("density", "density", "prdc_density", 1.0, "plain"),
+    ("coverage", "coverage", "prdc_coverage", 1.0, "plain"),
+    ("params (generation)", "params_generation", "cost.n_parameters", 1.0, "count"),
+    ("ms/shower CPU, batch 1", "time_cpu_1_ms", "cost.time_per_event_ms_cpu_1", 1.0, "plain"),
+    ("ms/shower CPU, batch 100", "time_cpu_100_ms", "cost.time_per_event_ms_cpu_100", 1.0, "plain"),
+    ("ms/shower CPU, batch 10⁴", "time_cpu_10000_ms", "cost.time_per_event_ms_cpu_10000", 1.0, "plain"),
+    ("ms/shower GPU, batch 1", "time_gpu_1_ms", "cost.time_per_event_ms_cuda_1", 1.0, "plain"),
+    ("ms/shower GPU, batch 100", "time_gpu_100_ms", "cost.time_per_event_ms_cuda_100", 1.0, "plain"),
+    ("ms/shower GPU, batch 10⁴", "time_gpu_10000_ms", "cost.time_per_event_ms_cuda_10000", 1.0, "plain"),
+)  # fmt: skip
+
+
+def calochallenge_dataset(config: Mapping | None, dataset: str) -> str | None:
+    """The ``calochallenge:`` key of ``dataset``'s config block, if it declares one."""
+    block = ((config or {}).get("datasets") or {}).get(dataset) or {}
+    return block.get("calochallenge") if isinstance(block, Mapping) else None
+
+
+def _published_cell(value, error, how: str) -> str:
+    value, error = _number(value), _number(error)
+    if how == "count":
+        return format_count(value)
+    if how == "plain" or error is None:
+        return "—" if value is None else f"{value:.4g}"
+    return format_value_error(value, error)
+
+
+def published_view(config: Mapping | None, dataset: str, summary: pd.DataFrame | None) -> dict | None:
+    """This run's rows and the CaloChallenge's published rows of the dataset the config
+    declares (``calochallenge:``), in one table; None when it declares none.
+
+    The published rows (:mod:`hepgenbench.reference.calochallenge`) were computed on the
+    official samples with the challenge's own classifier and evaluation: they frame this
+    run's rows and are never ranked with them.
+    """
+    from hepgenbench.reference.calochallenge import CITATION, GEANT4, published_results
+
+    key = calochallenge_dataset(config, dataset)
+    if key is None:
+        return None
+    published = published_results(key)
+    header = ["model", "source"] + [label for label, *_ in PUBLISHED_COLUMNS]
+    rows = []
+    if summary is not None and not summary.empty:
+        for model in summary.index:
+            cells = [model, "this run, noise floor" if model == TRUTH else "this run"]
+            for _, _, metric, factor, how in PUBLISHED_COLUMNS:
+                if (metric, "value") not in summary.columns or (model == TRUTH and metric.startswith("cost.")):
+                    cells.append("—")
+                    continue
+                value, error = _number(summary.at[model, (metric, "value")]), _number(summary.at[model, (metric, "error")])
+                cells.append(_published_cell(None if value is None else value * factor,
+                                             None if error is None else error * factor, how))
+            rows.append({"class": "truth" if model == TRUTH else "model", "model": model, "cells": cells})
+    for submission, row in published.iterrows():
+        cells = [submission, "published, Geant4 vs Geant4" if submission == GEANT4 else "published"]
+        for _, column, _, _, how in PUBLISHED_COLUMNS:
+            std = f"{column}_std"
+            cells.append(_published_cell(row[column], row[std] if std in row.index else None, how))
+        rows.append({"class": "published", "model": submission, "cells": cells})
+    classifier = ((config or {}).get("evaluation") or {}).get("c2st_classifier", "hgb")
+    note = (f"Published figures of the CaloChallenge 2022 ({CITATION}), dataset {key}: computed by the challenge "
+            f"on the official Geant4 and submitted samples with its own classifier and evaluation. They frame "
+            f"this run's rows; they do not rank them. This run's AUCs come from the '{classifier}' classifier"
+            + (" (the challenge's network and protocol)" if classifier == "cc22" else
+               ", not the challenge's network: set evaluation.c2st_classifier: cc22 to put them on its scale")
+            + "; sample sizes and, unless this run scores the challenge's files, the showers differ.")
+    return {"key": key, "citation": CITATION, "header": header, "rows": rows, "note": note}
+
+
+def published_markdown(view: dict) -> list[str]:
+    """The published-rows table as Markdown lines."""
+    table = pd.DataFrame([row["cells"] for row in view["rows"]], columns=view["header"])
+    return [f"### CaloChallenge published rows ({view['key']}, {view['citation']})", "", _markdown(table), "",
+            view["note"], ""]
 
 
 # ---------------------------------------------------------------- Markdown
@@ -550,7 +925,15 @@ def render_markdown(title: str, sections: list[dict], config, provenance: dict, 
             ranking = pd.DataFrame({"model": ranking["model"], "mean rank": ranking["mean_rank"].map(_format_rank),
                                     "within noise floor": ranking["within_noise"].astype(str) + " / "
                                     + ranking["n_with_floor"].astype(str)})  # fmt: skip
+            probabilities = [{"model": m} for m in ranking["model"]]
+            _add_ranking_probabilities(probabilities, section.get("ranking_p"))
+            ranking["P(best)"] = [r["p_best"] for r in probabilities]
+            ranking["rank 16–84 %"] = [r["rank_interval"] for r in probabilities]
             out += [_markdown(text), "", "Best per column in **bold**.", "", "### Ranking", "", _markdown(ranking), ""]
+            out += _markdown_confidence(confidence_views(section))
+        if section.get("published"):
+            out += published_markdown(section["published"])
+        out += _physics_markdown(section.get("physics", []))
         if section["plots"]:
             out += ["### Figures", ""] + [f"- {rec.title}: `{rec.path_png}`" for rec, _ in section["plots"]] + [""]
     out += ["## Provenance", "", f"- git commit: `{provenance.get('git_commit', 'unknown')}`",
@@ -562,12 +945,36 @@ def render_markdown(title: str, sections: list[dict], config, provenance: dict, 
     return "\n".join(out)
 
 
+def _markdown_confidence(views: dict) -> list[str]:
+    out = []
+    if views["pbest"] is not None:
+        out += ["### P(best) per metric", "", _markdown_view(views["pbest"]), ""]
+    if views["pvalues"] is not None:
+        out += [f"### p-values against the truth null (Benjamini–Hochberg adjusted; compatible: all > {views['level']})",
+                "", _markdown_view(views["pvalues"], last="verdict"), ""]  # fmt: skip
+    if views["neq"] is not None:
+        out += ["### Equivalent truth sample size N_eq", "", _markdown_view(views["neq"]), ""]
+    return out
+
+
+def _physics_markdown(tables: list[PhysicsTable]) -> list[str]:
+    """The physics tables (:mod:`hepgenbench.physics.tables`), each with its note."""
+    out = []
+    for table in tables:
+        frame = pd.DataFrame([row["cells"] for row in table.rows], columns=table.header)
+        out += [f"### {table.title}", "", _markdown(frame), "", table.note, ""]
+    return out
+
+
 def _markdown(frame: pd.DataFrame) -> str:
     # Every cell is already text; "|" inside one would split it.
     return frame.map(lambda x: str(x).replace("|", "\\|")).to_markdown(index=False, disable_numparse=True)
 
 
 __all__ = [
+    "neq_table",
+    "pvalue_table",
+    "ranking_probabilities",
     "best_models",
     "build_report",
     "collect_provenance",

@@ -43,6 +43,7 @@ from hepgenbench.records import (
     IngestParams,
     MetricsRecord,
     NoParams,
+    NullParams,
     PlotsParams,
     Provenance,
     ReportParams,
@@ -237,13 +238,16 @@ def sample(inputs: Paths, outputs: Paths, params: SampleParams, threads: int) ->
     """Sample as many events as truth-holdout A holds, in physical units, with the same conditions."""
     import torch
 
-    from hepgenbench.train import load_model_and_record, sampling_rates
+    from hepgenbench.cost import generation_cost
+    from hepgenbench.train import load_model_and_record
 
     torch.set_num_threads(threads)
     # torch seeds its global generator at random in every process; the likelihood bounds
     # (IWAE samples, Hutchinson probes) draw from it, so seed it like everything else.
     torch.manual_seed(params.seed)
+    t_load = time.perf_counter()
     model, trained = load_model_and_record(inputs["model"])
+    load_time_s = time.perf_counter() - t_load
     pre = Preprocessor.from_dict(read_json(inputs["transform"]))
     truth = load_split_events(inputs["events"], inputs["split"])["truth_a"]
     seed = params.seed
@@ -280,9 +284,10 @@ def sample(inputs: Paths, outputs: Paths, params: SampleParams, threads: int) ->
     if density is not None and model.has_likelihood and not model.likelihood_is_bound:
         generated.meta["importance_weights"] = _importance_weights(model, pre, generated, batch, params, density)
         log("importance weights p/q of the generated events:", generated.meta["importance_weights"])
-    rates = sampling_rates(model, tuple(params.rate_batch_sizes), cond_pool=cond_t)
-    log("sampling rates (events/s):", rates)
-    generated.meta.update(sample_rate={str(k): v for k, v in rates.items()}, peak_memory_mb=_peak_rss_mb())
+    cost = generation_cost(model, tuple(params.rate_batch_sizes), cond_pool=cond_t, seed=seed)
+    cost["load_time_s"] = load_time_s
+    log("generation cost (ms per event, warm-up s, FLOPs per event):", cost)
+    generated.meta.update(sample_rate=cost.pop("sample_rate"), generation_cost=cost, peak_memory_mb=_peak_rss_mb())
     write_events(outputs["sample"], generated, extra)
 
 
@@ -395,10 +400,16 @@ def evaluate(inputs: Paths, outputs: Paths, params: EvaluateParams, threads: int
                 **{**trained.cost.to_dict(),
                    "peak_memory_mb": max(trained.cost.peak_memory_mb, generated.meta.get("peak_memory_mb", 0.0))},
                 sample_rate=generated.meta.get("sample_rate", {}),
+                **generated.meta.get("generation_cost", {}),
             )
             record["training"] = trained.training
     record["n_truth"], record["n_generated"] = len(truth), len(generated)
     from threadpoolctl import threadpool_limits
+
+    if options.c2st_classifier == "cc22":  # the challenge's network trains in torch: the rule's threads
+        import torch
+
+        torch.set_num_threads(threads)
 
     t0 = time.perf_counter()
     # scikit-learn's OpenMP pool ignores OMP_NUM_THREADS once loaded; beside another busy
@@ -430,6 +441,22 @@ def evaluate(inputs: Paths, outputs: Paths, params: EvaluateParams, threads: int
         }
     log(f"evaluated {params.model} in {time.perf_counter() - t0:.1f} s")
     MetricsRecord(**record).write(outputs["metrics"])
+
+
+def null(inputs: Paths, outputs: Paths, params: NullParams, threads: int) -> None:
+    """Draw one dataset's truth null and N_eq curve (:mod:`hepgenbench.null`)."""
+    from threadpoolctl import threadpool_limits
+
+    from hepgenbench.null import truth_null
+
+    sets = load_split_events(inputs["events"], inputs["split"])
+    t0 = time.perf_counter()
+    with threadpool_limits(threads):  # as in evaluate: an unlimited OpenMP pool stalls beside busy jobs
+        record = truth_null(sets["truth_a"], sets["truth_b"], sets["train"], params.evaluation, params.confidence,
+                            params.seed, dataset=params.dataset, log=log)  # fmt: skip
+    log(f"truth null of {params.dataset}: {record.n_replicas} replica(s) at N = {record.n_truth}, "
+        f"N_eq curve at {record.curve_sizes}, in {time.perf_counter() - t0:.1f} s")
+    record.write(outputs["null"])
 
 
 def plots(inputs: Paths, outputs: Paths, params: PlotsParams, threads: int) -> None:
@@ -477,7 +504,8 @@ def report(inputs: Paths, outputs: Paths, params: ReportParams, threads: int) ->
     outdir = str(Path(outputs["html"]).parent)
     # The plots rule's output is a directory that holds its manifest.
     manifests = [str(Path(p) / "manifest.json") if Path(p).is_dir() else p for p in _as_list(inputs["manifests"])]
-    build_report(_as_list(inputs["metrics"]), manifests, params.config, outdir, title=params.title)
+    build_report(_as_list(inputs["metrics"]), manifests, params.config, outdir, title=params.title,
+                 null_files=_as_list(inputs.get("nulls", [])))  # fmt: skip
     log(f"report written: {Path(outputs['html']).resolve()}")
 
 

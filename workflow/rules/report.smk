@@ -36,6 +36,7 @@ rule report:
     input:
         metrics=[f"results/{d}/metrics/{m}.json" for d in DATASETS for m in instances_for(d) + ["truth"]],
         manifests=[f"results/{d}/plots" for d in DATASETS],
+        nulls=[f"results/{d}/null.json" for d in DATASETS],
     output:
         html="results/report/index.html",
         markdown="results/report/report.md",

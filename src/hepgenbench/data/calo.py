@@ -1,8 +1,12 @@
-"""Photon showers in the CaloChallenge 2022 dataset-1 (photons) format, from GFlash.
+"""Electromagnetic showers in the CaloChallenge 2022 format, from GFlash, in any voxel geometry.
 
 Format (Krause et al., CaloChallenge, arXiv:2410.21611): an HDF5 file with
-``incident_energies`` (N, 1) and ``showers`` (N, 368), both in MeV, in the voxel layout of
-:data:`hepgenbench.data.calo_geometry.DS1_PHOTONS`.
+``incident_energies`` (N, 1) and ``showers`` (N, voxels), both in MeV, in the voxel layout of
+a :class:`~hepgenbench.data.calo_geometry.CaloGeometry`; by default dataset 1 photons
+(:data:`~hepgenbench.data.calo_geometry.DS1_PHOTONS`, 368 voxels). A
+:class:`GFlashDetector` says where each layer sits along the shower, in what medium, and
+which incident energies are drawn (:func:`detector_for` has one for each challenge layout
+and a rule for any other).
 
 Showers follow the GFlash parametrisation (Grindhammer & Peters, arXiv:hep-ex/0001020):
 
@@ -17,9 +21,17 @@ Showers follow the GFlash parametrisation (Grindhammer & Peters, arXiv:hep-ex/00
   the sampling term a/√E (k = 1 is the gamma shape of a spot's energy).
 
 Voxel energies are therefore Gamma(k·n, E_spot/k) with n ~ Poisson(expected spots in the voxel)
-(a compound Poisson sum, exact and vectorised). The depth model (dead material, layer
-thicknesses in X0) is a simplified ATLAS barrel at η ≈ 0.2 and is documented in
-:data:`LAYER_DEPTHS_X0`.
+(a compound Poisson sum, exact and vectorised). The shower is axially symmetric, so a layer
+binned in α shares each ring's energy evenly between its α bins before the spots are drawn.
+The depth model of dataset 1 (dead material, layer thicknesses in X0) is a simplified ATLAS
+barrel at η ≈ 0.2 and is documented in :data:`LAYER_DEPTHS_X0`; that of datasets 2 and 3 in
+:data:`SIW_LAYER_X0`.
+
+Correlations the showers have: per shower, (ln T, ln α) of the longitudinal profile are
+correlated normals, and the lateral core/tail radii and core fraction follow the profile
+through τ = t/T; given those two numbers, the voxels are conditionally independent
+(compound Poisson). There are no per-shower fluctuations of the lateral parameters nor a
+per-layer sampling fluctuation beyond the spot noise.
 """
 
 from __future__ import annotations
@@ -33,9 +45,18 @@ import h5py
 import numpy as np
 from scipy import special
 
-from hepgenbench.data.calo_geometry import DS1_PHOTONS, READOUT_THRESHOLD_MEV, CaloGeometry
+from hepgenbench.data.calo_features import high_level_feature_names, high_level_features
+from hepgenbench.data.calo_geometry import (
+    DS1_PHOTONS,
+    READOUT_THRESHOLD_MEV,
+    CaloGeometry,
+    builtin_name,
+)
 from hepgenbench.errors import InputError
 from hepgenbench.io import atomic_path
+
+__all__ = ["GFlashDetector", "GFlashMedium", "detector_for", "high_level_feature_names", "high_level_features",
+           "simulate", "simulate_showers"]
 
 # The dataset-1-photon layout, owned by :mod:`hepgenbench.data.calo_geometry`.
 GEOMETRY = DS1_PHOTONS
@@ -52,7 +73,14 @@ INCIDENT_ENERGIES_MEV = tuple(float(2**k) for k in range(8, 23))
 LAYER_DEPTHS_X0: dict[int, tuple[float, float]] = {
     0: (2.0, 2.6), 1: (2.6, 6.9), 2: (6.9, 22.9), 3: (22.9, 24.9), 12: (26.4, 60.0),
 }
-
+# The dataset-1-pion layout adds two tile layers and splits the first: 12 and 13 share
+# what 12 is for photons, 14 lies behind them.
+PION_LAYER_DEPTHS_X0: dict[int, tuple[float, float]] = {
+    **LAYER_DEPTHS_X0, 12: (26.4, 40.0), 13: (40.0, 60.0), 14: (60.0, 75.0),
+}
+# Datasets 2 and 3 (arXiv:2410.21611, Sec. 2): 45 layers of 1.4 mm tungsten + 0.3 mm silicon;
+# tungsten's X0 is 3.5 mm, so each layer is 0.4 X0 and the stack 18 X0.
+SIW_LAYER_X0 = 0.4
 
 
 @dataclass(frozen=True)
@@ -74,6 +102,58 @@ class GFlashMedium:
     sampling_term: float = 0.10
     spot_shape: float = 1.0
     threshold_mev: float = READOUT_THRESHOLD_MEV
+
+
+#: Tungsten–silicon of datasets 2 and 3: Z = 74, E_c ≈ 8 MeV, R_M 9.3 mm in tungsten, 11.3 mm
+#: spread over the 1.7 mm of a layer; a silicon–tungsten sampling term of about 17 %/√E.
+SIW_MEDIUM = GFlashMedium(z_eff=74.0, critical_energy_mev=8.0, moliere_radius_mm=11.3, sampling_term=0.17)
+
+
+@dataclass(frozen=True)
+class GFlashDetector:
+    """A calorimeter to shower in: its voxels, each layer's depth, its medium and the beam.
+
+    Attributes:
+        geometry: the voxel layout.
+        depths_x0: (start, end) of each layer of ``geometry`` along the shower axis, in X0,
+            in the geometry's layer order.
+        medium: the effective medium and noise model.
+        energies_mev: discrete incident energies drawn uniformly, or None for ``energy_range_mev``.
+        energy_range_mev: (low, high) of a log-uniform incident energy.
+    """
+
+    geometry: CaloGeometry
+    depths_x0: tuple[tuple[float, float], ...]
+    medium: GFlashMedium = GFlashMedium()
+    energies_mev: tuple[float, ...] | None = INCIDENT_ENERGIES_MEV
+    energy_range_mev: tuple[float, float] = (1e3, 1e6)
+
+    def __post_init__(self) -> None:
+        if len(self.depths_x0) != len(self.geometry.layers):
+            raise InputError(f"GFlash detector: {len(self.depths_x0)} layer depths for {len(self.geometry.layers)} layers")
+
+    def incident_energies(self, rng: np.random.Generator, n: int) -> np.ndarray:
+        if self.energies_mev is not None:
+            return rng.choice(np.asarray(self.energies_mev), size=n)
+        low, high = np.log(self.energy_range_mev)
+        return np.exp(rng.uniform(low, high, size=n))
+
+
+def detector_for(geometry: CaloGeometry, medium: GFlashMedium | None = None) -> GFlashDetector:
+    """The detector behind a layout: the ATLAS-like depths and 15 discrete energies
+    (256 MeV–4 TeV) of dataset 1, the tungsten–silicon stack and log-uniform 1 GeV–1 TeV of
+    datasets 2 and 3; any other layout gets its layers stacked at 0.4 X0 each in its order
+    (as datasets 2 and 3), in the tungsten–silicon medium, with their energies."""
+    name = builtin_name(geometry)
+    if name in ("ds1-photons", "ds1-pions"):
+        depths = LAYER_DEPTHS_X0 if name == "ds1-photons" else PION_LAYER_DEPTHS_X0
+        return GFlashDetector(geometry, tuple(depths[l] for l in geometry.layer_ids), medium or GFlashMedium())
+    depths = tuple((SIW_LAYER_X0 * i, SIW_LAYER_X0 * (i + 1)) for i in range(len(geometry.layers)))
+    return GFlashDetector(geometry, depths, medium or SIW_MEDIUM, energies_mev=None)
+
+
+#: dataset 1 photons, the embedded default
+DS1_DETECTOR = detector_for(DS1_PHOTONS)
 
 
 def layer_slices() -> dict[int, slice]:
@@ -107,15 +187,16 @@ def _radial_cdf(r: np.ndarray, radius: np.ndarray) -> np.ndarray:
     return r**2 / (r**2 + radius**2)
 
 
-def _expected_fractions(e_gev: np.ndarray, alpha: np.ndarray, beta: np.ndarray, medium: GFlashMedium) -> np.ndarray:
-    """Expected fraction of each shower's energy in each voxel, (N, 368)."""
+def _expected_fractions(e_gev: np.ndarray, alpha: np.ndarray, beta: np.ndarray, medium: GFlashMedium,
+                        detector: GFlashDetector = DS1_DETECTOR) -> np.ndarray:
+    """Expected fraction of each shower's energy in each voxel, (N, voxels)."""
     n = e_gev.size
-    frac = np.empty((n, N_VOXELS))
+    frac = np.empty((n, detector.geometry.n_voxels))
     log_e = np.log(e_gev)
     z = medium.z_eff
     t_max = (alpha - 1.0) / beta
-    for lid, sl in layer_slices().items():
-        t0, t1 = LAYER_DEPTHS_X0[lid]
+    for layer, (t0, t1) in zip(detector.geometry.layers, detector.depths_x0):
+        sl = layer.voxels
         in_layer = special.gammainc(alpha, beta * t1) - special.gammainc(alpha, beta * t0)
         # Mean depth of the energy deposited in the layer, E[t | t0 < t < t1] of the gamma law.
         upper = special.gammainc(alpha + 1, beta * t1) - special.gammainc(alpha + 1, beta * t0)
@@ -126,21 +207,24 @@ def _expected_fractions(e_gev: np.ndarray, alpha: np.ndarray, beta: np.ndarray, 
         r_tail = (0.659 - 0.00309 * z) * (np.exp(-2.59 * (tau - 0.645)) + np.exp(k4 * (tau - 0.645)))
         p1, p2, p3 = 0.2632 - 0.00094 * z, 0.401 + 0.00187 * z, 1.313 - 0.0686 * log_e
         core = np.clip(p1 * np.exp((p2 - tau) / p3 - np.exp((p2 - tau) / p3)), 0.0, 1.0)
-        edges = np.asarray(R_EDGES_MM[lid]) / medium.moliere_radius_mm
+        edges = np.asarray(layer.r_edges) / medium.moliere_radius_mm
         cdf = (core[:, None] * _radial_cdf(edges[None, :], r_core[:, None])
                + (1 - core[:, None]) * _radial_cdf(edges[None, :], r_tail[:, None]))
         per_r = np.diff(cdf, axis=1) * in_layer[:, None]
-        na = N_ALPHA[lid]
+        na = layer.n_alpha
         frac[:, sl] = np.tile(per_r / na, (1, na))  # α outer, r inner
     return frac
 
 
-def simulate(e_inc_mev: np.ndarray, seed: int, medium: GFlashMedium = GFlashMedium()) -> np.ndarray:
-    """GFlash showers (N, 368) in MeV for the given incident energies (N,) in MeV."""
+def simulate(e_inc_mev: np.ndarray, seed: int, medium: GFlashMedium | None = None,
+             detector: GFlashDetector = DS1_DETECTOR) -> np.ndarray:
+    """GFlash showers (N, voxels) in MeV for the given incident energies (N,) in MeV, in
+    ``detector`` (dataset 1 photons by default); ``medium`` overrides the detector's."""
+    medium = medium or detector.medium
     e_inc = np.asarray(e_inc_mev, dtype=np.float64).reshape(-1)
     rng = np.random.default_rng(seed)
     alpha, beta = _longitudinal(np.log(e_inc / medium.critical_energy_mev), rng, medium)
-    frac = _expected_fractions(e_inc / 1000.0, alpha, beta, medium)
+    frac = _expected_fractions(e_inc / 1000.0, alpha, beta, medium, detector)
     k = medium.spot_shape
     n_spots = (e_inc / 1000.0) * (1 + 1 / k) / medium.sampling_term**2
     hits = rng.poisson(frac * n_spots[:, None])
@@ -151,79 +235,48 @@ def simulate(e_inc_mev: np.ndarray, seed: int, medium: GFlashMedium = GFlashMedi
     return showers
 
 
+#: voxels one simulated batch holds (each float64 array of a batch is 8 bytes × this), so that a
+#: dataset-3 file is written in bounded memory; dataset 1 keeps its 10,000-shower batches
+BATCH_VOXELS = 4_000_000
+
+
 def simulate_showers(
     path: str | os.PathLike,
     n_events: int,
     seed: int,
     log: Callable[[str], None] = print,
-    medium: GFlashMedium = GFlashMedium(),
+    medium: GFlashMedium | None = None,
     batch: int = 10_000,
+    detector: GFlashDetector = DS1_DETECTOR,
+    dtype: str = "float64",
+    compression: str | None = "gzip",
 ) -> dict:
-    """Simulate ``n_events`` photon showers and write them in the CaloChallenge HDF5 layout.
+    """Simulate ``n_events`` showers in ``detector`` and write them in the CaloChallenge HDF5 layout.
 
-    Incident energies are drawn uniformly from the 15 powers of two 2⁸…2²² MeV.
+    Incident energies are drawn from the detector's spectrum (dataset 1: uniformly from the
+    15 powers of two 2⁸…2²² MeV). Batches of at most ``batch`` showers and
+    :data:`BATCH_VOXELS` voxels are simulated and written one after the other, so memory
+    stays bounded whatever the layout; a batch's seed is drawn from ``seed``, so a file is
+    the same for the same arguments.
     """
     if n_events <= 0:
         raise InputError(f"n_events must be positive, got {n_events}")
+    n_voxels = detector.geometry.n_voxels
+    batch = max(1, min(batch, BATCH_VOXELS // n_voxels))
     rng = np.random.default_rng(seed)
-    e_inc = rng.choice(np.asarray(INCIDENT_ENERGIES_MEV), size=n_events)
-    start = time.perf_counter()
+    e_inc = detector.incident_energies(rng, n_events)
+    seconds = 0.0  # simulation only, not the HDF5 writing
     chunk_seeds = rng.integers(0, 2**63, size=(n_events + batch - 1) // batch)
-    showers = np.concatenate([
-        simulate(e_inc[i * batch:(i + 1) * batch], int(s), medium) for i, s in enumerate(chunk_seeds)
-    ])
-    seconds = time.perf_counter() - start
+    options = {"compression": compression, "compression_opts": 1} if compression == "gzip" else {"compression": compression}
     with atomic_path(path, suffix=".hdf5") as tmp, h5py.File(tmp, "w") as f:
-        f.create_dataset("incident_energies", data=e_inc.reshape(-1, 1), compression="gzip", compression_opts=1)
-        f.create_dataset("showers", data=showers, compression="gzip", compression_opts=1)
+        f.create_dataset("incident_energies", data=e_inc.reshape(-1, 1), **options)
+        showers = f.create_dataset("showers", shape=(n_events, n_voxels), dtype=dtype, **options)
+        for i, s in enumerate(chunk_seeds):
+            rows = slice(i * batch, min(n_events, (i + 1) * batch))
+            start = time.perf_counter()
+            block = simulate(e_inc[rows], int(s), medium, detector).astype(dtype, copy=False)
+            seconds += time.perf_counter() - start
+            showers[rows] = block
     rate = n_events / seconds
-    log(f"calo: {n_events} GFlash showers in {seconds:.2f} s ({rate:.0f} showers/s)")
+    log(f"calo: {n_events} GFlash showers ({n_voxels} voxels) in {seconds:.2f} s ({rate:.0f} showers/s)")
     return {"n_events": n_events, "seconds": seconds, "events_per_second": rate, "seed": seed}
-
-
-def high_level_feature_names(geometry: CaloGeometry = GEOMETRY) -> list[str]:
-    """Names of :func:`high_level_features`' columns.
-
-    Layers without α binning (0, 3, 12 of dataset 1) have every voxel at y = 0, so their
-    ``ECy`` and ``width_y`` are identically zero and are left out.
-    """
-    ids = geometry.layer_ids
-    names = [f"E_layer{l}" for l in ids] + ["Etot_over_Einc"]
-    for layer in geometry.layers:
-        names += [f"ECx_layer{layer.layer_id}", f"width_x_layer{layer.layer_id}"]
-        if layer.n_alpha > 1:
-            names += [f"ECy_layer{layer.layer_id}", f"width_y_layer{layer.layer_id}"]
-    names += [f"sparsity_layer{l}" for l in ids]
-    return names
-
-
-def high_level_features(showers: np.ndarray, e_inc: np.ndarray,
-                        geometry: CaloGeometry = GEOMETRY) -> tuple[np.ndarray, list[str]]:
-    """The CaloChallenge high-level features of showers (N, voxels) in MeV.
-
-    Energy per layer, E_tot/E_inc, energy-weighted centre (EC) and width (std) in x and y per
-    layer from the voxel centres, and sparsity (fraction of non-zero voxels) per layer, as in
-    the challenge's ``HighLevelFeatures.py``. Empty layers give 0, not NaN.
-    """
-    showers = np.asarray(showers, dtype=np.float64)
-    if showers.ndim != 2 or showers.shape[1] != geometry.n_voxels:
-        raise InputError(f"showers must have shape (N, {geometry.n_voxels}), got {showers.shape}")
-    e_inc = np.asarray(e_inc, dtype=np.float64).reshape(-1)
-    _, radius, alpha, _ = geometry.voxel_centres()
-    x, y = radius * np.cos(alpha), radius * np.sin(alpha)
-    energy = {l.layer_id: showers[:, l.voxels].sum(axis=1) for l in geometry.layers}
-    columns = [energy[l] for l in geometry.layer_ids]
-    columns.append(showers.sum(axis=1) / e_inc)
-    for layer in geometry.layers:
-        sl, e_layer = layer.voxels, energy[layer.layer_id]
-        safe = np.where(e_layer > 0, e_layer, 1.0)
-        for coord, name in ((x, "x"), (y, "y")):
-            if name == "y" and layer.n_alpha == 1:
-                continue
-            c = coord[sl]
-            centre = showers[:, sl] @ c / safe
-            second = showers[:, sl] @ c**2 / safe
-            width = np.sqrt(np.clip(second - centre**2, 0.0, None))
-            columns += [np.where(e_layer > 0, centre, 0.0), np.where(e_layer > 0, width, 0.0)]
-    columns += [(showers[:, l.voxels] > 0).mean(axis=1) for l in geometry.layers]
-    return np.column_stack(columns), high_level_feature_names(geometry)

@@ -4,20 +4,26 @@ A CaloChallenge 2022 dataset (Krause et al., arXiv:2410.21611) stores each showe
 vector of voxels: layer by layer, and within a layer the α (angular) bin is the outer index
 and the r (radial) bin the inner one, as in the challenge's ``XMLHandler``. α-bin centres
 split (−π, π) evenly, and a voxel sits at (x, y) = (r cos α, r sin α) with r the mid-point
-of its r bin. :class:`CaloGeometry` holds that layout; dataset 1 (photons,
-``binning_dataset_1_photons.xml``) is built in as :data:`DS1_PHOTONS`, and a geometry
-round-trips through an :class:`~hepgenbench.io.EventSet`'s ``meta["calo_layers"]`` so that
-another binning (ds2, ds3, read from the challenge's XML by a later reader) travels with
-its showers.
+of its r bin. :class:`CaloGeometry` holds that layout. It is read from the challenge's
+binning XML (:meth:`CaloGeometry.from_xml`), whose ``<Layer>`` elements list every layer id
+and skip, in the flat vector, the layers with a single r-edge (no voxels); the four
+challenge layouts are also built in (:data:`BUILTIN_GEOMETRIES`: ``ds1-photons`` 368 voxels,
+``ds1-pions`` 533, ``ds2`` 6,480, ``ds3`` 40,500), so that the embedded dataset needs no
+file. A geometry round-trips through an :class:`~hepgenbench.io.EventSet`'s
+``meta["calo_layers"]`` so that it travels with its showers.
 
-Only numpy is imported here: the kind registry, which the Snakefile loads, imports this.
+Only numpy and the standard library are imported here: the kind registry, which the
+Snakefile loads, imports this.
 """
 
 from __future__ import annotations
 
 import math
+import os
+import xml.etree.ElementTree as ElementTree
 from dataclasses import dataclass
 from functools import cached_property
+from pathlib import Path
 
 import numpy as np
 
@@ -80,6 +86,49 @@ class CaloGeometry:
         return cls(tuple(layers))
 
     @classmethod
+    def from_xml(cls, path: str | os.PathLike, particle: str | None = None) -> CaloGeometry:
+        """The geometry of a CaloChallenge binning XML (``binning_dataset_*.xml``).
+
+        The file holds ``<Bins>`` with one ``<Bin name=… pid=…>`` per particle, each a list
+        of ``<Layer id r_edges n_bin_alpha>``. ``particle`` picks a ``<Bin>`` by name
+        (``photon``, ``pion``, ``electron``) or pid; it may be left out when the file holds
+        one. Layers whose ``r_edges`` is a single value have no voxels and are skipped, as
+        the challenge's ``XMLHandler`` does; the others keep the file's order.
+        """
+        path = Path(path)
+        try:
+            root = ElementTree.parse(path).getroot()
+        except FileNotFoundError:
+            raise InputError(f"binning: {path} does not exist (expected a CaloChallenge binning XML)") from None
+        except (ElementTree.ParseError, OSError) as err:
+            raise InputError(f"binning: {path} is not readable XML ({err})") from None
+        bins = [b for b in root.iter("Bin")]
+        names = [f"{b.get('name')} (pid {b.get('pid')})" for b in bins]
+        if particle is None:
+            if len(bins) != 1:
+                raise InputError(f"binning: {path} holds {len(bins)} particles {names}; set 'particle' to one of them")
+            chosen = bins[0]
+        else:
+            chosen = next((b for b in bins if particle in (b.get("name"), b.get("pid"))), None)
+            if chosen is None:
+                raise InputError(f"binning: {path} has no particle {particle!r}; it has {names}")
+        spec = []
+        for layer in chosen.iter("Layer"):
+            where = f"binning: {path}, layer {layer.get('id')!r}"
+            try:
+                layer_id = int(layer.attrib["id"])
+                edges = tuple(float(r) for r in layer.attrib["r_edges"].split(","))
+                n_alpha = int(layer.attrib["n_bin_alpha"])
+            except (KeyError, ValueError) as err:
+                raise InputError(f"{where}: expected integer 'id', comma-separated 'r_edges' and integer "
+                                 f"'n_bin_alpha' ({err!r})") from None
+            if len(edges) > 1:
+                spec.append((layer_id, edges, n_alpha))
+        if not spec:
+            raise InputError(f"binning: {path}: particle {chosen.get('name')!r} has no layer with voxels")
+        return cls.from_layers(spec)
+
+    @classmethod
     def from_meta(cls, meta: dict, n_voxels: int | None = None) -> CaloGeometry:
         """The geometry a source wrote into ``meta["calo_layers"]``, else :data:`DS1_PHOTONS`.
 
@@ -92,7 +141,7 @@ class CaloGeometry:
             raise InputError(
                 f"calo events have {n_voxels} voxel features but the layer geometry has {geometry.n_voxels}; "
                 f"expected CaloChallenge dataset-1-photon voxels ({DS1_PHOTONS.n_voxels}) or meta['{META_KEY}'] "
-                "describing the layers")
+                "describing the layers (a dataset's 'binning:')")
         return geometry
 
     def to_meta(self) -> list[dict]:
@@ -136,6 +185,19 @@ class CaloGeometry:
         """Per voxel: layer id, bin-centre radius (mm), α-bin centre (rad), r-bin index."""
         return tuple(a.copy() for a in self._centres)
 
+    def voxel_xy(self) -> tuple[np.ndarray, np.ndarray]:
+        """Per voxel, the challenge's η and φ coordinates (mm): x = r cos α, y = r sin α."""
+        _, radius, alpha, _ = self._centres
+        return radius * np.cos(alpha), radius * np.sin(alpha)
+
+    def check_voxels(self, n_voxels: int, where: str, binning: str | None = None) -> None:
+        """:class:`InputError` unless showers of ``n_voxels`` fit this geometry (``where``: the file)."""
+        if n_voxels != self.n_voxels:
+            known = [name for name, g in BUILTIN_GEOMETRIES.items() if g.n_voxels == n_voxels]
+            hint = f"; {n_voxels} voxels is the layout of {known[0]} (binning: {known[0]})" if known else ""
+            raise InputError(f"{where}: showers have {n_voxels} voxels but the geometry "
+                             f"({binning or 'ds1-photons, the default'}) has {self.n_voxels}{hint}")
+
 
 #: CaloChallenge 2022 dataset 1, photons: layers 0, 1, 2, 3, 12 binned 8×1, 16×10, 19×10,
 #: 5×1, 5×1 in (r × α), 368 voxels (``binning_dataset_1_photons.xml``).
@@ -146,6 +208,50 @@ DS1_PHOTONS = CaloGeometry.from_layers([
     (3, (0, 50, 100, 200, 400, 600), 1),
     (12, (0, 100, 200, 400, 1000, 2000), 1),
 ])
+
+
+def _uniform_layers(n_layers: int, r_step: float, n_r: int, n_alpha: int) -> CaloGeometry:
+    # rounded so that the edges are the same doubles the XML's decimals parse to
+    edges = tuple(round(r_step * i, 6) for i in range(n_r + 1))
+    return CaloGeometry.from_layers([(i, edges, n_alpha) for i in range(n_layers)])
+
+
+#: CaloChallenge 2022 dataset 1, pions: layers 0, 1, 2, 3, 12, 13, 14, 533 voxels
+#: (``binning_dataset_1_pions.xml``).
+DS1_PIONS = CaloGeometry.from_layers([
+    (0, (0, 5, 10, 30, 50, 100, 200, 400, 600), 1),
+    (1, (0, 1, 4, 7, 10, 15, 30, 50, 90, 150, 200), 10),
+    (2, (0, 5, 10, 20, 30, 50, 80, 130, 200, 300, 400), 10),
+    (3, (0, 50, 100, 200, 400, 600), 1),
+    (12, (0, 10, 20, 30, 50, 80, 100, 130, 160, 200, 250, 300, 350, 400, 1000, 2000), 10),
+    (13, (0, 10, 20, 30, 50, 80, 100, 130, 160, 200, 250, 300, 350, 400, 600, 1000, 2000), 10),
+    (14, (0, 50, 100, 150, 200, 250, 300, 400, 600, 1000, 2000), 1),
+])
+#: CaloChallenge 2022 dataset 2 (electrons): 45 layers of 9 r-bins of 4.65 mm × 16 α-bins, 6,480 voxels.
+DS2 = _uniform_layers(45, 4.65, 9, 16)
+#: CaloChallenge 2022 dataset 3 (electrons): 45 layers of 18 r-bins of 2.325 mm × 50 α-bins, 40,500 voxels.
+DS3 = _uniform_layers(45, 2.325, 18, 50)
+#: The challenge's layouts by the names a dataset's ``binning:`` (and ``calochallenge:``) uses.
+BUILTIN_GEOMETRIES: dict[str, CaloGeometry] = {"ds1-photons": DS1_PHOTONS, "ds1-pions": DS1_PIONS, "ds2": DS2, "ds3": DS3}
+
+
+def resolve_geometry(binning: str | os.PathLike | None = None, particle: str | None = None) -> CaloGeometry:
+    """The geometry a dataset's ``binning:`` names: a built-in name
+    (:data:`BUILTIN_GEOMETRIES`), a binning XML path (:meth:`CaloGeometry.from_xml` with
+    ``particle``), or, when absent, dataset 1 photons."""
+    if binning is None:
+        return DS1_PHOTONS
+    if str(binning) in BUILTIN_GEOMETRIES:
+        return BUILTIN_GEOMETRIES[str(binning)]
+    if not str(binning).lower().endswith(".xml") and not Path(binning).exists():
+        raise InputError(f"binning: {binning!r} is neither a built-in layout {sorted(BUILTIN_GEOMETRIES)} "
+                         "nor a binning XML file")
+    return CaloGeometry.from_xml(binning, particle)
+
+
+def builtin_name(geometry: CaloGeometry) -> str | None:
+    """The built-in name of ``geometry`` (``ds2``, …), None for another layout."""
+    return next((name for name, g in BUILTIN_GEOMETRIES.items() if g == geometry), None)
 
 
 def incident_energy(condition: np.ndarray | None, condition_names: list[str]) -> np.ndarray:

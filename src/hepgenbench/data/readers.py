@@ -24,7 +24,7 @@ import h5py
 import numpy as np
 import uproot
 
-from hepgenbench.data.calo_geometry import DS1_PHOTONS, READOUT_THRESHOLD_MEV
+from hepgenbench.data.calo_geometry import DS1_PHOTONS, READOUT_THRESHOLD_MEV, CaloGeometry
 from hepgenbench.data.calo_geometry import META_KEY as CALO_META_KEY
 from hepgenbench.errors import InputError
 from hepgenbench.io import EventSet
@@ -550,68 +550,67 @@ def read_hdf5(spec: Hdf5Spec) -> EventSet:
 N_VOXELS = DS1_PHOTONS.n_voxels
 
 
-def voxel_names() -> list[str]:
-    return DS1_PHOTONS.voxel_names()
+def voxel_names(geometry: CaloGeometry = DS1_PHOTONS) -> list[str]:
+    return geometry.voxel_names()
 
 
 #: How a shower reaches the generators (the ``representation`` key of a calo dataset).
 CALO_REPRESENTATIONS = ("shares", "voxels")
 
 
-def calo_transforms(representation: str, readout_threshold_mev: float) -> list[dict]:
+def calo_transforms(representation: str, readout_threshold_mev: float,
+                    geometry: CaloGeometry = DS1_PHOTONS) -> list[dict]:
     """The voxels' preprocessing specs for a ``representation`` of the shower.
 
     ``shares``: the ``shower_share`` block (E_tot / E_inc, the layers' shares of it and the
     voxels' shares of their layer; :class:`hepgenbench.preprocess.ShowerShares`), grouped
-    by the five layers. ``voxels``: each voxel's energy over E_inc through a logit, on its
-    own (``fraction_logit``). Both regularise by α = 1e-6, as CaloFlow does
+    by the geometry's layers. ``voxels``: each voxel's energy over E_inc through a logit, on
+    its own (``fraction_logit``). Both regularise by α = 1e-6, as CaloFlow does
     (arXiv:2106.05285), and zero-suppress generated voxels below the readout threshold, as
     the detector did to the truth.
     """
     if representation not in CALO_REPRESENTATIONS:
         raise InputError(f"representation '{representation}' is not one of {CALO_REPRESENTATIONS}")
     if representation == "voxels":
-        return [{"type": "fraction_logit", "alpha": 1e-6, "threshold": readout_threshold_mev} for _ in range(N_VOXELS)]
-    layer, *_ = DS1_PHOTONS.voxel_centres()
+        return [{"type": "fraction_logit", "alpha": 1e-6, "threshold": readout_threshold_mev}
+                for _ in range(geometry.n_voxels)]
+    layer, *_ = geometry.voxel_centres()
     return [{"type": "shower_share", "group": f"layer{l}", "alpha": 1e-6, "threshold": readout_threshold_mev}
             for l in layer]
 
 
 def read_calochallenge(
     path: str | os.PathLike, nan_policy: str = "refuse", readout_threshold_mev: float = READOUT_THRESHOLD_MEV,
-    representation: str = "shares",
+    representation: str = "shares", geometry: CaloGeometry = DS1_PHOTONS, binning: str | None = None,
 ) -> EventSet:
-    """Read a CaloChallenge dataset-1-photon file (``incident_energies``, ``showers``, MeV).
+    """Read a CaloChallenge file (``incident_energies``, ``showers``, MeV) in ``geometry``.
 
-    Features are the 368 voxels ``v000``…``v367``; the condition is ``E_inc``. Their
-    transforms are :func:`calo_transforms` of ``representation``.
+    Features are the voxels ``v000``…; the condition is ``E_inc``. Their transforms are
+    :func:`calo_transforms` of ``representation``. A voxel count other than the geometry's
+    is an :class:`InputError` naming both and the file (``binning`` names the geometry).
+    The whole file is loaded; :func:`hepgenbench.data.calo_features.stream_high_level_features`
+    reads one in chunks.
     """
+    from hepgenbench.data.calo_features import open_showers
+
     path = str(path)
     resolve_files([path])
-    with _open_hdf5(path) as f:
-        for key in ("showers", "incident_energies"):
-            if key not in f:
-                raise InputError(f"{path}: no dataset {key!r}; a CaloChallenge file has 'incident_energies' "
-                                 f"(N, 1) and 'showers' (N, {N_VOXELS}); it has: {_abbreviated(f.keys())}")
-        showers = f["showers"]
-        if showers.ndim != 2 or showers.shape[1] != N_VOXELS:
-            raise InputError(f"{path}: 'showers' has shape {showers.shape}; dataset 1 (photons) has "
-                             f"{N_VOXELS} voxels per shower")
+    f, showers, e_inc = open_showers(path, geometry, binning)
+    with f:
         showers = np.asarray(showers[()], dtype=np.float64)
-        e_inc = np.asarray(f["incident_energies"][()], dtype=np.float64).reshape(-1, 1)
-    if len(e_inc) != len(showers):
-        raise InputError(f"{path}: {len(showers)} showers but {len(e_inc)} incident energies")
-    names = voxel_names()
+    e_inc = e_inc.reshape(-1, 1)
+    names = voxel_names(geometry)
+    n_voxels = geometry.n_voxels
     showers, e_inc, n_bad = _apply_nan_policy(showers, e_inc, nan_policy, path, names + ["E_inc"],
-                                              [f"showers[:, {i}]" for i in range(N_VOXELS)] + ["incident_energies"])
+                                              [f"showers[:, {i}]" for i in range(n_voxels)] + ["incident_energies"])
     return EventSet(
         features=showers,
         feature_names=names,
         kind="calo",
-        transforms=calo_transforms(representation, readout_threshold_mev),
+        transforms=calo_transforms(representation, readout_threshold_mev, geometry),
         condition=e_inc,
         condition_names=["E_inc"],
-        units=["MeV"] * N_VOXELS,
+        units=["MeV"] * n_voxels,
         meta={"source": "calochallenge", "files": [path], "n_dropped_nonfinite": n_bad,
-              CALO_META_KEY: DS1_PHOTONS.to_meta()},
+              CALO_META_KEY: geometry.to_meta()},
     )

@@ -112,6 +112,11 @@ class TrueDensity(ABC):
     def log_prob_torch(self, x):
         """The same in torch, differentiable: density-trained models train on it."""
 
+    def box(self) -> list[tuple[float, float]] | None:
+        """The bounding box of the support, one ``(low, high)`` per feature, for a grid
+        sampler (VEGAS, :mod:`hepgenbench.physics.vegas_baseline`); None if unbounded."""
+        return None
+
     def baseline_weights(self, n: int, seed: int) -> dict | None:
         """Importance weights p/q of the baseline proposal q that a trained sampler must beat
         (``efficiency``, ``relative_error``, ``fraction_zero_weight``, ``n``), or None."""

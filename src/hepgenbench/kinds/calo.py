@@ -18,11 +18,13 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import numpy as np
 
 from hepgenbench.data.calo_geometry import (
+    BUILTIN_GEOMETRIES,
     MIN_EVENTS_PER_ENERGY_BIN,
     READOUT_THRESHOLD_MEV,
     CaloGeometry,
     EnergyBins,
     incident_energy,
+    resolve_geometry,
 )
 from hepgenbench.kinds.base import DatasetKind, KindPlotInputs, Source
 from hepgenbench.kinds.registry import register
@@ -42,7 +44,7 @@ ETOT_OVER_EINC_RANGE = (0.01, 2.0)
 EINC_MISMATCH_P = 1e-3
 
 #: Axis label template and unit of the high-level features, by name pattern
-#: (:func:`hepgenbench.data.calo.high_level_feature_names`).
+#: (:func:`hepgenbench.data.calo_features.high_level_feature_names`).
 OBSERVABLE_AXES: tuple[tuple[str, str, str], ...] = (
     (r"^Etot_over_Einc$", r"$E_{tot}/E_{inc}$", ""),
     (r"^E_layer(\d+)$", r"$E$, layer \1", "MeV"),
@@ -61,7 +63,24 @@ _SHOWER_PROPERTIES: dict[str, Any] = {
         "description": "the shower as E_tot/E_inc, layer shares and voxel shares (stick breaking), "
                        "or each voxel over E_inc on its own"},
     "nan_policy": {"enum": ["refuse", "drop"], "default": "refuse"},
+    "binning": {
+        "type": "string",
+        "description": "the voxel geometry: a CaloChallenge binning XML (binning_dataset_*.xml) or a built-in "
+                       f"layout {sorted(BUILTIN_GEOMETRIES)} (default ds1-photons)"},
+    "particle": {
+        "type": "string",
+        "description": "the <Bin> of the binning XML, by name (photon, pion, electron) or pid, where it holds several"},
+    # hepgenbench.reference.calochallenge.DATASETS, spelled out: the Snakefile imports this module
+    "calochallenge": {
+        "enum": ["ds1-photons", "ds1-pions", "ds2", "ds3"],
+        "description": "the CaloChallenge dataset these showers are: the report shows the challenge's "
+                       "published rows beside this run's (arXiv:2410.21611)"},
 }
+
+
+def dataset_geometry(params: dict[str, Any]) -> CaloGeometry:
+    """The geometry a calo dataset block's ``binning:`` and ``particle:`` pick (:func:`resolve_geometry`)."""
+    return resolve_geometry(params.get("binning"), params.get("particle"))
 
 
 def _read_showers(path: str, params: dict[str, Any]) -> EventSet:
@@ -70,11 +89,13 @@ def _read_showers(path: str, params: dict[str, Any]) -> EventSet:
     return readers.read_calochallenge(
         path, nan_policy=params.get("nan_policy", "refuse"),
         readout_threshold_mev=params.get("readout_threshold_mev", READOUT_THRESHOLD_MEV),
-        representation=params.get("representation", "shares"))
+        representation=params.get("representation", "shares"),
+        geometry=dataset_geometry(params), binning=params.get("binning"))
 
 
 class CaloSource(Source):
-    """GFlash photon showers in the dataset-1-photon layout (:mod:`hepgenbench.data.calo`)."""
+    """GFlash showers (:mod:`hepgenbench.data.calo`) in the layout ``binning:`` picks
+    (dataset 1 photons by default), from :func:`hepgenbench.data.calo.detector_for` it."""
 
     name: ClassVar[str] = "calo"
     kind: ClassVar[str] = "calo"
@@ -82,9 +103,10 @@ class CaloSource(Source):
     properties: ClassVar[dict[str, Any]] = _SHOWER_PROPERTIES
 
     def generate(self, output: str, params: dict[str, Any], log: Callable[..., None]) -> dict:
-        from hepgenbench.data.calo import simulate_showers
+        from hepgenbench.data.calo import detector_for, simulate_showers
 
-        return simulate_showers(output, int(params["n_events"]), int(params["seed"]), log=log)
+        return simulate_showers(output, int(params["n_events"]), int(params["seed"]), log=log,
+                                detector=detector_for(dataset_geometry(params)))
 
     def read(self, files: list[str], params: dict[str, Any], sink=None) -> EventSet:
         return _read_showers(files[0], params)
@@ -131,8 +153,8 @@ class Calo(DatasetKind):
 
     # ------------------------------------------------------------------ kind interface
     def observables(self, events: EventSet) -> tuple[np.ndarray, list[str]]:
-        """The CaloChallenge high-level features (:func:`hepgenbench.data.calo.high_level_features`)."""
-        from hepgenbench.data.calo import high_level_features
+        """The CaloChallenge high-level features (:func:`hepgenbench.data.calo_features.high_level_features`)."""
+        from hepgenbench.data.calo_features import high_level_features
 
         return high_level_features(events.features, self.incident_energy(events), self.geometry(events))
 
@@ -208,25 +230,54 @@ class Calo(DatasetKind):
 
     def extra_metrics(self, truth: EventSet, generated: EventSet, truth_obs: np.ndarray, gen_obs: np.ndarray,
                       obs_names: list[str], options: EvalOptions, seed: int) -> dict[str, MetricResult]:
-        """``c2st_auc_high_level`` (C2ST on the high-level features and log10 E_inc) and
-        ``per_energy_bin`` (W1 and C2ST AUC on them per incident-energy bin)."""
+        """The challenge's high-level metrics (arXiv:2410.21611, Sec. 4), each with its
+        truth floor from the truth row's identical call:
+
+        * ``c2st_auc_high_level``: C2ST on the high-level features and log10 E_inc;
+        * ``separation_power_high_level``: the challenge's histogram separation power,
+          averaged over the high-level features (per feature in its details);
+        * ``prdc_precision``, ``prdc_recall``, ``prdc_density``, ``prdc_coverage`` on the
+          high-level features (:mod:`hepgenbench.metrics.prdc`);
+        * ``per_energy_bin``: W1 and C2ST AUC on them per incident-energy bin;
+        * ``calo_response``: response and resolution against E_inc (a physics figure, no floor)."""
         from hepgenbench.evaluate import metric_seed
         from hepgenbench.metrics.classifier import classifier_two_sample_test
+        from hepgenbench.metrics.histogram import histogram_divergences
+        from hepgenbench.metrics.prdc import prdc_metrics
 
         labels = obs_names + ["log10_E_inc"]
         hl_truth = np.column_stack([truth_obs, np.log10(self.incident_energy(truth))])
         hl_gen = np.column_stack([gen_obs, np.log10(self.incident_energy(generated))])
         out = {"c2st_auc_high_level": classifier_two_sample_test(
             hl_truth, hl_gen, options.c2st_classifier, options.c2st_folds, metric_seed(seed, "c2st_high_level"),
-            options.c2st_max_events, labels)}
+            options.c2st_max_events, labels, options.cc22)}
+        histograms = histogram_divergences(truth_obs, gen_obs, options.n_bins, options.n_bootstrap,
+                                           metric_seed(seed, "histogram_high_level"), obs_names)
+        out["separation_power_high_level"] = histograms["separation_power_mean"]
+        out.update(prdc_metrics(truth_obs, gen_obs, options.prdc_k, options.prdc_max_events, options.prdc_repeats,
+                                metric_seed(seed, "prdc")))
         per_bin = self._per_energy_bin(truth, generated, truth_obs, gen_obs, obs_names, options, seed)
         if per_bin is not None:
             out["per_energy_bin"] = per_bin
+        out["calo_response"] = self._response(truth, generated, options, seed)
         return out
+
+    def _response(self, truth: EventSet, generated: EventSet, options: EvalOptions, seed: int) -> MetricResult:
+        """Response and resolution against E_inc, fitted as a/√E ⊕ b ⊕ c/E, for truth and
+        the sample (:mod:`hepgenbench.physics.calo_response`), in the energy bins of the scores."""
+        from hepgenbench.physics.calo_response import calo_response_metric
+
+        e_truth, e_gen = self.incident_energy(truth), self.incident_energy(generated)
+        return calo_response_metric(truth.features.sum(axis=1), e_truth, generated.features.sum(axis=1), e_gen,
+                                    EnergyBins.from_truth(e_truth, options.energy_bins), seed)
 
     def _per_energy_bin(self, truth, generated, truth_obs, gen_obs, obs_names, options, seed) -> MetricResult | None:
         """W1 of the high-level features and C2ST AUC on them per incident-energy bin (None if
-        no bin is populated). Its value is the AUC of the bin farthest from 0.5."""
+        no bin is populated). Its value is the AUC of the bin farthest from 0.5.
+
+        These are hepgenbench's own scores, not the challenge's: with ``c2st_classifier: cc22``
+        the bins use the gradient-boosted trees, rather than train the challenge's network
+        once per bin."""
         from hepgenbench.evaluate import metric_seed
         from hepgenbench.metrics.base import MetricResult
         from hepgenbench.metrics.classifier import classifier_two_sample_test
@@ -234,6 +285,7 @@ class Calo(DatasetKind):
 
         e_truth, e_gen = self.incident_energy(truth), self.incident_energy(generated)
         bins = EnergyBins.from_truth(e_truth, options.energy_bins)
+        classifier = "hgb" if options.c2st_classifier == "cc22" else options.c2st_classifier
         rows, aucs = [], []
         for i, (lo, hi) in enumerate(zip(bins.low, bins.high)):
             t_mask, g_mask = bins.mask(e_truth, i), bins.mask(e_gen, i)
@@ -244,7 +296,7 @@ class Calo(DatasetKind):
             else:
                 w1 = w1_per_feature(truth_obs[t_mask], gen_obs[g_mask], n_boot=options.n_bootstrap,
                                     rng=metric_seed(seed, f"w1_ebin{i}"), feature_names=obs_names)
-                auc = classifier_two_sample_test(truth_obs[t_mask], gen_obs[g_mask], options.c2st_classifier,
+                auc = classifier_two_sample_test(truth_obs[t_mask], gen_obs[g_mask], classifier,
                                                  options.c2st_folds, metric_seed(seed, f"c2st_ebin{i}"),
                                                  options.c2st_max_events)
                 row.update(w1_mean=w1.value, w1_mean_error=w1.error, c2st_auc=auc.value, c2st_auc_error=auc.error)
@@ -254,15 +306,17 @@ class Calo(DatasetKind):
             return None
         worst = max(aucs, key=lambda a: abs(a - 0.5))
         return MetricResult(worst, float("nan"), {"bins": rows, "value_is": "C2ST AUC of the energy bin farthest from 0.5",
-                                                  "on": "high-level features"})
+                                                  "on": "high-level features", "classifier": classifier})
 
     def extra_plots(self, inputs: KindPlotInputs) -> list[PlotRecord]:
         """The CaloChallenge views of showers (:mod:`hepgenbench.plotting.calo`): radial
         profiles, the average shower in (α, r), mean layer energy against E_inc in the
-        :class:`EnergyBins` of the per-energy scores, and those scores."""
+        :class:`EnergyBins` of the per-energy scores, those scores, and single showers of
+        truth and every model at three incident energies."""
         from hepgenbench.plotting.calo import calo_plots
+        from hepgenbench.plotting.physics import calo_resolution_plot
 
-        return calo_plots(inputs, self)
+        return calo_plots(inputs, self) + calo_resolution_plot(inputs)
 
     def example(self, directory: str, n_events: int, seed: int) -> dict[str, Any]:
         return {"source": "calo", "n_events": n_events}

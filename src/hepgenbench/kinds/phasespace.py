@@ -18,7 +18,9 @@ from hepgenbench.kinds.base import DatasetKind, KindPlotInputs, Source, TrueDens
 from hepgenbench.kinds.registry import register
 
 if TYPE_CHECKING:
+    from hepgenbench.evaluate import EvalOptions
     from hepgenbench.io import EventSet
+    from hepgenbench.metrics.base import MetricResult
     from hepgenbench.records import PlotRecord
 
 #: the generator's features, in order; the true density applies to exactly these
@@ -61,6 +63,12 @@ class DalitzDensity(TrueDensity):
 
         return log_density_torch(x)
 
+    def box(self) -> list[tuple[float, float]]:
+        """The Dalitz plot's bounding box in (m²₁₂, m²₂₃) and the angles' ranges."""
+        from hepgenbench.data.phasespace import DALITZ
+
+        return [DALITZ.m2_12_limits, DALITZ.m2_23_limits, (-np.pi, np.pi), (-1.0, 1.0), (-np.pi, np.pi)]
+
     def baseline_weights(self, n: int, seed: int) -> dict:
         """Weights p/q of flat phase space: the proposal a trained sampler must beat."""
         from hepgenbench.data.phasespace import flat_log_density, log_density, sample_flat
@@ -88,6 +96,28 @@ class PhaseSpace(DatasetKind):
 
     def observable_axes(self, names: list[str]) -> list[tuple[str, str]]:
         return [OBSERVABLE_AXES.get(name, (name, "")) for name in names]
+
+    def extra_metrics(self, truth: EventSet, generated: EventSet, truth_obs: np.ndarray, gen_obs: np.ndarray,
+                      obs_names: list[str], options: EvalOptions, seed: int) -> dict[str, MetricResult]:
+        """``unweighting_vs_vegas``: the sampler's unweighting efficiency against the reduced
+        maximum beside VEGAS's at the same number of density evaluations
+        (:mod:`hepgenbench.physics.vegas_baseline`). A model's sample carries its weights
+        (``meta["importance_weights"]``, written by the sample stage); the truth row's sampler
+        is flat phase space, the baseline. A model without an exact likelihood has none."""
+        from hepgenbench.evaluate import metric_seed
+        from hepgenbench.physics.vegas_baseline import unweighting_vs_vegas
+
+        density = self.density(truth.feature_names)
+        if density is None:
+            return {}
+        if "trained" in generated.meta:  # a model's sample
+            weights = generated.meta.get("importance_weights")
+            if not weights:
+                return {}
+            proposal = "model"
+        else:
+            weights, proposal = density.baseline_weights(len(generated), seed), "flat phase space (baseline)"
+        return {"unweighting_vs_vegas": unweighting_vs_vegas(density, weights, proposal, metric_seed(seed, "vegas"))}
 
     def extra_plots(self, inputs: KindPlotInputs) -> list[PlotRecord]:
         """The Dalitz plot, m²₁₂ against m²₂₃ (:mod:`hepgenbench.plotting.dalitz`)."""

@@ -14,11 +14,14 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
-from hepgenbench.kinds.base import ETA_LIMIT_JET, ETA_LIMIT_MUON, DatasetKind, Source, feature_column
+from hepgenbench.kinds.base import ETA_LIMIT_JET, ETA_LIMIT_MUON, DatasetKind, KindPlotInputs, Source, feature_column
 from hepgenbench.kinds.registry import register
 
 if TYPE_CHECKING:
+    from hepgenbench.evaluate import EvalOptions
     from hepgenbench.io import EventSet
+    from hepgenbench.metrics.base import MetricResult
+    from hepgenbench.records import PlotRecord
 
 MUON_MASS_GEV = 0.10566
 
@@ -100,6 +103,21 @@ class Zmumu(DatasetKind):
 
     def observable_axes(self, names: list[str]) -> list[tuple[str, str]]:
         return [OBSERVABLE_AXES.get(name, (name, "")) for name in names]
+
+    def extra_metrics(self, truth: EventSet, generated: EventSet, truth_obs: np.ndarray, gen_obs: np.ndarray,
+                      obs_names: list[str], options: EvalOptions, seed: int) -> dict[str, MetricResult]:
+        """``z_lineshape``: the Voigtian fit of m_μμ on truth and on the sample, with the
+        sample's mass and width pulls (:mod:`hepgenbench.physics.lineshape`)."""
+        from hepgenbench.physics.lineshape import z_lineshape_metric
+
+        i = obs_names.index("m_mumu")
+        return {"z_lineshape": z_lineshape_metric(truth_obs[:, i], gen_obs[:, i])}
+
+    def extra_plots(self, inputs: KindPlotInputs) -> list[PlotRecord]:
+        """The Z line shape of truth and every model with their fits (:mod:`hepgenbench.plotting.physics`)."""
+        from hepgenbench.plotting.physics import z_lineshape_plot
+
+        return [z_lineshape_plot(inputs)] if inputs.samples else []
 
     def eta_limit(self, feature: str) -> float | None:
         # every η of a dimuon event that is not a jet's is a muon's

@@ -7,11 +7,16 @@ density ratio w(x) = p/(1−p) = p_truth(x)/p_gen(x): where the generator under-
 phase space w ≫ 1, where it over-populates w ≪ 1 (Das et al., arXiv:2305.16774). Both are
 read from the out-of-fold predictions of a stratified k-fold, so every event is scored by
 a classifier that never saw it.
+
+``classifier="cc22"`` replaces the k-fold by the CaloChallenge's own protocol and network
+(:mod:`hepgenbench.metrics.cc22`): one 60/20/20 split and a calibrated 2,048-unit network,
+so that the AUC is on the scale of the challenge's published ones (arXiv:2410.21611).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import numpy as np
 from sklearn.ensemble import HistGradientBoostingClassifier
@@ -24,7 +29,7 @@ from sklearn.preprocessing import StandardScaler
 from hepgenbench.errors import InputError
 from hepgenbench.metrics.base import MetricResult, RandomLike, as_sample_pair, feature_labels, finite_rows
 
-CLASSIFIERS = ("hgb", "mlp")
+CLASSIFIERS = ("hgb", "mlp", "cc22")
 #: fixed log-weight binning so that histograms of different models share an axis
 LOG_W_EDGES = np.linspace(-6.0, 6.0, 61)
 #: the extreme fraction of generated events whose feature means locate large/small weights
@@ -32,7 +37,8 @@ EXTREME_FRACTION = 0.01
 
 
 def make_classifier(kind: str, seed: int):
-    """An unfitted scikit-learn classifier: gradient-boosted trees ("hgb") or an MLP ("mlp")."""
+    """An unfitted scikit-learn classifier: gradient-boosted trees ("hgb") or an MLP ("mlp").
+    The challenge's network ("cc22") is not a scikit-learn estimator: see :mod:`~hepgenbench.metrics.cc22`."""
     if kind == "hgb":
         # early stopping on an internal 10% split keeps the boosting from memorising
         return HistGradientBoostingClassifier(max_iter=100, early_stopping=True, random_state=seed)
@@ -52,6 +58,7 @@ def classifier_two_sample_test(
     rng: RandomLike = 0,
     max_events: int | None = None,
     feature_names: Sequence[str] | None = None,
+    cc22: Mapping[str, Any] | None = None,
 ) -> MetricResult:
     """ROC AUC of a truth-vs-generated classifier on held-out folds, with classifier weights.
 
@@ -72,6 +79,8 @@ def classifier_two_sample_test(
     n_dropped = len(truth) + len(gen)
     truth, gen = finite_rows(truth), finite_rows(gen)
     n_dropped -= len(truth) + len(gen)
+    if classifier not in CLASSIFIERS:
+        raise InputError(f"c2st_classifier must be one of {CLASSIFIERS}, got {classifier!r}")
     if folds < 2:
         raise InputError(f"c2st_folds must be at least 2, got {folds}")
     names = feature_labels(feature_names, truth.shape[1])
@@ -86,6 +95,8 @@ def classifier_two_sample_test(
     y = np.concatenate([np.ones(n, dtype=int), np.zeros(n, dtype=int)])
 
     seed = int(generator.integers(0, 2**31 - 1))
+    if classifier == "cc22":
+        return _cc22_test(x, y, gen, n, names, seed, n_dropped, cc22)
     splitter = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed)
     p_out = np.empty(len(y))
     aucs = []
@@ -95,12 +106,65 @@ def classifier_two_sample_test(
         aucs.append(float(roc_auc_score(y[test_idx], p_out[test_idx])))
     aucs_arr = np.asarray(aucs)
 
-    p = np.clip(p_out, 1e-7, 1 - 1e-7)
+    return MetricResult(
+        float(aucs_arr.mean()),
+        float(aucs_arr.std(ddof=1) / np.sqrt(folds)),
+        {
+            "fold_auc": aucs,
+            "fold_spread": float(aucs_arr.max() - aucs_arr.min()),
+            "classifier": classifier,
+            "folds": folds,
+            "n_per_class": n,
+            "n_nonfinite_dropped": int(n_dropped),
+            **weight_details(p_out, y, gen, names),
+        },
+    )
+
+
+def _cc22_test(x: np.ndarray, y: np.ndarray, gen: np.ndarray, n: int, names: list[str], seed: int,
+               n_dropped: int, options: Mapping[str, Any] | None) -> MetricResult:
+    """The C2ST with the CaloChallenge's classifier and protocol (:mod:`hepgenbench.metrics.cc22`)."""
+    from hepgenbench.metrics.cc22 import CC22Settings, cc22_fit_predict
+
+    try:
+        settings = CC22Settings(**dict(options or {}))
+    except TypeError as err:
+        raise InputError(f"cc22 classifier options: {err}") from None
+    result = cc22_fit_predict(x, y, settings, seed)
+    # the generated events of the test split, in the order of their predictions
+    gen_test = gen[result.test_index[result.y_test == 0] - n]
+    return MetricResult(
+        result.auc,
+        result.auc_error,
+        {
+            "classifier": "cc22",
+            "protocol": "CaloChallenge: 60/20/20 split, isotonic calibration on the validation split",
+            "jsd_bits": result.jsd_bits,
+            "auc_uncalibrated": result.auc_uncalibrated,
+            "best_epoch": result.best_epoch,
+            "epochs": result.epochs,
+            "width": settings.width,
+            "device": result.device,
+            "n_per_class": n,
+            "n_test": len(result.y_test),
+            "n_nonfinite_dropped": int(n_dropped),
+            **weight_details(result.p_test, result.y_test, gen_test, names),
+        },
+    )
+
+
+def weight_details(p: np.ndarray, y: np.ndarray, gen: np.ndarray, names: list[str]) -> dict[str, Any]:
+    """Histograms of log w = log p/(1−p) per class and where the extreme weights sit.
+
+    ``p``: classifier outputs of held-out events, ``y`` their labels (1 truth); ``gen``: the
+    generated events among them, in the order they appear in ``p``.
+    """
+    p = np.clip(p, 1e-7, 1 - 1e-7)
     log_w = np.log(p) - np.log1p(-p)
     clipped = np.clip(log_w, LOG_W_EDGES[0], LOG_W_EDGES[-1])
     gen_log_w = log_w[y == 0]
     gen_std = np.where(gen.std(axis=0) > 0, gen.std(axis=0), 1.0)
-    n_extreme = max(1, int(EXTREME_FRACTION * n))
+    n_extreme = max(1, int(EXTREME_FRACTION * len(gen)))
     order = np.argsort(gen_log_w, kind="stable")
     largest, smallest = gen[order[-n_extreme:]], gen[order[:n_extreme]]
 
@@ -114,23 +178,13 @@ def classifier_two_sample_test(
             for name, m, w in zip(names, mean_shift, width_ratio)
         }
 
-    return MetricResult(
-        float(aucs_arr.mean()),
-        float(aucs_arr.std(ddof=1) / np.sqrt(folds)),
-        {
-            "fold_auc": aucs,
-            "fold_spread": float(aucs_arr.max() - aucs_arr.min()),
-            "classifier": classifier,
-            "folds": folds,
-            "n_per_class": n,
-            "n_nonfinite_dropped": int(n_dropped),
-            "log_w_hist": {
-                "edges": LOG_W_EDGES.tolist(),
-                "truth": np.histogram(clipped[y == 1], LOG_W_EDGES)[0].tolist(),
-                "generated": np.histogram(clipped[y == 0], LOG_W_EDGES)[0].tolist(),
-            },
-            "where_w_largest": shift(largest),
-            "where_w_smallest": shift(smallest),
-            "extreme_fraction": EXTREME_FRACTION,
+    return {
+        "log_w_hist": {
+            "edges": LOG_W_EDGES.tolist(),
+            "truth": np.histogram(clipped[y == 1], LOG_W_EDGES)[0].tolist(),
+            "generated": np.histogram(clipped[y == 0], LOG_W_EDGES)[0].tolist(),
         },
-    )
+        "where_w_largest": shift(largest),
+        "where_w_smallest": shift(smallest),
+        "extreme_fraction": EXTREME_FRACTION,
+    }

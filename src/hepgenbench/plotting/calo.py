@@ -9,11 +9,16 @@ incident-energy binning rule (:class:`~hepgenbench.data.calo_geometry.EnergyBins
 - the mean energy per layer against the incident energy, in the bins the per-energy
   scores use;
 - those scores, W1 and C2ST AUC of the high-level features per incident-energy bin, as
-  ``evaluate_sample`` writes them in ``metrics["per_energy_bin"]``.
+  ``evaluate_sample`` writes them in ``metrics["per_energy_bin"]``;
+
+and a gallery of single showers (:func:`shower_gallery`), the first look at a generator:
+the average shower hides the speckle, missing cores and identical copies that single
+showers show.
 """
 
 from __future__ import annotations
 
+import zlib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -49,6 +54,7 @@ def calo_plots(inp: KindPlotInputs, kind: Calo) -> list[PlotRecord]:
     per_bin = per_energy_bin(inp.dataset, inp.metrics, list(inp.samples), inp.colors, inp.out)
     if per_bin is not None:
         records.append(per_bin)
+    records += shower_gallery(inp.dataset, geometry, sets, e_inc, gallery_bins(e_inc["truth"]), inp.out)
     return records
 
 
@@ -231,3 +237,93 @@ def per_energy_bin(dataset: str, metrics: Mapping[str, Mapping], models: list[st
         "bin, with their errors; truth against truth (dashed) is the noise floor at that bin's sample size, "
         "and 0.5 (dotted) the ideal AUC.",
     )  # fmt: skip
+
+
+#: showers per sample and incident energy in the gallery
+GALLERY_SHOWERS = 2
+#: incident energies of the gallery: the lowest, middle and highest of truth's energy bins
+GALLERY_ENERGIES = 3
+#: sectors the gallery draws a layer's full turn in, at least
+GALLERY_ALPHA_SECTORS = 36
+
+
+def gallery_bins(e_truth: np.ndarray) -> EnergyBins:
+    """The gallery's energies: every discrete value of truth's spectrum (one shower is
+    enough to show one), else three equal-population ranges."""
+    return EnergyBins.from_truth(e_truth, max_bins=GALLERY_ENERGIES, min_events=1)
+
+
+def gallery_picks(e_inc: Mapping[str, np.ndarray], bins: EnergyBins, n_showers: int = GALLERY_SHOWERS,
+                  seed: int = 0) -> list[tuple[int, dict[str, np.ndarray]]]:
+    """Per gallery energy bin (lowest, middle, highest of ``bins``), the indices of up to
+    ``n_showers`` showers of each sample drawn at random from that bin, seeded by ``seed``
+    and the sample's name so that adding a model does not change the others' picks."""
+    chosen = sorted({0, len(bins) // 2, len(bins) - 1})[:GALLERY_ENERGIES]
+    picks = []
+    for i in chosen:
+        per_sample = {}
+        for name, e in e_inc.items():
+            candidates = np.flatnonzero(bins.mask(np.asarray(e, dtype=np.float64).reshape(-1), i))
+            rng = np.random.default_rng([seed, i, zlib.crc32(name.encode())])
+            per_sample[name] = np.sort(rng.choice(candidates, min(n_showers, len(candidates)), replace=False))
+        picks.append((i, per_sample))
+    return picks
+
+
+def shower_gallery(dataset: str, geometry: CaloGeometry, sets: Mapping[str, EventSet],
+                   e_inc: Mapping[str, np.ndarray], bins: EnergyBins, out: Path,
+                   n_showers: int = GALLERY_SHOWERS) -> list[PlotRecord]:
+    """Single showers of truth and every model at three incident energies, one figure per
+    energy: a row per shower, a column per layer, each layer in the (α, r) plane.
+
+    The showers are drawn at random within the energy bin, seeded by the dataset's name, so
+    a rerun shows the same ones. One colour scale per column (layer), shared by every row.
+    """
+    seed = zlib.crc32(dataset.encode())
+    layers = geometry.layers
+    records = []
+    for i, picks in gallery_picks(e_inc, bins, n_showers, seed):
+        rows = [(name, k) for name in sets for k in picks[name]]
+        if not rows:
+            continue
+        # Cartesian axes with the (α, r) cells as quadrilaterals: polar axes draw the same
+        # picture several times slower, and a gallery has dozens of panels.
+        # A fixed layout: constrained layout took most of the drawing time of a gallery.
+        height = 2.3 * len(rows) + 1.2
+        fig, axes = plt.subplots(len(rows), len(layers), figsize=(2.2 * len(layers) + 1, height), squeeze=False)
+        fig.subplots_adjust(left=0.02, right=0.98, top=1 - 0.35 / height, bottom=1.15 / height, wspace=0.1, hspace=0.3)
+        for col, layer in enumerate(layers):
+            images = [layer.energies(sets[name].features[[k]])[0] for name, k in rows]
+            positive = np.concatenate([im.ravel() for im in images])
+            positive = positive[positive > 0]
+            vmax = positive.max() if positive.size else 1.0
+            norm = matplotlib.colors.LogNorm(vmin=max(positive.min() if positive.size else 1e-3, vmax * 1e-5), vmax=vmax)
+            # Each α bin drawn as several sectors: a polar mesh draws straight chords between its
+            # α edges, and a layer with one α bin would have no area at all.
+            split = -(-GALLERY_ALPHA_SECTORS // layer.n_alpha)
+            alpha_edges = np.linspace(0, 2 * np.pi, layer.n_alpha * split + 1)
+            r_plot = np.log1p(np.asarray(layer.r_edges))
+            x, y = r_plot[None, :] * np.cos(alpha_edges[:, None]), r_plot[None, :] * np.sin(alpha_edges[:, None])
+            for row, ((name, k), image) in enumerate(zip(rows, images)):
+                ax = axes[row, col]
+                drawn = np.ma.masked_less_equal(np.repeat(image, split, axis=0), 0)
+                mesh = ax.pcolormesh(x, y, drawn, norm=norm, cmap="viridis", rasterized=True)
+                ax.set_aspect("equal")
+                ax.set_axis_off()
+                title = f"layer {layer.layer_id}" if col else f"{name} #{k}, E_inc {e_inc[name][k] / 1e3:.3g} GeV\nlayer {layer.layer_id}"
+                ax.set_title(title, fontsize="x-small")
+            box = axes[-1, col].get_position()
+            cax = fig.add_axes((box.x0 + 0.1 * box.width, 0.65 / height, 0.8 * box.width, 0.12 / height))
+            bar = fig.colorbar(mesh, cax=cax, orientation="horizontal", label="energy [MeV]")
+            bar.ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())  # a short range labels its minor ticks
+        energy = (f"E_inc = {bins.low[i] / 1e3:.3g} GeV" if bins.low[i] == bins.high[i]
+                  else f"E_inc in [{bins.low[i] / 1e3:.3g}, {bins.high[i] / 1e3:.3g}] GeV")
+        png, pdf = save_figure(fig, out / "calo" / f"single_showers_{i}.png")
+        records.append(PlotRecord(
+            png, pdf, "calo", f"{dataset}: single showers, {energy}",
+            f"Up to {n_showers} showers per sample drawn at random (seeded) with {energy}: a row per shower, "
+            "a column per layer, each layer in the (α, r) plane with radius on a log(1 + r/mm) scale, empty "
+            "voxels white; one colour scale per layer. Look for speckle, missing cores and identical copies, "
+            "which the average shower hides.",
+        ))  # fmt: skip
+    return records

@@ -1,0 +1,1 @@
+"""Published reference figures the report shows beside a user's rows."""
