@@ -116,13 +116,13 @@ class EventSet:
         if not self.units:
             self.units = [""] * d
         if self.condition is not None:
-            self.condition = np.asarray(self.condition, dtype=np.float64).reshape(n, -1)
+            self.condition = _rows(np.asarray(self.condition, dtype=np.float64), n)
             if len(self.condition_names) != self.condition.shape[1]:
                 raise InputError("condition columns and condition_names differ in length")
         if self.log_density is not None:
             self.log_density = np.asarray(self.log_density, dtype=np.float64).reshape(n)
         if self.event_key is not None:
-            self.event_key = np.asarray(self.event_key, dtype=np.int64).reshape(n, -1)
+            self.event_key = _rows(np.asarray(self.event_key, dtype=np.int64), n)
 
     def __len__(self) -> int:
         return self.features.shape[0]
@@ -149,6 +149,12 @@ class EventSet:
             meta=dict(self.meta),
             event_key=None if self.event_key is None else self.event_key[index],
         )
+
+
+def _rows(array: np.ndarray, n: int) -> np.ndarray:
+    """``array`` as ``n`` rows (a 1-D array becomes one column; zero rows keep their width)."""
+    width = array.shape[-1] if array.ndim > 1 else 1
+    return array.reshape(n, -1) if n else array.reshape(0, width)
 
 
 class EventAppender:

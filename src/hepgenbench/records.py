@@ -560,12 +560,16 @@ class ExternalCost(Record):
     train_time_s: NonNegativeFloat | None = None
     #: trainable parameters
     params: NonNegativeInt | None = None
-    #: events per second, shown in the report's sampling-rate column as given
-    sample_rate: NonNegativeFloat | None = None
+    #: events per second when sampling ``sample_batch_size`` at a time on ``device``
+    sample_rate: Annotated[float, Field(gt=0)] | None = None
+    sample_batch_size: PositiveInt = 10_000
+    device: Literal["cpu", "cuda"] = "cpu"
 
     def sample_cost(self) -> SampleCost:
-        rate = {} if self.sample_rate is None else {"100000": self.sample_rate}
-        return SampleCost(n_parameters=self.params, train_time_s=self.train_time_s, sample_rate=rate)
+        """As the trained models' cost: the rate becomes milliseconds per event at its batch size."""
+        per_event = {} if self.sample_rate is None else {
+            f"{self.device}_{self.sample_batch_size}": 1000.0 / self.sample_rate}
+        return SampleCost(n_parameters=self.params, train_time_s=self.train_time_s, time_per_event_ms=per_event)
 
 
 @record

@@ -134,7 +134,7 @@ def reading_spec(
     for key, value in (("binning", binning), ("particle", particle)):
         if value is not None:
             options[key] = value
-    if format == "hepgenbench":
+    if format in (None, "hepgenbench"):  # None: in-memory samples, or hepgenbench's files
         return ReadingSpec(None, options, name)
     # an embedded source (calo) reads the file format it writes, and has no files: key
     files = {} if kinds.source(format).embedded else {"files": "<the file scored>"}
