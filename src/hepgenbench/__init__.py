@@ -6,3 +6,11 @@ with truth-vs-truth noise floors, plots and the report.
 """
 
 __version__ = "0.1.0"
+
+
+def score(*args, **kwargs):
+    """Score generated samples against truth; the results table (:func:`hepgenbench.scoring.score`)."""
+    from hepgenbench.scoring import score as _score
+
+    return _score(*args, **kwargs)
+

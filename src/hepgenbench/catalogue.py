@@ -197,7 +197,10 @@ class Catalogue(Mapping[str, FamilyCard]):
 
     def family_schema(self) -> dict[str, Any]:
         """The JSON-schema fragment of ``models.*.family``: one of the known families."""
-        return {"enum": self.names(), "description": "a registered model family, or \"package.module:Class\""}
+        from hepgenbench.records import EXTERNAL
+
+        return {"enum": [*self.names(), EXTERNAL],
+                "description": "a registered model family, \"package.module:Class\", or external (samples: a file)"}
 
     def config_schema(self, path: str | Path, cache_dir: str | Path = DEFAULT_CACHE_DIR) -> str:
         """The config schema at ``path`` with the family enum filled in from the cards,

@@ -30,9 +30,11 @@ from hepgenbench.metrics.sanity import unphysical_fraction
 from hepgenbench.metrics.wasserstein import exact_emd, sliced_wasserstein, w1_per_feature
 from hepgenbench.records import EvalOptions
 
-#: headline keys that exist only for some samples: a density (NLL, KL), derived observables
+#: headline keys that exist only for some samples: a density (NLL, KL), derived observables,
+#: a training set (memorisation; a sample scored by ``hepgenbench score`` may have none).
 # unweighting_efficiency is added by the evaluate stage, which holds the model and the density.
-OPTIONAL_KEYS = frozenset({"nll_per_dim", "kl_exact", "w1_observables_mean", "unweighting_efficiency"})
+OPTIONAL_KEYS = frozenset({"nll_per_dim", "kl_exact", "w1_observables_mean", "unweighting_efficiency",
+                           "memorisation_ratio"})
 
 
 def metric_seed(seed: int, name: str) -> np.random.Generator:
@@ -43,7 +45,7 @@ def metric_seed(seed: int, name: str) -> np.random.Generator:
 def evaluate_sample(
     truth: EventSet,
     generated: EventSet,
-    train: EventSet,
+    train: EventSet | None,
     options: EvalOptions,
     seed: int,
     log_q_truth: np.ndarray | None = None,
@@ -55,7 +57,7 @@ def evaluate_sample(
     Args:
         truth: held-out truth (truth A).
         generated: the model's sample in physical units, or truth B for the noise floor.
-        train: the training set, for the memorisation test.
+        train: the training set, for the memorisation test (skipped when ``None``).
         options: :class:`EvalOptions`.
         seed: seeds every metric (see :func:`metric_seed`).
         log_q_truth: the model's log-density of the first ``len(log_q_truth)`` truth events
@@ -76,10 +78,10 @@ def evaluate_sample(
         observables), plus the kind's extra metrics (``c2st_auc_high_level`` and
         ``per_energy_bin`` for showers).
     """
-    if truth.feature_names != generated.feature_names or truth.feature_names != train.feature_names:
+    if truth.feature_names != generated.feature_names or (train is not None and truth.feature_names != train.feature_names):
         raise InputError(
             f"truth, generated and train events must have the same features; got {truth.feature_names}, "
-            f"{generated.feature_names} and {train.feature_names}"
+            f"{generated.feature_names} and {None if train is None else train.feature_names}"
         )
     from hepgenbench import kinds
 
@@ -142,7 +144,7 @@ def evaluate_sample(
             generated.features, kind, names, truth=truth.features, condition=generated.condition,
             truth_condition=truth.condition,
         )
-    if wanted("memorisation_ratio"):
+    if train is not None and wanted("memorisation_ratio"):
         results["memorisation_ratio"] = memorisation(
             generated.features, train.features, truth.features, metric_seed(seed, "memorisation"),
             options.memorisation_max_events, options.memorisation_max_train,

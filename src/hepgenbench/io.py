@@ -83,6 +83,9 @@ class EventSet:
             datasets whose density is known (``phasespace``).
         units: optional unit string per feature, for axis labels.
         meta: free-form provenance (source, generator settings, counts).
+        event_key: optional ``(N, K)`` integer key of the collision each row belongs to
+            (``[Run, Event]``, say): rows that share it are one event, which the split
+            keeps on one side and duplicate counts recognise.
     """
 
     features: np.ndarray
@@ -94,6 +97,7 @@ class EventSet:
     log_density: np.ndarray | None = None
     units: list[str] = field(default_factory=list)
     meta: dict = field(default_factory=dict)
+    event_key: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         self.features = np.asarray(self.features, dtype=np.float64)
@@ -112,11 +116,13 @@ class EventSet:
         if not self.units:
             self.units = [""] * d
         if self.condition is not None:
-            self.condition = np.asarray(self.condition, dtype=np.float64).reshape(n, -1)
+            self.condition = _rows(np.asarray(self.condition, dtype=np.float64), n)
             if len(self.condition_names) != self.condition.shape[1]:
                 raise InputError("condition columns and condition_names differ in length")
         if self.log_density is not None:
             self.log_density = np.asarray(self.log_density, dtype=np.float64).reshape(n)
+        if self.event_key is not None:
+            self.event_key = _rows(np.asarray(self.event_key, dtype=np.int64), n)
 
     def __len__(self) -> int:
         return self.features.shape[0]
@@ -141,7 +147,14 @@ class EventSet:
             log_density=None if self.log_density is None else self.log_density[index],
             units=list(self.units),
             meta=dict(self.meta),
+            event_key=None if self.event_key is None else self.event_key[index],
         )
+
+
+def _rows(array: np.ndarray, n: int) -> np.ndarray:
+    """``array`` as ``n`` rows (a 1-D array becomes one column; zero rows keep their width)."""
+    width = array.shape[-1] if array.ndim > 1 else 1
+    return array.reshape(n, -1) if n else array.reshape(0, width)
 
 
 class EventAppender:
@@ -153,20 +166,26 @@ class EventAppender:
         self.finished = False
 
     def append(self, features: np.ndarray, condition: np.ndarray | None = None,
-               log_density: np.ndarray | None = None) -> None:
-        """Add a chunk: ``features`` (n, D), optional ``condition`` (n, C) and ``log_density`` (n,)."""
+               log_density: np.ndarray | None = None, event_key: np.ndarray | None = None) -> None:
+        """Add a chunk: ``features`` (n, D), optional ``condition`` (n, C), ``log_density`` (n,)
+        and ``event_key`` (n, K)."""
         n = len(features)
-        for key, chunk in (("features", features), ("condition", condition), ("log_density", log_density)):
+        for key, chunk, dtype in (("features", features, np.float64), ("condition", condition, np.float64),
+                                  ("log_density", log_density, np.float64), ("event_key", event_key, np.int64)):
             if chunk is None:
                 continue
-            chunk = np.asarray(chunk, dtype=np.float64)
+            chunk = np.asarray(chunk, dtype=dtype)
             if key not in self._f:
                 self._f.create_dataset(key, shape=(0, *chunk.shape[1:]), maxshape=(None, *chunk.shape[1:]),
-                                       dtype=np.float64, chunks=True, compression="gzip", compression_opts=1)
+                                       dtype=dtype, chunks=True, compression="gzip", compression_opts=1)
             data = self._f[key]
             data.resize(self.n_events + n, axis=0)
             data[self.n_events :] = chunk
         self.n_events += n
+
+    def event_keys(self) -> np.ndarray | None:
+        """The event keys appended so far, or ``None`` if no chunk had one."""
+        return self._f["event_key"][()] if "event_key" in self._f else None
 
     def finish(self, header: EventSet, extra: dict[str, np.ndarray] | None = None) -> None:
         """Write the metadata of ``header`` (its arrays are ignored) and any extra arrays."""
@@ -198,7 +217,7 @@ def event_writer(path: str | os.PathLike) -> Iterator[EventAppender]:
 def write_events(path: str | os.PathLike, events: EventSet, extra: dict[str, np.ndarray] | None = None) -> None:
     """Write an :class:`EventSet` (plus optional extra arrays) to HDF5, atomically."""
     with event_writer(path) as out:
-        out.append(events.features, events.condition, events.log_density)
+        out.append(events.features, events.condition, events.log_density, events.event_key)
         out.finish(events, extra)
 
 
@@ -226,6 +245,7 @@ def read_events(path: str | os.PathLike) -> EventSet:
             log_density=f["log_density"][()] if "log_density" in f else None,
             units=json.loads(f.attrs.get("units", "[]")),
             meta=json.loads(f.attrs.get("meta", "{}")),
+            event_key=f["event_key"][()] if "event_key" in f else None,
         )
 
 

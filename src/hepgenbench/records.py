@@ -46,6 +46,8 @@ Bool = Annotated[bool, Strict()]
 REPLICA_SEP = "_r"
 #: Keys of a model's config block that are not hyperparameters of its family.
 MODEL_KEYS = ("family", "datasets", "training")
+#: The family of a model whose samples were made outside hepgenbench (``samples:`` a file).
+EXTERNAL = "external"
 
 R = TypeVar("R", bound="Record")
 
@@ -646,16 +648,76 @@ class NullParams(Record):
 
 
 @record
+class ExternalCost(Record):
+    """What an external model cost, as its user states it (``models.<name>.cost``)."""
+
+    what: ClassVar[str] = "external model cost"
+
+    train_time_s: NonNegativeFloat | None = None
+    #: trainable parameters
+    params: NonNegativeInt | None = None
+    #: events per second when sampling ``sample_batch_size`` at a time on ``device``
+    sample_rate: Annotated[float, Field(gt=0)] | None = None
+    sample_batch_size: PositiveInt = 10_000
+    device: Literal["cpu", "cuda"] = "cpu"
+
+    def sample_cost(self) -> SampleCost:
+        """As the trained models' cost: the rate becomes milliseconds per event at its batch size."""
+        per_event = {} if self.sample_rate is None else {
+            f"{self.device}_{self.sample_batch_size}": 1000.0 / self.sample_rate}
+        return SampleCost(n_parameters=self.params, train_time_s=self.train_time_s, time_per_event_ms=per_event)
+
+
+@record
+class ExternalParams(Record):
+    """Bringing a user's samples into the DAG: read in the dataset's own format, checked
+    against its truth (:func:`hepgenbench.scoring.check_generated`)."""
+
+    what: ClassVar[str] = "external parameters"
+
+    dataset: Str
+    model: Str
+    #: how the dataset's files are read: the same reader and options as its ingest
+    reading: IngestParams
+    seed: NonNegativeInt
+    cost: ExternalCost | None = None
+    #: warn, rather than refuse, when the samples' conditions are drawn unlike truth's
+    allow_condition_mismatch: Bool = False
+
+    @classmethod
+    def from_config(cls, config: Mapping[str, Any], dataset: str, model: str) -> ExternalParams:
+        spec = config["models"][model]
+        return cls.from_dict({
+            "dataset": dataset, "model": model, "reading": IngestParams.from_config(config, dataset).to_dict(),
+            "seed": derive_seed(config["seed"], dataset, model, "external"), "cost": spec.get("cost"),
+            "allow_condition_mismatch": spec.get("allow_condition_mismatch", False),
+        }, f"config key models.{model}")
+
+
+def external_samples(config: Mapping[str, Any], model: str, dataset: str) -> str | None:
+    """The file of ``model``'s samples for ``dataset`` if ``model`` is external, else None.
+    ``samples:`` is one path (for the model's one dataset) or ``{dataset: path}``."""
+    spec = config["models"][model] or {}
+    if spec.get("family") != EXTERNAL:
+        return None
+    samples = spec["samples"]
+    return samples.get(dataset) if isinstance(samples, Mapping) else samples
+
+
+@record
 class PlotsParams(Record):
     what: ClassVar[str] = "plots parameters"
 
     dataset: Str
     #: the model instances of the dataset, in the config's order
     models: list[Str]
+    #: those of them whose samples were made outside hepgenbench (no training log)
+    external: list[Str] = dataclasses.field(default_factory=list)
 
     @classmethod
     def from_config(cls, config: Mapping[str, Any], dataset: str, models: list[str]) -> PlotsParams:
-        return cls(dataset=dataset, models=list(models))
+        external = [m for m in models if external_samples(config, split_instance(m)[0], dataset) is not None]
+        return cls(dataset=dataset, models=list(models), external=external)
 
 
 @record
@@ -818,12 +880,13 @@ class TrainedModelRecord(Record):
 
 @record
 class SampleCost(Record):
-    """Training cost plus what sampling measured: events per second per batch size."""
+    """Training cost plus what sampling measured: events per second per batch size.
+    An external model's cost holds what its user gave (:class:`ExternalCost`), else nothing."""
 
-    n_parameters: Int
-    train_time_s: Float
-    time_to_best_s: Float
-    peak_memory_mb: Float
+    n_parameters: Int | None = None
+    train_time_s: Float | None = None
+    time_to_best_s: Float | None = None
+    peak_memory_mb: Float | None = None
     #: events/s on the CPU at each batch size (the key, as a string); None where it was not measured
     sample_rate: dict[str, Float | None] = dataclasses.field(default_factory=dict)
     #: milliseconds per event by "<device>_<batch size>" (cpu_1, cuda_10000, ...), as the
@@ -867,7 +930,8 @@ class MetricsRecord(Record):
     n_truth: NonNegativeInt
     n_generated: NonNegativeInt
     metrics: dict[str, MetricEntry]
-    status: Literal["ok", "diverged"] = "ok"
+    #: "flagged": scored, with a warning in status_detail (a C2ST AUC below chance, say)
+    status: Literal["ok", "diverged", "flagged"] = "ok"
     status_detail: Str = ""
     cost: SampleCost | None = None
     training: TrainingInfo | None = None
@@ -970,6 +1034,7 @@ STAGE_PARAMS: dict[str, type[Record]] = {
     "preprocess": PreprocessParams,
     "train": TrainParams,
     "sample": SampleParams,
+    "external": ExternalParams,
     "evaluate": EvaluateParams,
     "null": NullParams,
     "budget": BudgetParams,
@@ -982,9 +1047,10 @@ STAGE_PARAMS: dict[str, type[Record]] = {
 __all__ = [
     "ConfidenceOptions", "NullParams", "NullRecord",
     "BudgetCurve", "BudgetCurvePoint", "BudgetParams", "BudgetPoint", "PreprocessParams", "leave_out_energy",
-    "EpochRecord", "EvalOptions", "EvaluateParams", "IngestParams", "MetricsRecord", "NoParams", "PlotManifest",
+    "EXTERNAL", "EpochRecord", "EvalOptions", "EvaluateParams", "ExternalCost", "ExternalParams",
+    "IngestParams", "MetricsRecord", "NoParams", "PlotManifest",
     "PlotRecord", "PlotsParams", "Provenance", "Record", "ReportParams", "SampleCost", "SampleParams",
     "SourceParams", "SplitFractions", "SplitParams", "STAGE_PARAMS", "TrainParams", "TrainSettings",
     "TrainedModelRecord", "TrainingCost", "TrainingInfo", "TrainingLog", "TrainingSummary", "hyperparameters",
-    "split_instance", "training_options",
+    "split_instance", "training_options", "external_samples",
 ]

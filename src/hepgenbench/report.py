@@ -67,6 +67,8 @@ PLOT_KIND_TITLES = {
 #: Figure kinds shown folded: one figure per model and column is a lot to scroll past.
 FOLDED_PLOT_KINDS = ("observable_per_model", "feature_per_model", "correlation")
 TRUTH = "truth"
+#: The family of a sample made outside hepgenbench (``hepgenbench score``, ``family: external``).
+EXTERNAL = "external"
 DEFAULT_TITLE = "hepgenbench report"
 #: Cost columns of the summary table: (key in the frame, column label, formatter name).
 COST_COLUMNS = (("cost.n_parameters", "params"), ("cost.train_time_s", "train time"),
@@ -81,9 +83,10 @@ CSV_COLUMNS = ["dataset", "model", "metric", "value", "error", "status", "replic
 # ---------------------------------------------------------------- loading and the frame
 
 
-def load_metrics(paths: Iterable[str]) -> list[dict]:
-    """Read metrics JSON files (:class:`~hepgenbench.records.MetricsRecord`, validated)."""
-    return [MetricsRecord.read(path).to_dict() for path in paths]
+def load_metrics(metrics: Iterable[str | MetricsRecord]) -> list[dict]:
+    """Metrics records as dicts: JSON files (:class:`~hepgenbench.records.MetricsRecord`,
+    validated as read) or records already in memory."""
+    return [(m if isinstance(m, MetricsRecord) else MetricsRecord.read(m)).to_dict() for m in metrics]
 
 
 def _number(x) -> float | None:
@@ -300,10 +303,15 @@ def format_rate(rate: float | None) -> str:
     return f"{rate / 10**exponent:.2g}e{exponent}/s"
 
 
-def status_text(model: str, status: str, detail: str) -> str:
-    """``ok``, ``diverged at …`` with the trainer's reason, or nothing for truth."""
+def status_text(model: str, status: str, detail: str, family: str = "") -> str:
+    """``ok`` (``external`` for a sample made outside hepgenbench), ``diverged at …`` with
+    the trainer's reason, ``flagged: …`` with the warning, or nothing for truth."""
+    if status == "flagged":
+        return f"{'external; ' if family == EXTERNAL else ''}flagged: {detail.strip()}"
     if status != "diverged":
-        return "" if model == TRUTH else "ok"
+        if model == TRUTH:
+            return ""
+        return "external" if family == EXTERNAL else "ok"
     detail = detail.strip()
     if detail.lower().startswith("diverged"):
         return detail
@@ -327,7 +335,7 @@ def display_table(summary: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
     for m in summary.index:
         row = summary.loc[m]
         text["model"].append(m)
-        text["status"].append(status_text(m, row[("row", "status")], row[("row", "status_detail")]))
+        text["status"].append(status_text(m, row[("row", "status")], row[("row", "status_detail")], row[("row", "family")]))
     for key, label, mode in columns:
         header = f"{label} {IDEAL[mode]}"
         text[header] = [format_value_error(_opt(v), _opt(e)) for v, e in
@@ -406,7 +414,7 @@ def png_data_uri(path: Path) -> str:
 
 
 def build_report(
-    metrics_files: list[str],
+    metrics_files: list[str] | list[MetricsRecord],
     plot_manifests: list[str],
     config: dict,
     outdir: str,
@@ -418,7 +426,8 @@ def build_report(
     """Write ``index.html``, ``report.md`` and ``metrics.csv`` under ``outdir``, atomically.
 
     Args:
-        metrics_files: metrics JSON per (dataset, model), including the ``truth`` rows.
+        metrics_files: metrics JSON per (dataset, model), including the ``truth`` rows (or
+            the records themselves).
         plot_manifests: one manifest per dataset from :func:`hepgenbench.plots.write_plot_manifest`.
         config: the workflow config, shown as YAML in the provenance.
         outdir: the report directory.
@@ -768,7 +777,7 @@ def _html_rows(section: dict) -> list[dict]:
                 cell["note"] = "(noise floor)" if model == TRUTH else (
                     f"(×{summary.at[model, ('row', 'n_replicas')]} replicas)" if summary.at[model, ("row", "n_replicas")] > 1 else "")
             elif column == "status":
-                cell["class"] = "status diverged" if status == "diverged" else "status"
+                cell["class"] = f"status {status}" if status in ("diverged", "flagged") else "status"
             elif key:
                 cell["class"] = "best" if model in best[key] else ""
                 cell["attrs"] = {"data-metric": key, "data-value": _csv(summary.at[model, (key, "value")]),

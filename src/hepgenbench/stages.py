@@ -37,8 +37,10 @@ from hepgenbench.ordering import META_KEY as ORDER_KEY
 from hepgenbench.ordering import object_orders, ordered_log_prob, put_in_order
 from hepgenbench.preprocess import Preprocessor
 from hepgenbench.records import (
+    EXTERNAL,
     BudgetParams,
     EvaluateParams,
+    ExternalParams,
     IngestParams,
     MetricsRecord,
     NoParams,
@@ -88,34 +90,63 @@ def ingest(inputs: Paths, outputs: Paths, params: IngestParams, threads: int) ->
     """Read the source files, build the flat feature table, write ``events.h5``.
 
     Sources that stream (ROOT) go chunk by chunk into the output, so memory holds one
-    chunk however large the files are; the other formats are read whole.
+    chunk however large the files are; the other formats are read whole. Repeated events
+    (identical rows, or entries sharing an ``event_key``) are counted and reported: they
+    would otherwise sit on both sides of the split.
     """
+    from hepgenbench.metrics.duplicates import row_hashes
+
     files, output = _as_list(inputs["files"]), outputs["events"]
     t0 = time.perf_counter()
     src = kinds.source(params.source)
     provenance = {"dataset": params.name, "source": params.source, "files": [str(f) for f in files]}
+    hashes: list[np.ndarray] = []
     if src.streams:
         with event_writer(output) as out:
-            header = src.read(files, params.block(), sink=out.append)
-            header.meta.update(provenance)
+
+            def sink(features, condition=None, event_key=None):
+                hashes.append(row_hashes(features, condition))
+                out.append(features, condition, event_key=event_key)
+
+            header = src.read(files, params.block(), sink=sink)
+            header.meta.update(provenance, duplicates=_repeats(np.concatenate(hashes), out.event_keys()))
             out.finish(header)
         n_events, n_features = out.n_events, header.n_features
     else:
         events = src.read(files, params.block())
         if len(events) == 0:
             raise InputError(f"no events left after reading {files}: check the selection and the files")
-        events.meta.update(provenance)
+        events.meta.update(provenance, duplicates=_repeats(row_hashes(events.features, events.condition),
+                                                           events.event_key))
         write_events(output, events)
-        n_events, n_features = len(events), events.n_features
+        header, n_events, n_features = events, len(events), events.n_features
     dt = time.perf_counter() - t0
     log(f"ingested {n_events} events x {n_features} features in {dt:.1f} s ({n_events / dt:.0f} events/s)")
+    repeats = header.meta["duplicates"]
+    if repeats["n_duplicate_rows"] or repeats.get("n_repeated_entries"):
+        log(f"warning: repeated events in {files}: {repeats['n_duplicate_rows']} row(s) identical to an earlier "
+            f"one; {repeats.get('n_repeated_entries', 'no event_key, so unknown how many')} entries repeat an "
+            "event seen before. Give the dataset an event_key (e.g. [run, event]) so that the split keeps each "
+            "event on one side.")
+
+
+def _repeats(hashes: np.ndarray, event_key: np.ndarray | None) -> dict[str, int]:
+    """The repeated-event counts that ingest records in the events' metadata."""
+    from hepgenbench.metrics.duplicates import entries_per_key, n_internal_duplicates
+
+    out = {"n_entries": len(hashes), "n_duplicate_rows": n_internal_duplicates(hashes)}
+    if event_key is not None:
+        n_entries, n_events = entries_per_key(event_key)
+        out.update(n_distinct_events=n_events, n_repeated_entries=n_entries - n_events)
+    return out
 
 
 def split(inputs: Paths, outputs: Paths, params: SplitParams, threads: int) -> None:
     events = read_events(inputs["events"])
-    indices = split_indices(len(events), params.split, params.seed)
+    indices = split_indices(len(events), params.split, params.seed, events.event_key)
     write_split(outputs["split"], indices, params.seed)
-    log("split sizes:", {k: len(v) for k, v in indices.items()})
+    grouped = "" if events.event_key is None else f", whole events by {events.meta.get('event_key')}"
+    log(f"split sizes{grouped}:", {k: len(v) for k, v in indices.items()})
 
 
 def load_split_events(events_path: str, split_path: str) -> dict[str, EventSet]:
@@ -322,6 +353,33 @@ def _log_prob_physical(model, pre: Preprocessor, events: EventSet, batch: int, s
     return ordered_log_prob(unordered, cells, events.feature_names, object_orders(events.meta))
 
 
+def external(inputs: Paths, outputs: Paths, params: ExternalParams, threads: int) -> None:
+    """Bring a user's samples (``models.<name>: {family: external, samples: FILE}``) into the
+    DAG: read them with the dataset's own reader, check them against truth A as
+    ``hepgenbench score`` does, bring them to truth A's size, and write them as a sample.
+    """
+    from hepgenbench.scoring import ReadingSpec, check_generated, subsample
+
+    path = str(inputs["external"])
+    truth = load_split_events(inputs["events"], inputs["split"])["truth_a"]
+    reading = params.reading
+    generated = ReadingSpec(reading.source, reading.block(), reading.name).read(path, f"models.{params.model}.samples")
+    for warning in check_generated(generated, truth, path, params.allow_condition_mismatch):
+        log(f"warning: {warning}")
+    n_read = len(generated)
+    generated = subsample(generated, len(truth), params.seed)
+    if len(generated) < len(truth):
+        log(f"warning: {path} holds {n_read} events, truth A {len(truth)}: its row is scored at fewer events "
+            "than the truth floor")
+    cost = params.cost.sample_cost() if params.cost else None
+    generated.meta = {"model": params.model, "family": EXTERNAL, ORDER_KEY: truth.meta.get(ORDER_KEY, []),
+                      "external": {"path": str(Path(path).resolve()), "n_read": n_read,
+                                   "cost": None if cost is None else cost.to_dict()}}
+    generated.transforms, generated.units = truth.transforms, truth.units
+    write_events(outputs["sample"], generated)
+    log(f"external samples of {params.model}: {len(generated)} of {n_read} events from {path}")
+
+
 # --------------------------------------------------------------------------- evaluation
 def evaluate(inputs: Paths, outputs: Paths, params: EvaluateParams, threads: int) -> None:
     """Score one model's sample (or, for ``model == 'truth'``, truth B) against truth A."""
@@ -350,22 +408,27 @@ def evaluate(inputs: Paths, outputs: Paths, params: EvaluateParams, threads: int
             log_q = truth.log_density
     else:
         generated = read_events(inputs["sample"])
-        log_q = read_extra(inputs["sample"], "truth_log_prob")
-        if generated.meta.get("trained") is None:
-            raise InputError(f"{inputs['sample']}: no 'trained' record in its metadata; the sample stage writes "
-                             "it: re-run that stage")
-        trained = TrainingSummary.from_dict(generated.meta["trained"], where=f"{inputs['sample']}: 'trained'")
-        bound = trained.likelihood_is_bound
-        record["family"] = generated.meta["family"]
-        if trained.diverged:
-            record.update(status="diverged", status_detail=trained.divergence_reason)
-        record["cost"] = SampleCost(
-            **{**trained.cost.to_dict(),
-               "peak_memory_mb": max(trained.cost.peak_memory_mb, generated.meta.get("peak_memory_mb", 0.0))},
-            sample_rate=generated.meta.get("sample_rate", {}),
-            **generated.meta.get("generation_cost", {}),
-        )
-        record["training"] = trained.training
+        if generated.meta.get("family") == EXTERNAL:
+            external_cost = generated.meta["external"].get("cost")
+            record.update(family=EXTERNAL, training=None,
+                          cost=None if external_cost is None else SampleCost.from_dict(external_cost, where=inputs["sample"]))
+        else:
+            log_q = read_extra(inputs["sample"], "truth_log_prob")
+            if generated.meta.get("trained") is None:
+                raise InputError(f"{inputs['sample']}: no 'trained' record in its metadata; the sample stage writes "
+                                 "it: re-run that stage")
+            trained = TrainingSummary.from_dict(generated.meta["trained"], where=f"{inputs['sample']}: 'trained'")
+            bound = trained.likelihood_is_bound
+            record["family"] = generated.meta["family"]
+            if trained.diverged:
+                record.update(status="diverged", status_detail=trained.divergence_reason)
+            record["cost"] = SampleCost(
+                **{**trained.cost.to_dict(),
+                   "peak_memory_mb": max(trained.cost.peak_memory_mb, generated.meta.get("peak_memory_mb", 0.0))},
+                sample_rate=generated.meta.get("sample_rate", {}),
+                **generated.meta.get("generation_cost", {}),
+            )
+            record["training"] = trained.training
     record["n_truth"], record["n_generated"] = len(truth), len(generated)
     from threadpoolctl import threadpool_limits
 
@@ -390,6 +453,13 @@ def evaluate(inputs: Paths, outputs: Paths, params: EvaluateParams, threads: int
                                          metric_seed(params.seed, METRIC_KEY))
         record["metrics"][METRIC_KEY] = held_out.to_dict()
         log(f"at the {params.leave_out_energy:g} MeV left out of training: C2ST AUC {held_out.value:.4f}")
+    from hepgenbench.scoring import copy_check
+
+    references = {"truth A": truth} if is_truth else {"truth A": truth, "truth B": sets["truth_b"], "train": train_set}
+    record["metrics"]["duplicates"], flag = copy_check(generated, references, record["metrics"].get("c2st_auc"))
+    if flag and record["status"] == "ok":
+        record.update(status="flagged", status_detail=flag)
+        log(f"warning: {flag}")
     weights = generated.meta.get("importance_weights")
     if is_truth and density is not None:
         # the truth row's proposal is the kind's baseline (flat phase space)
@@ -489,10 +559,11 @@ def plots(inputs: Paths, outputs: Paths, params: PlotsParams, threads: int) -> N
                         models, "samples", "meta['model']")  # fmt: skip
     metrics = _by_model([(p, MetricsRecord.read(p).to_dict()) for p in _as_list(inputs["metrics"])],
                         lambda m: m.get("model"), [*models, "truth"], "metrics", "'model'")  # fmt: skip
-    csvs = _by_model([(p, p) for p in _as_list(inputs["training_csvs"])], lambda p: Path(p).parent.name,
-                     models, "training_csvs", "the model directory")  # fmt: skip
+    trained = [m for m in models if m not in params.external]
+    csvs = _by_model([(p, p) for p in _as_list(inputs.get("training_csvs", []))], lambda p: Path(p).parent.name,
+                     trained, "training_csvs", "the model directory")  # fmt: skip
     # The config's order fixes each model's colour and panel.
-    samples, csvs = {m: samples[m] for m in models}, {m: csvs[m] for m in models}
+    samples, csvs = {m: samples[m] for m in models}, {m: csvs[m] for m in trained}
     records = make_dataset_plots(params.dataset, truth, samples, metrics, csvs, outdir)
     write_plot_manifest(str(Path(outdir) / "manifest.json"), records, params.dataset)
     log(f"{len(records)} plot(s) for {params.dataset} in {outdir}")

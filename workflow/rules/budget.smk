@@ -28,12 +28,12 @@ rule budget:
 
 rule budget_plots:
     input:
-        curves=lambda w: expand("results/{dataset}/budget/{model}.json", dataset=w.dataset, model=instances_for(w.dataset)),
+        curves=lambda w: expand("results/{dataset}/budget/{model}.json", dataset=w.dataset, model=trained_instances_for(w.dataset)),
     output:
         plots=directory("results/{dataset}/budget/plots"),
     params:
         io=io_args,
-        spec=lambda w: stage_params("budget_plots", dataset=w.dataset, models=instances_for(w.dataset)),
+        spec=lambda w: stage_params("budget_plots", dataset=w.dataset, models=trained_instances_for(w.dataset)),
     log:
         "results/logs/{dataset}/budget_plots.log",
     threads: 1

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from hepgenbench import kinds, records
 from hepgenbench.errors import InputError
-from hepgenbench.records import MODEL_KEYS, REPLICA_SEP, split_instance
+from hepgenbench.records import EXTERNAL, MODEL_KEYS, REPLICA_SEP, external_samples, split_instance
 
 FAMILIES = CATALOGUE.names()  # CATALOGUE: the family cards, loaded in the Snakefile
 
@@ -39,7 +39,7 @@ def dataset_kind(name):
 
 def model_family(name):
     family = config["models"][name].get("family", name)
-    if family not in CATALOGUE:
+    if family != EXTERNAL and family not in CATALOGUE:
         raise ConfigError(
             f"config key models.{name}: unknown model family '{family}'; "
             f"known families: {', '.join(FAMILIES)} (or set models.{name}.family)"
@@ -51,11 +51,15 @@ def models_for(dataset):
     """The model names trained on ``dataset``, without replica suffixes."""
     out = []
     for name, spec in config["models"].items():
-        card = CATALOGUE[model_family(name)]
         wanted = spec.get("datasets")
         for d in wanted or []:
             if d not in config["datasets"]:
                 raise ConfigError(f"config key models.{name}.datasets names '{d}', which is not in datasets: {DATASETS}")
+        if model_family(name) == EXTERNAL:
+            if dataset in external_datasets(name):
+                out.append(name)
+            continue
+        card = CATALOGUE[model_family(name)]
         if card.kinds:
             if wanted is None:
                 wanted = [d for d in DATASETS if dataset_kind(d) in card.kinds]
@@ -70,9 +74,50 @@ def models_for(dataset):
     return out
 
 
+def external_datasets(name):
+    """The datasets external model ``name`` has samples for: ``samples: {dataset: file}``'s
+    keys, or the one dataset in its ``datasets:`` for ``samples: file``."""
+    spec = config["models"][name]
+    samples, wanted = spec["samples"], spec.get("datasets")
+    if isinstance(samples, dict):
+        unknown = [d for d in samples if d not in DATASETS]
+        if unknown:
+            raise ConfigError(f"config key models.{name}.samples names dataset(s) {unknown}, not in datasets: {DATASETS}")
+        return [d for d in samples if wanted is None or d in wanted]
+    if wanted is None and len(DATASETS) == 1:
+        return DATASETS
+    if not wanted or len(wanted) != 1:
+        raise ConfigError(f"config key models.{name}: one samples file needs exactly one dataset in "
+                          f"models.{name}.datasets (or samples: {{dataset: file}}); got {wanted}")
+    return wanted
+
+
+def is_external(instance):
+    return model_family(split_instance(instance)[0]) == EXTERNAL
+
+
 def instances_for(dataset):
-    """Model instances (name, or name_rK for replica K > 0) of ``dataset``."""
-    return [m if r == 0 else f"{m}{REPLICA_SEP}{r}" for m in models_for(dataset) for r in range(REPLICAS)]
+    """Model instances (name, or name_rK for replica K > 0) of ``dataset``; an external
+    model's samples are one file, not replicated."""
+    return [m if r == 0 else f"{m}{REPLICA_SEP}{r}" for m in models_for(dataset)
+            for r in range(1 if model_family(m) == EXTERNAL else REPLICAS)]
+
+
+def trained_instances_for(dataset):
+    return [m for m in instances_for(dataset) if not is_external(m)]
+
+
+def external_file(model, dataset):
+    """The user's samples file of an external model; a missing file fails before any job runs."""
+    path = external_samples(config, model, dataset)
+    if path is None or not Path(path).is_file():
+        raise ConfigError(f"config key models.{model}.samples: '{path}' is not a file (working directory {Path.cwd()})")
+    return path
+
+
+def instance_regex(instances):
+    """A wildcard constraint matching exactly ``instances`` (nothing when empty)."""
+    return "|".join(sorted(instances, key=len, reverse=True)) or "(?!)"
 
 
 def user_files(dataset):
@@ -141,15 +186,23 @@ def evaluate_params(wildcards):
 
 # Fail before any job runs on a config that cannot work.
 for _m in config["models"]:
-    hyperparameters(_m)
+    if model_family(_m) != EXTERNAL:
+        hyperparameters(_m)
 for _d in DATASETS:
-    if not instances_for(_d):
+    if not trained_instances_for(_d):
         raise ConfigError(f"config: no model is trained on dataset '{_d}' (check models.*.datasets)")
     if not dataset_source(_d).embedded:
         user_files(_d)
+    for _m in instances_for(_d):
+        if is_external(_m):
+            external_file(_m, _d)
+
+# The train and sample rules make the trained models' samples, the external rule the others'.
+EXTERNAL_INSTANCES = instance_regex({m for d in DATASETS for m in instances_for(d) if is_external(m)})
+TRAINED_INSTANCES = instance_regex({m for d in DATASETS for m in trained_instances_for(d)})
 
 
 wildcard_constraints:
     dataset="|".join(DATASETS),
-    model="|".join(sorted({m for d in DATASETS for m in instances_for(d)}, key=len, reverse=True)),
+    model=instance_regex({m for d in DATASETS for m in instances_for(d)}),
     chunk=r"\d+",

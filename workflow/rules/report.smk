@@ -13,7 +13,7 @@ rule plots:
             "results/{dataset}/metrics/{model}.json", dataset=w.dataset, model=instances_for(w.dataset) + ["truth"]
         ),
         training_csvs=lambda w: expand(
-            "results/{dataset}/models/{model}/training.csv", dataset=w.dataset, model=instances_for(w.dataset)
+            "results/{dataset}/models/{model}/training.csv", dataset=w.dataset, model=trained_instances_for(w.dataset)
         ),
     output:
         plots=directory("results/{dataset}/plots"),
@@ -37,7 +37,7 @@ rule report:
         metrics=[f"results/{d}/metrics/{m}.json" for d in DATASETS for m in instances_for(d) + ["truth"]],
         manifests=[f"results/{d}/plots" for d in DATASETS] + [f"results/{d}/budget/plots" for d in DATASETS],
         nulls=[f"results/{d}/null.json" for d in DATASETS],
-        budget=[f"results/{d}/budget/{m}.json" for d in DATASETS for m in instances_for(d)],
+        budget=[f"results/{d}/budget/{m}.json" for d in DATASETS for m in trained_instances_for(d)],
     output:
         html="results/report/index.html",
         markdown="results/report/report.md",

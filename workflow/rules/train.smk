@@ -17,6 +17,8 @@ rule train:
     params:
         io=io_args,
         spec=lambda w: stage_params("train", dataset=w.dataset, model=w.model),
+    wildcard_constraints:
+        model=TRAINED_INSTANCES,
     log:
         "results/logs/{dataset}/train/{model}.log",
     benchmark:
@@ -43,6 +45,8 @@ rule sample:
     params:
         io=io_args,
         spec=lambda w: stage_params("sample", dataset=w.dataset, model=w.model),
+    wildcard_constraints:
+        model=TRAINED_INSTANCES,
     log:
         "results/logs/{dataset}/sample/{model}.log",
     benchmark:
@@ -54,3 +58,27 @@ rule sample:
         gpu=TRAIN_RESOURCES.get("gpu", 0),
     shell:
         "hepgenbench sample {params.io} --params {params.spec:q} --threads {threads} > {log} 2>&1"
+
+
+# A user's samples (models.<name>: {family: external, samples: FILE}), read with the
+# dataset's own reader and checked against truth; a changed file reruns its evaluation.
+rule external:
+    input:
+        external=lambda w: external_file(w.model, w.dataset),
+        events="results/{dataset}/data/events.h5",
+        split="results/{dataset}/data/split.h5",
+    output:
+        sample="results/{dataset}/samples/{model}.h5",
+    wildcard_constraints:
+        model=EXTERNAL_INSTANCES,
+    params:
+        io=io_args,
+        spec=lambda w: stage_params("external", dataset=w.dataset, model=w.model),
+    log:
+        "results/logs/{dataset}/external/{model}.log",
+    threads: 1
+    resources:
+        mem_mb=4000,
+        runtime=20,
+    shell:
+        "hepgenbench external {params.io} --params {params.spec:q} --threads {threads} > {log} 2>&1"

@@ -124,6 +124,8 @@ class RootSpec:
         kind: which derived observables apply (``"zmumu"``, ``"generic"``…).
         nan_policy: ``"refuse"`` (raise) or ``"drop"`` events with NaN/inf features.
         step_size: entries (int) or memory (``"100 MB"``) per chunk.
+        event_key: flat integer branches that name the collision of each entry
+            (``[run, event]``): entries sharing them are one event (``EventSet.event_key``).
     """
 
     files: list[str]
@@ -136,12 +138,13 @@ class RootSpec:
     kind: str = "generic"
     nan_policy: str = "refuse"
     step_size: str | int = DEFAULT_STEP_SIZE
+    event_key: list[str] = field(default_factory=list)
 
     @classmethod
     def from_config(cls, d: dict) -> RootSpec:
         """Build from a config mapping (``files`` may be a path, a glob or a list)."""
         keys = {"files", "tree", "branches", "collections", "selection", "condition", "transforms", "kind",
-                "nan_policy", "step_size"}
+                "nan_policy", "step_size", "event_key"}
         _check_keys(d, keys, "root input")
         if "files" not in d or "tree" not in d:
             raise InputError("root input: 'files' and 'tree' are required")
@@ -159,6 +162,7 @@ class RootSpec:
             kind=d.get("kind", "generic"),
             nan_policy=d.get("nan_policy", "refuse"),
             step_size=d.get("step_size", DEFAULT_STEP_SIZE),
+            event_key=list(d.get("event_key") or []),
         )
 
 
@@ -172,10 +176,11 @@ class Hdf5Spec:
     transforms: dict[str, dict] = field(default_factory=dict)
     kind: str = "generic"
     nan_policy: str = "refuse"
+    event_key: list[str] = field(default_factory=list)  #: as :attr:`RootSpec.event_key`
 
     @classmethod
     def from_config(cls, d: dict) -> Hdf5Spec:
-        _check_keys(d, {"files", "features", "condition", "transforms", "kind", "nan_policy"}, "hdf5 input")
+        _check_keys(d, {"files", "features", "condition", "transforms", "kind", "nan_policy", "event_key"}, "hdf5 input")
         if "files" not in d or not d.get("features"):
             raise InputError("hdf5 input: 'files' and 'features' (a list of dataset keys) are required")
         return cls(
@@ -185,6 +190,7 @@ class Hdf5Spec:
             transforms=dict(d.get("transforms") or {}),
             kind=d.get("kind", "generic"),
             nan_policy=d.get("nan_policy", "refuse"),
+            event_key=list(d.get("event_key") or []),
         )
 
 
@@ -347,7 +353,8 @@ def _leading_indices(counts: np.ndarray, flat: np.ndarray, n: int, keep: np.ndar
 
 
 def _chunk_features(arrays: ak.Array, spec: RootSpec) -> tuple[np.ndarray, np.ndarray, dict[str, int]]:
-    """Features and condition of one chunk; events lacking objects are dropped (counted)."""
+    """Features and condition (then the event key's columns) of one chunk; events lacking
+    objects are dropped (counted)."""
     keep = np.ones(len(arrays), dtype=bool)
     dropped = {}
     collections = {coll: _collection_columns(arrays, coll, cs) for coll, cs in spec.collections.items()}
@@ -364,8 +371,9 @@ def _chunk_features(arrays: ak.Array, spec: RootSpec) -> tuple[np.ndarray, np.nd
     columns += [ak.to_numpy(arrays[b]).astype(np.float64)[keep] for b in spec.branches]
     n = int(keep.sum())
     features = np.column_stack(columns) if columns else np.empty((n, 0))
-    cond = (np.column_stack([ak.to_numpy(arrays[c]).astype(np.float64)[keep] for c in spec.condition])
-            if spec.condition else np.empty((n, 0)))
+    flat_columns = spec.condition + spec.event_key
+    cond = (np.column_stack([ak.to_numpy(arrays[c]).astype(np.float64)[keep] for c in flat_columns])
+            if flat_columns else np.empty((n, 0)))
     return features, cond, dropped
 
 
@@ -402,11 +410,11 @@ def _checked_selection(iterator, spec: RootSpec):
         yield item
 
 
-def read_root(spec: RootSpec, sink: Callable[[np.ndarray, np.ndarray | None], None] | None = None) -> EventSet:
+def read_root(spec: RootSpec, sink: Callable[..., None] | None = None) -> EventSet:
     """Read a ROOT TTree into an :class:`EventSet`, chunk by chunk (see :class:`RootSpec`).
 
     With ``sink``, each chunk's (features, condition) goes to ``sink`` instead of being
-    kept, and the returned EventSet carries the metadata with zero rows: that is how the
+    kept (and ``event_key=`` its key, when the spec names one), and the returned EventSet carries the metadata with zero rows: that is how the
     ingest stage streams files larger than memory into HDF5 (:func:`hepgenbench.io.event_writer`).
     """
     if spec.nan_policy not in NAN_POLICIES:
@@ -414,12 +422,13 @@ def read_root(spec: RootSpec, sink: Callable[[np.ndarray, np.ndarray | None], No
     if not spec.collections and not spec.branches:
         raise InputError(f"tree {spec.tree!r}: no features requested (give 'branches' and/or 'collections')")
     files = resolve_files(spec.files)
-    needed = set(spec.branches) | set(spec.condition)
+    needed = set(spec.branches) | set(spec.condition) | set(spec.event_key)
     for coll, cs in spec.collections.items():
         needed |= set(cs.branches(coll))
     needed_for_cut = _selection_names(spec.selection) if spec.selection else set()
     layout = _layout(spec)
-    feature_parts, cond_parts, n_kept = [], [], 0
+    feature_parts, cond_parts, key_parts, n_kept = [], [], [], 0
+    n_cond = len(spec.condition)
     meta_counts = {"n_read": 0, "n_after_selection": 0, "n_dropped_nonfinite": 0,
                    "n_dropped_too_few": {c: 0 for c in spec.collections}}
     # Files are checked one at a time as they are read, each opened once: every file's
@@ -439,16 +448,21 @@ def read_root(spec: RootSpec, sink: Callable[[np.ndarray, np.ndarray | None], No
                 features, cond, dropped = _chunk_features(arrays, spec)
                 for c, k in dropped.items():
                     meta_counts["n_dropped_too_few"][c] += k
+                flat = spec.condition + spec.event_key
                 features, cond, n_bad = _apply_nan_policy(
-                    features, cond, spec.nan_policy, f"{path}:{spec.tree}",
-                    layout.names + spec.condition, layout.branches + spec.condition)
+                    features, cond, spec.nan_policy, f"{path}:{spec.tree}", layout.names + flat, layout.branches + flat)
+                cond, key = cond[:, :n_cond], cond[:, n_cond:].astype(np.int64)
                 meta_counts["n_dropped_nonfinite"] += n_bad
                 n_kept += len(features)
                 if sink is not None:
-                    sink(features, cond if spec.condition else None)
+                    if spec.event_key:
+                        sink(features, cond if spec.condition else None, event_key=key)
+                    else:
+                        sink(features, cond if spec.condition else None)
                 else:
                     feature_parts.append(features)
                     cond_parts.append(cond)
+                    key_parts.append(key)
     empty = np.empty((0, len(layout.names)))
     features = np.concatenate(feature_parts) if feature_parts else empty
     if spec.selection and meta_counts["n_after_selection"] == 0:
@@ -468,7 +482,8 @@ def read_root(spec: RootSpec, sink: Callable[[np.ndarray, np.ndarray | None], No
         condition_names=list(spec.condition),
         units=[_unit(n) for n in layout.names],
         meta={"source": "root", "files": files, "tree": spec.tree, "selection": spec.selection, "n_events": n_kept,
-              **meta_counts, META_KEY: [o.to_dict() for o in _object_orders(spec)]},
+              **meta_counts, META_KEY: [o.to_dict() for o in _object_orders(spec)], "event_key": spec.event_key},
+        event_key=np.concatenate(key_parts) if spec.event_key and key_parts else None,
     )
 
 
@@ -500,23 +515,25 @@ def read_hdf5(spec: Hdf5Spec) -> EventSet:
     """Read flat HDF5 datasets (one per feature/condition) from one or more files."""
     if spec.nan_policy not in NAN_POLICIES:
         raise InputError(f"nan_policy {spec.nan_policy!r}: expected one of {list(NAN_POLICIES)}")
-    feature_parts, cond_parts, n_bad = [], [], 0
+    feature_parts, cond_parts, key_parts, n_bad = [], [], [], 0
     files = resolve_files(spec.files)
+    flat = spec.condition + spec.event_key
     for path in files:
         with _open_hdf5(path) as f:
             columns = [_read_column(f, path, k) for k in spec.features]
-            conds = [_read_column(f, path, k) for k in spec.condition]
+            conds = [_read_column(f, path, k) for k in flat]
         lengths = {len(c) for c in columns + conds}
         if len(lengths) != 1:
-            raise InputError(f"{path}: datasets {spec.features + spec.condition} differ in length {sorted(lengths)}")
+            raise InputError(f"{path}: datasets {spec.features + flat} differ in length {sorted(lengths)}")
         n = lengths.pop()
         features = np.column_stack(columns)
         cond = np.column_stack(conds) if conds else np.empty((n, 0))
-        features, cond, bad = _apply_nan_policy(features, cond, spec.nan_policy, path,
-                                                spec.features + spec.condition, spec.features + spec.condition)
+        features, cond, bad = _apply_nan_policy(features, cond, spec.nan_policy, path, spec.features + flat,
+                                                spec.features + flat)
         n_bad += bad
         feature_parts.append(features)
-        cond_parts.append(cond)
+        cond_parts.append(cond[:, : len(spec.condition)])
+        key_parts.append(cond[:, len(spec.condition) :].astype(np.int64))
     return EventSet(
         features=np.concatenate(feature_parts),
         feature_names=list(spec.features),
@@ -525,7 +542,8 @@ def read_hdf5(spec: Hdf5Spec) -> EventSet:
         condition=np.concatenate(cond_parts) if spec.condition else None,
         condition_names=list(spec.condition),
         units=[_unit(n) for n in spec.features],
-        meta={"source": "hdf5", "files": files, "n_dropped_nonfinite": n_bad},
+        meta={"source": "hdf5", "files": files, "n_dropped_nonfinite": n_bad, "event_key": spec.event_key},
+        event_key=np.concatenate(key_parts) if spec.event_key else None,
     )
 
 

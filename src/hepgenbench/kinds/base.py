@@ -187,6 +187,14 @@ class DatasetKind:
         """Metrics only this kind has, by key."""
         return {}
 
+    def check_sample(self, generated: EventSet, truth: EventSet, path: str,
+                     allow_condition_mismatch: bool = False) -> list[str]:
+        """Refuse (:class:`~hepgenbench.errors.InputError`, one line naming ``path``) a sample
+        made outside hepgenbench that cannot be scored against ``truth`` as it stands (the
+        wrong units, conditions drawn unlike truth's); return warnings. The features and
+        finiteness are checked before this (:func:`hepgenbench.scoring.check_generated`)."""
+        return []
+
     def extra_plots(self, inputs: KindPlotInputs) -> list[PlotRecord]:
         """The kind's own figures, drawn by the plots stage after the histograms every kind
         gets. A kind that draws imports matplotlib inside this method: the registry is

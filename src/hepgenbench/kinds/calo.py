@@ -35,6 +35,14 @@ if TYPE_CHECKING:
     from hepgenbench.metrics.base import MetricResult
     from hepgenbench.records import PlotRecord
 
+#: The plausible range of a sample's median E_tot/E_inc: outside it, the voxels and the
+#: incident energies are almost surely in different units (MeV vs GeV, a factor 1e3).
+ETOT_OVER_EINC_RANGE = (0.01, 2.0)
+#: Two-sample KS p-value below which a sample's incident energies count as drawn unlike
+#: truth's. The CaloChallenge scores histograms over all energies, which a different E_inc
+#: spectrum distorts; at 1e-3 a sample from truth's own spectrum is refused 1 time in 1000.
+EINC_MISMATCH_P = 1e-3
+
 #: Axis label template and unit of the high-level features, by name pattern
 #: (:func:`hepgenbench.data.calo_features.high_level_feature_names`).
 OBSERVABLE_AXES: tuple[tuple[str, str, str], ...] = (
@@ -170,6 +178,37 @@ class Calo(DatasetKind):
             truth_ratio = truth.sum(axis=1) / np.asarray(truth_condition, dtype=np.float64).reshape(len(truth), -1)[:, 0]
             reasons["etot_over_einc_outside_truth"] = (ratio < truth_ratio.min()) | (ratio > truth_ratio.max())
         return reasons
+
+    def check_sample(self, generated: EventSet, truth: EventSet, path: str,
+                     allow_condition_mismatch: bool = False) -> list[str]:
+        """Negative energies, units (the median E_tot/E_inc within :data:`ETOT_OVER_EINC_RANGE`)
+        and the incident-energy spectrum (two-sample KS, p ≥ :data:`EINC_MISMATCH_P`; with
+        ``allow_condition_mismatch`` a warning instead of an error)."""
+        from scipy.stats import ks_2samp
+
+        from hepgenbench.errors import InputError
+
+        negative = (generated.features < 0).any(axis=1)
+        if negative.any():
+            raise InputError(f"{path}: {int(negative.sum())} shower(s) with negative voxel energies (lowest "
+                             f"{generated.features.min():.3g} MeV); energies must be ≥ 0")
+        e_gen, e_truth = self.incident_energy(generated), self.incident_energy(truth)
+        if (e_gen <= 0).any():
+            raise InputError(f"{path}: {int((e_gen <= 0).sum())} incident energies ≤ 0")
+        ratio = float(np.median(generated.features.sum(axis=1) / e_gen))
+        low, high = ETOT_OVER_EINC_RANGE
+        if not low <= ratio <= high:
+            truth_ratio = float(np.median(truth.features.sum(axis=1) / e_truth))
+            raise InputError(f"{path}: median E_tot/E_inc is {ratio:.3g} (truth's {truth_ratio:.3g}), outside "
+                             f"[{low}, {high}]: voxels and incident energies must both be in MeV (is one in GeV?)")
+        p_value = float(ks_2samp(e_gen, e_truth).pvalue)
+        if p_value < EINC_MISMATCH_P:
+            message = (f"{path}: its incident energies are not drawn like truth's (two-sample KS p = {p_value:.2g} < "
+                       f"{EINC_MISMATCH_P}); histograms over all energies would be distorted")
+            if not allow_condition_mismatch:
+                raise InputError(message + "; pass --allow-einc-mismatch to score it anyway")
+            return [message]
+        return []
 
     def classifier_inputs(self, events: EventSet) -> tuple[np.ndarray, list[str], str | None]:
         """log1p(E_voxel / E_inc · 1e3) and log10 E_inc.

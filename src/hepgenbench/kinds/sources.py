@@ -30,6 +30,11 @@ _TRANSFORMS = {
                              "properties": {"type": {"enum": list(map_types())}}},
 }
 _CONDITION = {"type": "array", "items": {"type": "string"}, "description": "what the models are conditioned on"}
+_EVENT_KEY = {
+    "type": "array", "items": {"type": "string"}, "minItems": 1,
+    "description": "integer branches naming each entry's collision, e.g. [run, event]: entries that share them are "
+                   "one event, which the split keeps on one side",
+}
 
 _COLLECTION = {
     "type": "object",
@@ -69,6 +74,7 @@ class RootSource(Source):
         "condition": _CONDITION,
         "transforms": _TRANSFORMS,
         "step_size": {"type": ["string", "integer"], "description": "entries or memory ('100 MB') per chunk"},
+        "event_key": _EVENT_KEY,
     }
 
     def read(self, files: list[str], params: dict[str, Any],
@@ -89,6 +95,7 @@ class Hdf5Source(Source):
                      "description": "dataset keys of the features"},
         "condition": _CONDITION,
         "transforms": _TRANSFORMS,
+        "event_key": {**_EVENT_KEY, "description": "integer datasets naming each entry's collision (see root)"},
     }
 
     def read(self, files: list[str], params: dict[str, Any], sink=None) -> EventSet:
