@@ -140,7 +140,7 @@ INPUT_CASES = [
      ["showers.hdf5", "non-finite", "v007"]),
     ("shower file with the wrong voxel count", "ingest",
      lambda t: ({"files": showers(t, n_voxels=533)}, {"source": "calochallenge", "name": "c"}),
-     ["showers.hdf5", "533", "368 voxels"]),
+     ["showers.hdf5", "533", "has 368", "ds1-pions"]),
     ("selection that keeps zero events", "ingest",
      lambda t: ({"files": good_root(t)}, {**DIMUON, "selection": "MET_pt > 100"}), ["keeps 0 of 5 events"]),
     ("malformed selection", "ingest",
