@@ -21,18 +21,31 @@ from hepgenbench.models import families
 pytestmark = pytest.mark.slow
 
 QUICK = yaml.safe_load((ROOT / "config" / "quick.yaml").read_text())
+#: A user's own showers beside the trained models: GFlash with another seed, in the
+#: CaloChallenge format, as a generator trained elsewhere would write them.
+EXTERNAL = {"family": "external", "samples": "external/gflash.h5", "datasets": ["calo"],
+            "cost": {"train_time_s": 3600, "params": 1_000_000, "sample_rate": 2000}}
+#: The config the runs of this module use: the quick benchmark plus that external model.
+CONFIG = "config/quick_external.yaml"
 
 
 def expected_models(dataset: str) -> list[str]:
     """The quick config's models that run on ``dataset``: those whose family needs no kind,
-    or one the dataset has (iaf a known density, hurdlevae calorimeter cells)."""
+    or one the dataset has (iaf a known density, hurdlevae calorimeter cells), and the
+    external showers on calo."""
     kind = kinds.kind_of(QUICK["datasets"][dataset]).name
-    return [m for m in QUICK["models"] if not families()[m].kinds or kind in families()[m].kinds]
+    trained = [m for m in QUICK["models"] if not families()[m].kinds or kind in families()[m].kinds]
+    return trained + ["gflash"] * (dataset in EXTERNAL["datasets"])
 
 
 def run_quick(workdir: Path) -> Path:
+    from hepgenbench.data.calo import simulate_showers
+
     copy_workflow(workdir)
-    run_snakemake(workdir, "--cores", "2", "--configfile", "config/quick.yaml", timeout=1200, check=True)
+    simulate_showers(workdir / EXTERNAL["samples"], 1500, 99, log=lambda *_: None)
+    config = {**QUICK, "models": {**QUICK["models"], "gflash": EXTERNAL}}
+    (workdir / CONFIG).write_text(yaml.safe_dump(config, sort_keys=False))
+    run_snakemake(workdir, "--cores", "2", "--configfile", CONFIG, timeout=1200, check=True)
     return workdir
 
 
@@ -48,8 +61,8 @@ def test_every_expected_output_exists(first_run):
                     "plots/manifest.json"):
             assert (base / rel).is_file(), f"missing {base / rel}"
         for model in expected_models(dataset):
-            for rel in (f"models/{model}/model.pt", f"models/{model}/training.csv", f"samples/{model}.h5",
-                        f"metrics/{model}.json"):
+            trained = (f"models/{model}/model.pt", f"models/{model}/training.csv") if model != "gflash" else ()
+            for rel in (*trained, f"samples/{model}.h5", f"metrics/{model}.json"):
                 assert (base / rel).is_file(), f"missing {base / rel}"
     for name in ("index.html", "report.md", "metrics.csv"):
         assert (first_run / "results" / "report" / name).is_file()
@@ -85,7 +98,7 @@ def test_every_metric_is_finite(first_run):
 
 
 def test_second_call_has_nothing_to_do(first_run):
-    proc = run_snakemake(first_run, "-n", "--cores", "2", "--configfile", "config/quick.yaml", check=True)
+    proc = run_snakemake(first_run, "-n", "--cores", "2", "--configfile", CONFIG, check=True)
     assert "Nothing to be done" in proc.stdout + proc.stderr, proc.stdout[-2000:]
 
 
@@ -212,3 +225,74 @@ def test_scoring_stages_run_without_torch(first_run, tmp_path):
         assert proc.returncode == 0, f"{argv[0]}: {proc.stdout[-2000:]}{proc.stderr[-2000:]}"
     assert json.loads((tmp_path / "realnvp.json").read_text()) == json.loads((base / "metrics/realnvp.json").read_text())
     assert (tmp_path / "plots/manifest.json").is_file()
+
+
+def _run_config(run: Path) -> dict:
+    return yaml.safe_load((run / CONFIG).read_text())
+
+
+def test_external_row_is_in_the_report_marked_external(first_run):
+    page = ReportPage()
+    page.feed((first_run / "results/report/index.html").read_text())
+    table = page.frame("metrics-calo")
+    assert table.loc["gflash", "status"].startswith("external")
+    assert table.loc["gflash", "params"] == "1M"  # the cost the user gave
+    record = json.loads((first_run / "results/calo/metrics/gflash.json").read_text())
+    assert record["family"] == "external" and record["training"] is None
+    assert record["n_generated"] == record["n_truth"]  # brought to truth A's size
+
+
+def test_external_row_reruns_when_its_file_changes(first_run):
+    import os
+
+    samples = first_run / EXTERNAL["samples"]
+    os.utime(samples)  # a newer file, as a regenerated sample would be
+    proc = run_snakemake(first_run, "-n", "--cores", "2", "--configfile", CONFIG, check=True)
+    out = proc.stdout + proc.stderr
+    assert "rule external:" in out and "rule evaluate:" in out and "rule train:" not in out, out[-3000:]
+
+
+def test_external_copy_of_a_models_samples_scores_as_that_model(first_run, tmp_path):
+    """An external row whose file holds a trained model's own samples: the same metrics."""
+    from hepgenbench import stages
+    from hepgenbench.records import EvaluateParams, ExternalParams
+
+    base = first_run / "results/calo"
+    config = {**_run_config(first_run)}
+    config["models"] = {**config["models"], "copy": {"family": "external", "samples": str(base / "samples/hurdlevae.h5"),
+                                                     "datasets": ["calo"]}}
+    data = {"events": str(base / "data/events.h5"), "split": str(base / "data/split.h5")}
+    stages.external({"external": str(base / "samples/hurdlevae.h5"), **data}, {"sample": str(tmp_path / "copy.h5")},
+                    ExternalParams.from_config(config, "calo", "copy"), threads=1)
+    stages.evaluate({"sample": str(tmp_path / "copy.h5"), **data}, {"metrics": str(tmp_path / "copy.json")},
+                    EvaluateParams.from_config(config, "calo", "copy"), threads=1)
+    copy = json.loads((tmp_path / "copy.json").read_text())["metrics"]
+    model = json.loads((base / "metrics/hurdlevae.json").read_text())["metrics"]
+    likelihood = {"nll_per_dim", "kl_exact"}  # the model's density, which a file of samples has not
+    assert set(copy) == set(model) - likelihood
+    for key in set(copy) - {"duplicates"}:
+        assert copy[key] == model[key], key
+
+
+def test_score_on_the_workflows_truth_gives_the_workflows_row(first_run, tmp_path):
+    """`hepgenbench score` with the workflow's truth halves and a trained model's samples
+    reproduces that model's row of the workflow, number for number."""
+    from hepgenbench.io import write_events
+    from hepgenbench.scoring import score_files
+    from hepgenbench.stages import load_split_events
+
+    base = first_run / "results/calo"
+    sets = load_split_events(str(base / "data/events.h5"), str(base / "data/split.h5"))
+    write_events(tmp_path / "truth_a.h5", sets["truth_a"])
+    write_events(tmp_path / "truth_b.h5", sets["truth_b"])
+    result = score_files(str(tmp_path / "truth_a.h5"), {"hurdlevae": str(base / "samples/hurdlevae.h5")},
+                         truth_b=str(tmp_path / "truth_b.h5"), config=str(first_run / CONFIG), dataset="calo")
+    scored = result.records["hurdlevae"].to_dict()["metrics"]
+    workflow = json.loads((base / "metrics/hurdlevae.json").read_text())["metrics"]
+    # score has no training set (memorisation) and no model (likelihood)
+    compared = set(workflow) - {"memorisation_ratio", "nll_per_dim", "kl_exact", "duplicates"}
+    assert compared <= set(scored) and {"c2st_auc", "c2st_auc_high_level", "fpd"} <= compared
+    for key in compared:
+        assert scored[key] == workflow[key], key
+    truth_row = json.loads((base / "metrics/truth.json").read_text())["metrics"]
+    assert result.records["truth"].to_dict()["metrics"]["c2st_auc"] == truth_row["c2st_auc"]
