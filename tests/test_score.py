@@ -18,6 +18,7 @@ from conftest import ReportPage
 
 from hepgenbench import cli
 from hepgenbench.data.calo import DS1_DETECTOR, simulate_showers
+from hepgenbench.errors import InputError
 from hepgenbench.io import write_events
 from hepgenbench.report import within_noise_floor
 from hepgenbench.scoring import auc_null_sigma, score_files
@@ -240,3 +241,45 @@ def test_auc_null_sigma_matches_the_spread_of_independent_samples():
     n = 300
     aucs = [roc_auc_score(np.r_[np.ones(n), np.zeros(n)], rng.normal(size=2 * n)) for _ in range(2000)]
     assert np.std(aucs) == pytest.approx(auc_null_sigma(n), rel=0.06)
+
+
+def test_dataset_2_scores_from_its_binning_xml(calochallenge_files, tmp_path):
+    """`hepgenbench score --binning binning_dataset_2.xml` on challenge-format files: a file
+    from truth's law sits within the floor, a distorted one does not. (FPD on its 271
+    high-level features needs a few hundred showers per row.)"""
+    from hepgenbench.data.calo import detector_for
+    from hepgenbench.data.calo_geometry import CaloGeometry
+
+    xml = str(calochallenge_files / "binning_dataset_2.xml")
+    detector = detector_for(CaloGeometry.from_xml(xml))
+    wider = dataclasses.replace(detector, medium=dataclasses.replace(
+        detector.medium, moliere_radius_mm=detector.medium.moliere_radius_mm * 1.2))
+    n, quiet = 600, {"log": lambda *_: None, "dtype": "float32"}
+    # 6,480 voxels: the voxel-level metrics on few events and coarse histograms
+    light = {**LIGHT, "c2st_max_events": 300, "emd_subsample": 100, "n_bins": 20, "n_bootstrap": 2,
+             "prdc_max_events": 200, "kpd_batch_size": 200, "fpd_points": 2, "fpd_resamples": 2}
+    simulate_showers(tmp_path / "truth.h5", 2 * n, 1, detector=detector, **quiet)
+    simulate_showers(tmp_path / "same.h5", n, 2, detector=detector, **quiet)
+    simulate_showers(tmp_path / "distorted.h5", n, 3, detector=wider, **quiet)
+    with h5py.File(tmp_path / "distorted.h5", "r+") as f:
+        f["showers"][...] = f["showers"][()] * 1.04
+    result = score_files(str(tmp_path / "truth.h5"), [str(tmp_path / "same.h5"), str(tmp_path / "distorted.h5")],
+                         kind="calo", binning=xml, evaluation=light, seed=5)
+    floor, same, distorted = (result.records[k] for k in ("truth", "same", "distorted"))
+    assert within_floor(same, floor, "c2st_auc_high_level")
+    assert not within_floor(distorted, floor, "c2st_auc_high_level")
+
+
+def test_dataset_3_files_are_read_in_its_binning_and_refused_in_another(calochallenge_files, tmp_path):
+    from hepgenbench.data.calo import detector_for
+    from hepgenbench.data.calo_geometry import CaloGeometry
+    from hepgenbench.scoring import reading_spec
+
+    xml = str(calochallenge_files / "binning_dataset_3.xml")
+    geometry = CaloGeometry.from_xml(xml)
+    simulate_showers(tmp_path / "ds3.h5", 20, 1, detector=detector_for(geometry), log=lambda *_: None, dtype="float32")
+    events = reading_spec("calochallenge", binning=xml).read(tmp_path / "ds3.h5", "truth")
+    assert events.n_features == geometry.n_voxels == 40_500
+    with pytest.raises(InputError, match="40500 voxels") as err:
+        reading_spec("calochallenge").read(tmp_path / "ds3.h5", "generated")
+    assert str(tmp_path / "ds3.h5") in str(err.value) and "368" in str(err.value)
