@@ -45,6 +45,9 @@ PROFILES = ROOT / "workflow" / "profiles"
 SBATCH_RECORDER = ROOT / "tests" / "cluster" / "sbatch"
 QUICK = "config/quick.yaml"
 
+# A job's end is noticed within 2 s, not Snakemake's default 10: on a one-node cluster the
+# checks cost nothing, and each layer of the DAG would otherwise wait up to 10 s more.
+STATUS_CHECK_FLAGS = ("--seconds-between-status-checks", "2")
 # Settings for the test cluster only (no accounting database, no accounts), and a short
 # first status check so that the seven layers of the DAG do not each wait 40 s.
 TEST_CLUSTER_FLAGS = (
@@ -52,6 +55,7 @@ TEST_CLUSTER_FLAGS = (
     "--slurm-status-command", "squeue",
     "--slurm-init-seconds-before-status-checks", "5",
     "--slurm-keep-successful-logs",
+    *STATUS_CHECK_FLAGS,
 )  # fmt: skip
 
 # Cost entries of the report that measure the machine, not the model (training time,
@@ -518,14 +522,27 @@ def slurm_run(tmp_path_factory) -> ClusterRun:
     return ClusterRun(workdir, proc, wall, planned, snakefile_localrules(workdir), calls, cancellation)
 
 
-def assert_same_report(cluster: Path, local: Path) -> None:
-    """Every metric of the cluster run's report equals the local run's, but the machine's."""
+def same_row(a: tuple[str, ...], b: tuple[str, ...], rel: float) -> bool:
+    """(value, error, status, replica) equal; value and error to ``rel`` when it is not 0."""
+    if a == b or rel == 0 or a[2:] != b[2:]:
+        return a == b
+    try:
+        return all(math.isclose(float(x), float(y), rel_tol=rel) for x, y in zip(a[:2], b[:2]))
+    except ValueError:
+        return False
+
+
+def assert_same_report(cluster: Path, local: Path, rel: float = 0.0) -> None:
+    """Every metric of the cluster run's report equals the local run's, but the machine's.
+
+    ``rel = 0`` asks for identical strings, i.e. bit-identical numbers.
+    """
     on_cluster, here = report_values(cluster), report_values(local)
     assert on_cluster.keys() == here.keys()
     machine = {key for key in here if key[2].startswith("cost.") and MACHINE_METRIC.search(key[2])}
     compared = here.keys() - machine
     assert len(compared) > len(here) / 2, f"too few comparable metrics: {sorted(machine)}"
-    differ = {key: (on_cluster[key], here[key]) for key in compared if on_cluster[key] != here[key]}
+    differ = {key: (on_cluster[key], here[key]) for key in compared if not same_row(on_cluster[key], here[key], rel)}
     assert not differ, f"{len(differ)} of {len(compared)} metrics differ (cluster, local): {differ}"
 
 
@@ -716,7 +733,8 @@ def htcondor_run() -> CondorRun:
     env = [f"PATH={Path(sys.executable).parent}:/usr/bin:/bin"]
     if os.environ.get("PYTHONPATH"):
         env.append(f"PYTHONPATH={os.environ['PYTHONPATH']}")
-    command = f"cd {shlex.quote(iwd)} && exec {shlex.quote(sys.executable)} -m snakemake --profile workflow/profiles/htcondor --configfile {config}"
+    snakemake = [sys.executable, "-m", "snakemake", "--profile", "workflow/profiles/htcondor", "--configfile", config, *STATUS_CHECK_FLAGS]
+    command = f"cd {shlex.quote(iwd)} && exec {shlex.join(snakemake)}"
     done = threading.Event()
     removal = Removal()
 
@@ -787,7 +805,15 @@ def test_htcondor_runs_every_remote_job_in_the_pool_with_its_resources(htcondor_
 @pytest.mark.htcondor
 @pytest.mark.slow
 def test_htcondor_report_equals_local_run(htcondor_run, local_run):
-    assert_same_report(htcondor_run.workdir, local_run)
+    """Same seed, same numbers, to float32 rounding.
+
+    The pool's jobs run the same venv but on the chroot's Debian 13 system libraries, where
+    the local run has Debian 12's; a log-density computed there (IAF's NLL on the phase
+    space: 0.98840448140 against 0.98840448171) differs in the last bits, and the same job
+    rerun on the host from the pool's model.pt gives the local value bit for bit. A seed
+    or data bug moves the numbers by far more than 1e-6.
+    """
+    assert_same_report(htcondor_run.workdir, local_run, rel=1e-6)
 
 
 @pytest.mark.htcondor
