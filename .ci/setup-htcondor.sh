@@ -31,6 +31,18 @@ USER_NAME=hgbench
 # Bump when the packages below change, so that a cached chroot is rebuilt.
 RECIPE="minicondor procps v1"
 
+master_pid() {  # the condor_master running in this chroot, if any
+  local pid
+  for pid in $(pgrep -x condor_master); do
+    [ "$(readlink "/proc/$pid/root")" = "$(realpath "$CHROOT")" ] && echo "$pid"
+  done
+  return 0
+}
+
+unmount_all() {  # every mount below DIR, deepest first (the binds of /work, /dev, ... included)
+  findmnt -rn -o TARGET | awk -v dir="$(realpath "$1")/" 'index($0, dir) == 1' | sort -r | xargs -r -n1 umount -l
+}
+
 # ---- The Debian mirror: the one this machine's apt already uses --------------------------
 # The URIs of every apt source of the host's own release (e.g. `bookworm`, not
 # `bookworm-security` nor a third-party suite), one-line and deb822 formats, in apt's order.
@@ -101,7 +113,7 @@ if [ "$(cat "$CHROOT/.hepgenbench-recipe" 2> /dev/null)" != "$RECIPE" ]; then
   # Built beside its final place and moved in when complete, so that an interrupted build
   # is never mistaken for a cached one.
   build="$CHROOT.build"
-  rm -rf "$build"
+  if [ -e "$build" ]; then unmount_all "$build"; rm -rf --one-file-system "$build"; fi
   mkdir -p "$build"
   debootstrap --variant=minbase "$SUITE" "$build" "$mirror" > "$CHROOT.debootstrap.log" 2>&1 || {
     tail -n 20 "$CHROOT.debootstrap.log" >&2; exit 1; }
@@ -109,14 +121,21 @@ if [ "$(cat "$CHROOT/.hepgenbench-recipe" 2> /dev/null)" != "$RECIPE" ]; then
     > "$build/etc/apt/apt.conf.d/01host-proxy" || true
   mount -t proc proc "$build/proc"
   trap 'umount "$build/proc" 2> /dev/null || true' EXIT
-  chroot "$build" sh -c "apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $(echo "$RECIPE" | sed 's/ v[0-9]*$//') > /dev/null"
+  chroot "$build" sh -c "apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $(echo "$RECIPE" | sed 's/ v[0-9]*$//') > /dev/null && apt-get clean"
   # The package's postinst may have started daemons inside the build: stop them.
   chroot "$build" sh -c 'pkill -x condor_master' 2> /dev/null || true
   umount "$build/proc"
   trap - EXIT
   chroot "$build" useradd -m "$USER_NAME"
   echo "$RECIPE" > "$build/.hepgenbench-recipe"
-  if [ -e "$CHROOT" ]; then rm -rf "$CHROOT"; fi
+  if [ -e "$CHROOT" ]; then
+    # An outdated chroot: its pool stopped and its binds undone first, or rm would descend
+    # into the bind-mounted clone, /dev and the rest (--one-file-system guards it too).
+    pid=$(master_pid)
+    if [ -n "$pid" ]; then kill "$pid"; for _ in $(seq 60); do kill -0 "$pid" 2> /dev/null || break; sleep 1; done; fi
+    unmount_all "$CHROOT"
+    rm -rf --one-file-system "$CHROOT"
+  fi
   mv "$build" "$CHROOT"
 fi
 
@@ -176,13 +195,6 @@ chroot "$CHROOT" sh -c 'mkdir -p /run/condor /var/lock/condor /var/spool/condor 
 # The daemons resolve their own host name: to the loopback address, like everything here.
 grep -qw "$(hostname)" "$CHROOT/etc/hosts" 2> /dev/null || printf '127.0.0.1 localhost %s\n' "$(hostname)" >> "$CHROOT/etc/hosts"
 
-master_pid() {  # the condor_master running in this chroot, if any
-  local pid
-  for pid in $(pgrep -x condor_master); do
-    [ "$(readlink "/proc/$pid/root")" = "$(realpath "$CHROOT")" ] && echo "$pid"
-  done
-  return 0
-}
 pid=$(master_pid)
 if [ -n "$pid" ] && [ "$conf_file" -nt "/proc/$pid" ]; then
   # A master older than the configuration (a changed network or security setting) is

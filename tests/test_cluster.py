@@ -722,6 +722,8 @@ def remove_one_training_job(workdir: Path, iwd: str, done: threading.Event) -> R
 def htcondor_run() -> CondorRun:
     require_htcondor()
     home = HTCONDOR_CHROOT / "home" / HTCONDOR_USER
+    for earlier in home.glob("pytest-*"):  # the last run's directory is kept until the next
+        shutil.rmtree(earlier)
     workdir = copy_workflow(Path(tempfile.mkdtemp(prefix="pytest-", dir=home)) / "wf")
     iwd = "/" + str(workdir.relative_to(HTCONDOR_CHROOT))  # the same directory, seen from inside
     config = reproducible_config(workdir)
