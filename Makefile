@@ -31,7 +31,7 @@ test: install
 	$(BIN)/python -m pytest
 
 test-fast: install
-	$(BIN)/python -m pytest -m "not slow and not slurm"
+	$(BIN)/python -m pytest -m "not slow and not slurm and not htcondor"
 
 # Re-render results/report/ from the results on disk (after editing the template, say);
 # whatever the report needs and is missing is run first.

@@ -10,7 +10,11 @@ Two levels of evidence:
 * marked ``slurm``: the quick benchmark runs on the single-node cluster of
   ``.ci/setup-slurm.sh`` through ``--executor slurm``, with a recording ``sbatch`` on
   PATH (tests/cluster/sbatch), one training job is killed with ``scancel`` mid-run, and the
-  report must equal a local run's.
+  report must equal a local run's;
+* marked ``htcondor``: the same on the single-node pool of ``.ci/setup-htcondor.sh`` (a
+  Debian 13 chroot on 127.0.0.1) through the HTCondor profile, submitted by an unprivileged
+  user; the schedd's own history gives each job's resources, and ``condor_rm`` kills the
+  training job. Both cluster runs are compared with one local run.
 """
 
 from __future__ import annotations
@@ -25,6 +29,8 @@ import re
 import shlex
 import shutil
 import subprocess
+import sys
+import tempfile
 import threading
 import time
 from dataclasses import dataclass, field
@@ -39,6 +45,9 @@ PROFILES = ROOT / "workflow" / "profiles"
 SBATCH_RECORDER = ROOT / "tests" / "cluster" / "sbatch"
 QUICK = "config/quick.yaml"
 
+# A job's end is noticed within 2 s, not Snakemake's default 10: on a one-node cluster the
+# checks cost nothing, and each layer of the DAG would otherwise wait up to 10 s more.
+STATUS_CHECK_FLAGS = ("--seconds-between-status-checks", "2")
 # Settings for the test cluster only (no accounting database, no accounts), and a short
 # first status check so that the seven layers of the DAG do not each wait 40 s.
 TEST_CLUSTER_FLAGS = (
@@ -46,6 +55,7 @@ TEST_CLUSTER_FLAGS = (
     "--slurm-status-command", "squeue",
     "--slurm-init-seconds-before-status-checks", "5",
     "--slurm-keep-successful-logs",
+    *STATUS_CHECK_FLAGS,
 )  # fmt: skip
 
 # Cost entries of the report that measure the machine, not the model (training time,
@@ -349,8 +359,15 @@ def test_dry_run_parser_reads_threads_and_resources():
 # On the real cluster.
 
 
+def cluster_absent(problem: str, setup: str) -> None:
+    """Fail in CI (where .ci/run sets the clusters up), skip with the reason elsewhere."""
+    if os.environ.get("CI"):
+        pytest.fail(f"{problem}; CI must run {setup} as root before the tests")
+    pytest.skip(f"{problem}: run {setup} as root to get a single-node cluster")
+
+
 def require_slurm() -> None:
-    """Fail in CI (where .ci/run sets the cluster up), skip elsewhere, when Slurm is absent."""
+    """The Slurm cluster of .ci/setup-slurm.sh is up (else see cluster_absent)."""
     problem = None
     if shutil.which("sinfo") is None or shutil.which("sbatch") is None:
         problem = "Slurm's sinfo/sbatch are not on PATH"
@@ -358,11 +375,8 @@ def require_slurm() -> None:
         proc = subprocess.run(["sinfo", "-h", "-o", "%a %t"], capture_output=True, text=True)
         if proc.returncode != 0 or "up" not in proc.stdout:
             problem = f"no Slurm partition is up (sinfo: {proc.stdout.strip() or proc.stderr.strip()})"
-    if problem is None:
-        return
-    if os.environ.get("CI"):
-        pytest.fail(f"{problem}; CI must run .ci/setup-slurm.sh as root before the tests")
-    pytest.skip(f"{problem}: run .ci/setup-slurm.sh as root to get a single-node cluster")
+    if problem is not None:
+        cluster_absent(problem, ".ci/setup-slurm.sh")
 
 
 @dataclass(frozen=True)
@@ -508,6 +522,30 @@ def slurm_run(tmp_path_factory) -> ClusterRun:
     return ClusterRun(workdir, proc, wall, planned, snakefile_localrules(workdir), calls, cancellation)
 
 
+def same_row(a: tuple[str, ...], b: tuple[str, ...], rel: float) -> bool:
+    """(value, error, status, replica) equal; value and error to ``rel`` when it is not 0."""
+    if a == b or rel == 0 or a[2:] != b[2:]:
+        return a == b
+    try:
+        return all(math.isclose(float(x), float(y), rel_tol=rel) for x, y in zip(a[:2], b[:2]))
+    except ValueError:
+        return False
+
+
+def assert_same_report(cluster: Path, local: Path, rel: float = 0.0) -> None:
+    """Every metric of the cluster run's report equals the local run's, but the machine's.
+
+    ``rel = 0`` asks for identical strings, i.e. bit-identical numbers.
+    """
+    on_cluster, here = report_values(cluster), report_values(local)
+    assert on_cluster.keys() == here.keys()
+    machine = {key for key in here if key[2].startswith("cost.") and MACHINE_METRIC.search(key[2])}
+    compared = here.keys() - machine
+    assert len(compared) > len(here) / 2, f"too few comparable metrics: {sorted(machine)}"
+    differ = {key: (on_cluster[key], here[key]) for key in compared if not same_row(on_cluster[key], here[key], rel)}
+    assert not differ, f"{len(differ)} of {len(compared)} metrics differ (cluster, local): {differ}"
+
+
 def report_values(workdir: Path) -> dict[tuple[str, str, str], tuple[str, ...]]:
     """metrics.csv (long format) as {(dataset, model, metric): (value, error, status, replica)}."""
     with open(workdir / "results" / "report" / "metrics.csv", newline="") as f:
@@ -559,13 +597,7 @@ def test_slurm_report_equals_local_run(slurm_run, local_run):
     A difference with identical truth rows and data files points at training: e.g. a
     model whose weights are initialised before the training seed is set.
     """
-    cluster, local = report_values(slurm_run.workdir), report_values(local_run)
-    assert cluster.keys() == local.keys()
-    machine = {key for key in local if key[2].startswith("cost.") and MACHINE_METRIC.search(key[2])}
-    compared = local.keys() - machine
-    assert len(compared) > len(local) / 2, f"too few comparable metrics: {sorted(machine)}"
-    differ = {key: (cluster[key], local[key]) for key in compared if cluster[key] != local[key]}
-    assert not differ, f"{len(differ)} of {len(compared)} metrics differ (cluster, local): {differ}"
+    assert_same_report(slurm_run.workdir, local_run)
 
 
 @pytest.mark.slurm
@@ -588,3 +620,221 @@ def test_scancelled_training_job_is_retried_and_nothing_finished_is_redone(slurm
     # The killed job's outputs exist now, made by the retry, which started after the kill.
     assert after[model_dir + "model.pt"][0] > cancelled.at
     assert "CANCELLED" in slurm_run.proc.stderr or "Trying to restart" in slurm_run.proc.stderr
+
+
+# ---------------------------------------------------------------------------------------
+# On the real HTCondor pool (.ci/setup-htcondor.sh): a Debian 13 chroot whose daemons listen
+# on 127.0.0.1. The workflow is submitted from inside it by the unprivileged HTCONDOR_USER,
+# in a work directory under that user's home; the venv and this clone are bind-mounted at
+# their own paths, so jobs run the same `hepgenbench` as the tests.
+
+HTCONDOR_CHROOT = Path(os.environ.get("HEPGENBENCH_HTCONDOR_CHROOT", "/var/cache/hepgenbench/htcondor-trixie"))
+HTCONDOR_USER = "hgbench"
+# JobStatus in the schedd's ads.
+CONDOR_REMOVED, CONDOR_COMPLETED = 3, 4
+
+
+def in_pool(*command: str, user: str = HTCONDOR_USER, check: bool = False, timeout: float = 120) -> subprocess.CompletedProcess:
+    """``command`` inside the pool's chroot, run as ``user``, with a clean environment."""
+    env = ["env", "-i", f"HOME=/home/{user}", "PATH=/usr/bin:/bin", "CONDOR_CONFIG=/etc/condor/condor_config"]
+    return subprocess.run(["chroot", str(HTCONDOR_CHROOT), "runuser", "-u", user, "--", *env, *command],
+                          capture_output=True, text=True, timeout=timeout, check=check)  # fmt: skip
+
+
+def require_htcondor() -> None:
+    """The pool of .ci/setup-htcondor.sh is up and sees this venv (else see cluster_absent)."""
+    problem = None
+    if os.geteuid() != 0:
+        problem = "the HTCondor pool runs in a chroot, and only root can enter it"
+    elif not (HTCONDOR_CHROOT / "usr" / "sbin" / "condor_master").exists():
+        problem = f"there is no HTCondor chroot at {HTCONDOR_CHROOT}"
+    else:
+        proc = in_pool("condor_status", "-af", "Name")
+        if proc.returncode != 0 or not proc.stdout.strip():
+            problem = f"no HTCondor slot is up in {HTCONDOR_CHROOT} (condor_status: {proc.stdout.strip() or proc.stderr.strip()})"
+        else:
+            needed = [sys.prefix, sys.base_prefix, *filter(None, os.environ.get("PYTHONPATH", "").split(os.pathsep))]
+            hidden = [p for p in needed if not (HTCONDOR_CHROOT / Path(p).resolve().relative_to("/")).exists()]
+            if hidden:
+                problem = f"the pool's chroot does not see {', '.join(hidden)} (.ci/setup-htcondor.sh {' '.join(hidden)} shares them)"
+    if problem is not None:
+        cluster_absent(problem, ".ci/setup-htcondor.sh")
+
+
+def target_of(args: str) -> tuple[str, frozenset[tuple[str, str]]]:
+    """(rule, wildcards) of a job from its Snakemake command line (``--target-jobs rule:k=v,...``)."""
+    match = re.search(r"--target-jobs\s+'?(\w+):([^'\s]*)", args)
+    assert match, f"no --target-jobs in the job's arguments: {args[:300]}"
+    rule, wildcards = match.groups()
+    return rule, frozenset(tuple(kv.split("=", 1)) for kv in wildcards.split(",") if kv)
+
+
+def key_of(job: PlannedJob) -> tuple[str, frozenset[tuple[str, str]]]:
+    return job.rule, frozenset(job.wildcards)
+
+
+@dataclass
+class Removal:
+    """The training job the watcher removed with condor_rm, and what existed at that moment."""
+
+    target: tuple[str, frozenset[tuple[str, str]]] | None = None
+    cluster_id: int | None = None
+    at: float = math.nan
+    finished_before: dict[str, tuple[float, float]] = field(default_factory=dict)
+
+
+@dataclass
+class CondorRun:
+    workdir: Path
+    proc: subprocess.CompletedProcess
+    wall_s: float
+    planned: list[PlannedJob]
+    local_rules: frozenset[str]
+    history: list[dict]  # the schedd's ad of every job of the run, done or removed
+    removal: Removal
+
+
+def condor_history(iwd: str) -> list[dict]:
+    """The schedd's history ads of the jobs submitted from ``iwd``."""
+    attrs = "ClusterId,Owner,JobStatus,ExitCode,RequestCpus,RequestMemory,Args,Iwd"
+    proc = in_pool("condor_history", "-json", "-attributes", attrs, "-constraint", f'Iwd == "{iwd}"', check=True)
+    return json.loads(proc.stdout) if proc.stdout.strip() else []
+
+
+def remove_one_training_job(workdir: Path, iwd: str, done: threading.Event) -> Removal:
+    """Wait for a train job of this run to be running its command, then condor_rm it."""
+    while not done.is_set():
+        queue = in_pool("condor_q", "-json", "-attributes", "ClusterId,JobStatus,Args", "-constraint", f'Iwd == "{iwd}" && JobStatus == 2')
+        for ad in json.loads(queue.stdout) if queue.returncode == 0 and queue.stdout.strip() else ():
+            rule, wildcards = target = target_of(ad["Args"])
+            wildcards = dict(wildcards)
+            log = workdir / "results" / "logs" / wildcards.get("dataset", "") / "train" / f"{wildcards.get('model')}.log"
+            if rule == "train" and log.exists():  # the training command itself has started
+                time.sleep(1.0)
+                removal = Removal(target, ad["ClusterId"], time.time(), finished_outputs(workdir))
+                in_pool("condor_rm", str(ad["ClusterId"]), check=True)
+                return removal
+        time.sleep(0.5)
+    return Removal()
+
+
+@pytest.fixture(scope="module")
+def htcondor_run() -> CondorRun:
+    require_htcondor()
+    home = HTCONDOR_CHROOT / "home" / HTCONDOR_USER
+    for earlier in home.glob("pytest-*"):  # the last run's directory is kept until the next
+        shutil.rmtree(earlier)
+    workdir = copy_workflow(Path(tempfile.mkdtemp(prefix="pytest-", dir=home)) / "wf")
+    iwd = "/" + str(workdir.relative_to(HTCONDOR_CHROOT))  # the same directory, seen from inside
+    config = reproducible_config(workdir)
+    planned = planned_jobs(workdir, "--profile", str(PROFILES / "htcondor"), "--configfile", config)
+    local_rules = snakefile_localrules(workdir)
+    subprocess.run(["chroot", str(HTCONDOR_CHROOT), "chown", "-R", f"{HTCONDOR_USER}:", str(Path(iwd).parent)], check=True)
+    # The venv's CLI on PATH and this clone's sources (PYTHONPATH) reach every job: the
+    # profile's getenv copies the submitter's environment.
+    env = [f"PATH={Path(sys.executable).parent}:/usr/bin:/bin"]
+    if os.environ.get("PYTHONPATH"):
+        env.append(f"PYTHONPATH={os.environ['PYTHONPATH']}")
+    snakemake = [sys.executable, "-m", "snakemake", "--profile", "workflow/profiles/htcondor", "--configfile", config, *STATUS_CHECK_FLAGS]
+    command = f"cd {shlex.quote(iwd)} && exec {shlex.join(snakemake)}"
+    done = threading.Event()
+    removal = Removal()
+
+    def watch():
+        nonlocal removal
+        removal = remove_one_training_job(workdir, iwd, done)
+
+    watcher = threading.Thread(target=watch, daemon=True)
+    watcher.start()
+    start = time.monotonic()
+    try:
+        proc = in_pool("env", *env, "sh", "-c", command, timeout=1800)
+        wall = time.monotonic() - start
+    finally:
+        done.set()
+        watcher.join()
+    assert proc.returncode == 0, f"HTCondor run failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-6000:]}"
+    submitted = set(map(int, re.findall(r"submitted to HTCondor Cluster ID (\d+)", proc.stderr)))
+    # A job's ad moves to the history file when it leaves the queue, a moment after its
+    # terminate event (which is what the plugin waits for).
+    for _ in range(60):
+        history = condor_history(iwd)
+        if {ad["ClusterId"] for ad in history} >= submitted:
+            break
+        time.sleep(1)
+    print(f"\nquick benchmark on HTCondor: {wall:.0f} s wall, {len(submitted)} jobs submitted")
+    return CondorRun(workdir, proc, wall, planned, local_rules, history, removal)
+
+
+@pytest.mark.htcondor
+def test_htcondor_pool_listens_on_loopback_only_with_claimtobe():
+    """CLAIMTOBE trusts any client's word: acceptable only if no other host can reach the pool."""
+    import psutil
+
+    require_htcondor()
+    root = HTCONDOR_CHROOT.resolve()
+    daemons = [p for p in psutil.process_iter(["name"]) if p.info["name"].startswith("condor_") and Path(f"/proc/{p.pid}/root").resolve() == root]
+    assert {"condor_master", "condor_collector", "condor_schedd", "condor_startd"} <= {p.info["name"] for p in daemons}
+    sockets = [(p.info["name"], c) for p in daemons for c in p.net_connections("inet")]
+    listening = [(name, c.laddr) for name, c in sockets if c.status == psutil.CONN_LISTEN]
+    assert ("condor_shared_port", ("127.0.0.1", 9618)) in [(n, tuple(a)) for n, a in listening], listening
+    exposed = [(name, c.laddr) for name, c in sockets if c.laddr.ip != "127.0.0.1"]
+    assert not exposed, f"pool sockets bound beyond 127.0.0.1: {exposed}"
+    # What the daemons advertise, and how they authenticate.
+    ads = in_pool("condor_status", "-any", "-constraint", "MyAddress =!= undefined", "-af", "MyType", "MyAddress", check=True)
+    advertised = dict(line.split() for line in ads.stdout.splitlines())
+    assert {"Collector", "Scheduler", "StartD", "DaemonMaster"} <= advertised.keys()
+    assert all(a.startswith("<127.0.0.1:") for a in advertised.values()), advertised
+    methods = in_pool("condor_config_val", "SEC_DEFAULT_AUTHENTICATION_METHODS", "SEC_CLIENT_AUTHENTICATION_METHODS", check=True)
+    assert methods.stdout.split() == ["CLAIMTOBE", "CLAIMTOBE"]
+
+
+@pytest.mark.htcondor
+@pytest.mark.slow
+def test_htcondor_runs_every_remote_job_in_the_pool_with_its_resources(htcondor_run):
+    expected = {key_of(j): j for j in remote_jobs(htcondor_run.planned, htcondor_run.local_rules)}
+    seen = [target_of(ad["Args"]) for ad in htcondor_run.history]
+    # Each remote job once, plus the resubmission of the one that was removed.
+    assert sorted(seen, key=str) == sorted([*expected, htcondor_run.removal.target], key=str)
+    for ad in htcondor_run.history:
+        job = expected[target_of(ad["Args"])]
+        assert ad["Owner"] == HTCONDOR_USER
+        assert (ad["RequestCpus"], ad["RequestMemory"]) == (job.threads, job.resources["mem_mb"]), job
+        if ad["ClusterId"] != htcondor_run.removal.cluster_id:
+            assert (ad["JobStatus"], ad["ExitCode"]) == (CONDOR_COMPLETED, 0), ad
+
+
+@pytest.mark.htcondor
+@pytest.mark.slow
+def test_htcondor_report_equals_local_run(htcondor_run, local_run):
+    """Same seed, same numbers, to float32 rounding.
+
+    The pool's jobs run the same venv but on the chroot's Debian 13 system libraries, where
+    the local run has Debian 12's; a log-density computed there (IAF's NLL on the phase
+    space: 0.98840448140 against 0.98840448171) differs in the last bits, and the same job
+    rerun on the host from the pool's model.pt gives the local value bit for bit. A seed
+    or data bug moves the numbers by far more than 1e-6.
+    """
+    assert_same_report(htcondor_run.workdir, local_run, rel=1e-6)
+
+
+@pytest.mark.htcondor
+@pytest.mark.slow
+def test_condor_removed_training_job_is_retried_and_nothing_finished_is_redone(htcondor_run):
+    removal = htcondor_run.removal
+    assert removal.target is not None, "the watcher never saw a running train job to remove"
+    by_cluster = {ad["ClusterId"]: ad for ad in htcondor_run.history}
+    assert by_cluster[removal.cluster_id]["JobStatus"] == CONDOR_REMOVED
+    runs = [ad for ad in htcondor_run.history if target_of(ad["Args"]) == removal.target]
+    assert sorted(ad["JobStatus"] for ad in runs) == [CONDOR_REMOVED, CONDOR_COMPLETED]
+    # What had finished when the job was removed is untouched.
+    wildcards = dict(removal.target[1])
+    model_dir = f"results/{wildcards['dataset']}/models/{wildcards['model']}/"
+    after = finished_outputs(htcondor_run.workdir)
+    assert removal.finished_before, "nothing had finished before the removal"
+    assert not any(p.startswith(model_dir) for p in removal.finished_before), "the removed job had already finished"
+    for path, job_times in removal.finished_before.items():
+        assert after[path] == job_times, f"{path} was made again after the removal"
+    # The removed job's outputs exist now, made by the retry, which started after the removal.
+    assert after[model_dir + "model.pt"][0] > removal.at
+    assert "was removed/aborted" in htcondor_run.proc.stderr
