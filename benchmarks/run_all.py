@@ -56,6 +56,7 @@ SCRIPTS = [
     Script("iaf", "bench_iaf.py", [], ["--budget", "10", "--seeds", "1", "--events", "10000"]),
     Script("calo", "bench_calo.py", [], ["--events", "3000", "--budget", "3", "--seeds", "1"]),
     Script("calochallenge", "bench_calochallenge.py", [], ["--n", "2000", "--scaling-n", "500", "--pool", "100"]),
+    Script("score", "bench_score.py", [], ["--calo-n", "1000,3000", "--events-n", "10000,30000"]),
 ]
 
 
@@ -530,6 +531,7 @@ def write_results(info: dict, q: dict | None, timings: dict[str, float], command
         *section("iaf", "The IAF's two transforms as phase-space samplers (bench_iaf.py)"),
         *section("calo", "VAE decoders and priors on the calo showers (bench_calo.py)"),
         *section("calochallenge", "CaloChallenge high-level pass at full size (bench_calochallenge.py)"),
+        *section("score", "Scoring samples made anywhere (bench_score.py)"),
         "## Script run times",
         "",
         ", ".join(f"{k} {v:.0f} s" for k, v in timings.items()) or "(not recorded)",
@@ -547,7 +549,7 @@ def main() -> None:
     parser.add_argument("--previous-time", default=None, help="its `time` output file, e.g. /tmp/fresh_run.time")
     parser.add_argument("--full", action="store_true", help="also re-run config/config.yaml end to end (≈ 30 min)")
     parser.add_argument("--quick", action="store_true", help="small sizes everywhere (a smoke run of the runner)")
-    parser.add_argument("--only", default=None, help="comma-separated scripts to run (data,models,metrics,scaling,e2e,memory,iaf,calo,calochallenge)")
+    parser.add_argument("--only", default=None, help="comma-separated scripts to run (data,models,metrics,scaling,e2e,memory,iaf,calo,calochallenge,score)")
     parser.add_argument("--skip", default="", help="comma-separated scripts not to run")
     parser.add_argument("--reuse", action="store_true", help="run nothing; re-assemble RESULTS.md from the JSONs")
     args = parser.parse_args()
