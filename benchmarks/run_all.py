@@ -549,7 +549,7 @@ def main() -> None:
     parser.add_argument("--previous-time", default=None, help="its `time` output file, e.g. /tmp/fresh_run.time")
     parser.add_argument("--full", action="store_true", help="also re-run config/config.yaml end to end (≈ 30 min)")
     parser.add_argument("--quick", action="store_true", help="small sizes everywhere (a smoke run of the runner)")
-    parser.add_argument("--only", default=None, help="comma-separated scripts to run (data,models,metrics,scaling,e2e,memory,iaf,calo,calochallenge,score)")
+    parser.add_argument("--only", default=None, help="comma-separated scripts to run (default: all of SCRIPTS)")
     parser.add_argument("--skip", default="", help="comma-separated scripts not to run")
     parser.add_argument("--reuse", action="store_true", help="run nothing; re-assemble RESULTS.md from the JSONs")
     args = parser.parse_args()
