@@ -517,14 +517,14 @@ class EvalOptions(Record):
     prdc_k: PositiveInt = 5  #: calo: nearest neighbours of PRDC (arXiv:2002.09797)
     prdc_max_events: Annotated[int, Strict(), Field(ge=10)] = 5_000  #: events per sample in each PRDC repeat
     prdc_repeats: Annotated[int, Strict(), Field(ge=2)] = 3
+    #: truth and generated events per class of the C2ST that scores each budget checkpoint
+    budget_auc_events: Annotated[int, Strict(), Field(ge=50)] = 2000
 
     @property
     def cc22(self) -> dict[str, Any]:
         """The options of :class:`hepgenbench.metrics.cc22.CC22Settings` these set."""
         return {"width": self.cc22_width, "epochs": self.cc22_epochs, "batch_size": self.cc22_batch_size,
                 "learning_rate": self.cc22_learning_rate}
-    #: truth and generated events per class of the C2ST that scores each budget checkpoint
-    budget_auc_events: Annotated[int, Strict(), Field(ge=50)] = 2000
 
     @classmethod
     def from_config(cls, config: Mapping[str, Any] | None) -> EvalOptions:

@@ -47,6 +47,7 @@ from hepgenbench.confidence import (
 from hepgenbench.errors import InputError
 from hepgenbench.io import atomic_path
 from hepgenbench.metrics import HEADLINE
+from hepgenbench.metrics.base import finite_or_none
 from hepgenbench.physics.tables import PhysicsTable, physics_tables
 from hepgenbench.plots import PlotRecord, read_plot_manifest
 from hepgenbench.records import ConfidenceOptions, MetricsRecord, NullRecord
@@ -89,18 +90,9 @@ def load_metrics(metrics: Iterable[str | MetricsRecord]) -> list[dict]:
     return [(m if isinstance(m, MetricsRecord) else MetricsRecord.read(m)).to_dict() for m in metrics]
 
 
-def _number(x) -> float | None:
-    """``x`` as a finite float, or None."""
-    try:
-        x = float(x)
-    except (TypeError, ValueError):
-        return None
-    return x if math.isfinite(x) else None
-
-
 def _float(x) -> float:
     """``x`` as a finite float, or NaN (the frame's missing value)."""
-    x = _number(x)
+    x = finite_or_none(x)
     return math.nan if x is None else x
 
 
@@ -266,7 +258,7 @@ def format_spread(spread: float | None) -> str:
 
 def format_count(n: float | None) -> str:
     """Parameter counts as ``12.3k`` / ``1.2M``."""
-    n = _number(n)
+    n = finite_or_none(n)
     if n is None:
         return "—"
     for scale, suffix in ((1e9, "G"), (1e6, "M"), (1e3, "k")):
@@ -276,7 +268,7 @@ def format_count(n: float | None) -> str:
 
 
 def format_seconds(s: float | None) -> str:
-    s = _number(s)
+    s = finite_or_none(s)
     if s is None:
         return "—"
     if s >= 3600:
@@ -288,13 +280,13 @@ def format_seconds(s: float | None) -> str:
 
 def format_milliseconds(ms: float | None) -> str:
     """A time per event in milliseconds, to 3 significant figures."""
-    ms = _number(ms)
+    ms = finite_or_none(ms)
     return "—" if ms is None else f"{ms:.3g} ms"
 
 
 def format_rate(rate: float | None) -> str:
     """Events per second as ``850/s`` or ``2.5e5/s``."""
-    rate = _number(rate)
+    rate = finite_or_none(rate)
     if rate is None or rate <= 0:
         return "—"
     if rate < 1e4:
@@ -364,7 +356,7 @@ def metrics_csv_frame(frame: pd.DataFrame) -> pd.DataFrame:
 
 
 def _csv(x) -> str:
-    x = _number(x)
+    x = finite_or_none(x)
     return "" if x is None else repr(x)
 
 
@@ -657,7 +649,7 @@ def _add_confidence(section: dict, entries: list[dict], null: NullRecord | None,
 
 def format_probability(p: float | None) -> str:
     """A probability to two decimals; ``< 0.01`` / ``> 0.99`` rather than a rounded 0 or 1 that is not exact."""
-    p = _number(p)
+    p = finite_or_none(p)
     if p is None:
         return "—"
     if 0 < p < 0.005:
@@ -669,7 +661,7 @@ def format_probability(p: float | None) -> str:
 
 def format_rank_interval(low: float | None, high: float | None) -> str:
     """The 16–84 % rank interval, ``1–2``, or one place ``1``."""
-    low, high = _number(low), _number(high)
+    low, high = finite_or_none(low), finite_or_none(high)
     if low is None or high is None:
         return "—"
     text = [f"{x:g}" for x in (low, high)]
@@ -677,7 +669,7 @@ def format_rank_interval(low: float | None, high: float | None) -> str:
 
 
 def format_p_value(p: float | None) -> str:
-    p = _number(p)
+    p = finite_or_none(p)
     if p is None:
         return "—"
     return f"{p:.3f}" if p >= 0.001 else f"{p:.1e}"
@@ -855,7 +847,7 @@ def calochallenge_dataset(config: Mapping | None, dataset: str) -> str | None:
 
 
 def _published_cell(value, error, how: str) -> str:
-    value, error = _number(value), _number(error)
+    value, error = finite_or_none(value), finite_or_none(error)
     if how == "count":
         return format_count(value)
     if how == "plain" or error is None:
@@ -886,7 +878,7 @@ def published_view(config: Mapping | None, dataset: str, summary: pd.DataFrame |
                 if (metric, "value") not in summary.columns or (model == TRUTH and metric.startswith("cost.")):
                     cells.append("—")
                     continue
-                value, error = _number(summary.at[model, (metric, "value")]), _number(summary.at[model, (metric, "error")])
+                value, error = finite_or_none(summary.at[model, (metric, "value")]), finite_or_none(summary.at[model, (metric, "error")])
                 cells.append(_published_cell(None if value is None else value * factor,
                                              None if error is None else error * factor, how))
             rows.append({"class": "truth" if model == TRUTH else "model", "model": model, "cells": cells})

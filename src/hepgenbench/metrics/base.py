@@ -25,11 +25,16 @@ class MetricResult:
     details: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"value": _finite_or_none(self.value), "error": _finite_or_none(self.error), **self.details}
+        return {"value": finite_or_none(self.value), "error": finite_or_none(self.error), **self.details}
 
 
-def _finite_or_none(x: float) -> float | None:
-    x = float(x)
+def finite_or_none(x: Any) -> float | None:
+    """``x`` as a finite float, or None (NaN, inf, None, or not a number): how an absent
+    value is stored in JSON and shown in a table."""
+    try:
+        x = float(x)
+    except (TypeError, ValueError):
+        return None
     return x if math.isfinite(x) else None
 
 

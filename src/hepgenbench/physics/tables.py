@@ -10,10 +10,10 @@ and biases at this sample size.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
+from hepgenbench.metrics.base import finite_or_none
 from hepgenbench.physics.lineshape import PULL_FLAG, SHAPE_P_FLAG
 
 TRUTH = "truth"
@@ -38,28 +38,20 @@ class PhysicsTable:
         self.rows.append({"model": model, "class": css, "cells": [model, *cells]})
 
 
-def _number(x) -> float | None:
-    try:
-        x = float(x)
-    except (TypeError, ValueError):
-        return None
-    return x if math.isfinite(x) else None
-
-
 def _ve(value, error=None, scale: float = 1.0) -> str:
     from hepgenbench.report import format_value_error
 
-    v, e = _number(value), _number(error)
+    v, e = finite_or_none(value), finite_or_none(error)
     return format_value_error(None if v is None else v * scale, None if e is None else e * scale)
 
 
 def _fixed(x, fmt: str) -> str:
-    x = _number(x)
+    x = finite_or_none(x)
     return "—" if x is None else format(x, fmt)
 
 
 def _signed_percent(value, error) -> str:
-    v, e = _number(value), _number(error)
+    v, e = finite_or_none(value), finite_or_none(error)
     if v is None:
         return "—"
     return f"{100 * v:+.2f} %" if e is None else f"{100 * v:+.2f} ± {100 * e:.2f} %"
