@@ -60,7 +60,7 @@ TEST_CLUSTER_FLAGS = (
 
 # Cost entries of the report that measure the machine, not the model (training time,
 # sampling rate, peak memory): they differ between any two runs, local or not.
-MACHINE_METRIC = re.compile(r"time|rate|_s$|memory", re.IGNORECASE)
+MACHINE_METRIC = re.compile(r"time|rate|_s$|_s_|memory", re.IGNORECASE)  # _s_: warmup_s_cpu, seconds per device
 
 
 # ---------------------------------------------------------------------------------------
