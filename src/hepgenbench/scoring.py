@@ -115,9 +115,11 @@ def reading_spec(
     if format is not None and format not in FORMATS:
         raise InputError(f"--format {format!r}: expected one of {', '.join(FORMATS)}")
     block: dict[str, Any] = {}
-    name = dataset or "score"
+    # the report's section and the metric seed's label: the config's dataset, else truth's file
+    name = dataset or (Path(truth_path).stem if truth_path else "score")
     if config is not None:
-        name, block = _dataset_block(config, dataset)
+        named, block = _dataset_block(config, dataset)
+        name = named or name
         source = block.get("source")
         # the config's reader decides; a CaloChallenge file is what the embedded calo source writes too
         compatible = {source, "hepgenbench"} | ({"calochallenge"} if source == "calo" else set())
@@ -142,8 +144,9 @@ def reading_spec(
     return ReadingSpec(format, {k: v for k, v in validated.items() if k not in ("source", "files")}, name)
 
 
-def _dataset_block(config: str | os.PathLike | Mapping, dataset: str | None) -> tuple[str, dict[str, Any]]:
-    """``(name, block)`` of the dataset ``config`` describes (a workflow config or one block)."""
+def _dataset_block(config: str | os.PathLike | Mapping, dataset: str | None) -> tuple[str | None, dict[str, Any]]:
+    """``(name, block)`` of the dataset ``config`` describes (a workflow config or one block;
+    a block's name is ``dataset``, None when not given)."""
     import yaml
 
     where = "the config"
@@ -158,7 +161,7 @@ def _dataset_block(config: str | os.PathLike | Mapping, dataset: str | None) -> 
     if not isinstance(config, Mapping):
         raise InputError(f"{where}: expected a mapping (a workflow config or a dataset block)")
     if "source" in config:
-        return dataset or "score", dict(config)
+        return dataset, dict(config)
     datasets = config.get("datasets")
     if not isinstance(datasets, Mapping) or not datasets:
         raise InputError(f"{where}: no 'datasets' (a workflow config) and no 'source' (a dataset block)")
