@@ -109,7 +109,8 @@ def ingest(inputs: Paths, outputs: Paths, params: IngestParams, threads: int) ->
                 out.append(features, condition, event_key=event_key)
 
             header = src.read(files, params.block(), sink=sink)
-            header.meta.update(provenance, duplicates=_repeats(np.concatenate(hashes), out.event_keys()))
+            all_hashes = np.concatenate(hashes) if hashes else np.empty(0, dtype=np.uint64)
+            header.meta.update(provenance, duplicates=_repeats(all_hashes, out.event_keys()))
             out.finish(header)
         n_events, n_features = out.n_events, header.n_features
     else:

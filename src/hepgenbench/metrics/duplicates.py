@@ -25,7 +25,8 @@ _FNV_PRIME = np.uint64(0x100000001B3)
 def row_hashes(*columns: np.ndarray | None) -> np.ndarray:
     """A 64-bit hash per row of the horizontally stacked ``columns`` (``None`` skipped), after
     rounding to float32; ``-0.0`` and ``0.0`` hash alike, as do all NaNs."""
-    parts = [np.asarray(c, dtype=np.float32).reshape(len(c), -1) for c in columns if c is not None]
+    arrays = [np.asarray(c, dtype=np.float32) for c in columns if c is not None]
+    parts = [a[:, None] if a.ndim == 1 else a.reshape(a.shape[0], int(np.prod(a.shape[1:]))) for a in arrays]
     n = len(parts[0]) if parts else 0
     h = np.full(n, _FNV_OFFSET, dtype=np.uint64)
     with np.errstate(over="ignore"):
