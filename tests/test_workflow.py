@@ -88,12 +88,15 @@ def _metric_values(path: Path) -> dict[str, float | None]:
     return {k: v.get("value") for k, v in record["metrics"].items() if isinstance(v, dict) and "value" in v}
 
 
-def test_every_metric_is_finite(first_run):
+def test_every_metric_is_finite_or_skipped_with_its_reason(first_run):
+    """A metric without a number says why (the quick config's truth holds too few events in
+    the Z window for a line-shape fit, say); every other one is finite."""
     for path in sorted((first_run / "results").glob("*/metrics/*.json")):
         values = _metric_values(path)
         assert values, f"{path}: no metrics"
         assert "c2st_auc" in values and "w1_mean" in values, f"{path}: core metrics missing"
-        bad = {k: v for k, v in values.items() if v is None or not math.isfinite(v)}
+        entries = json.loads(path.read_text())["metrics"]
+        bad = {k: v for k, v in values.items() if (v is None or not math.isfinite(v)) and not entries[k].get("skipped")}
         assert not bad, f"{path}: non-finite metrics {bad}"
 
 
