@@ -83,7 +83,8 @@ def score_parser() -> argparse.ArgumentParser:
     parser.add_argument("--seed", type=int, help="fixes halves, subsampling and metrics (default: the config's, else 0)")
     parser.add_argument("--allow-einc-mismatch", action="store_true",
                         help="warn, rather than refuse, when a sample's incident energies differ from truth's")
-    parser.add_argument("--threads", type=int, help="threads of the metrics (default: all cores)")
+    parser.add_argument("--threads", type=int,
+                        help="threads of the metrics (default: all cores; 1 reproduces a workflow row to the last digit)")
     parser.add_argument("--out", required=True, metavar="DIR", help="the output directory (written all or nothing)")
     return parser
 
@@ -101,7 +102,7 @@ def score_main(argv: list[str]) -> int:
         result = scoring.score_files(
             args.truth, args.generated, names=args.name, format=args.format, config=args.config,
             dataset=args.dataset, binning=args.binning, particle=args.particle, truth_b=args.truth_b, seed=args.seed,
-            allow_einc_mismatch=args.allow_einc_mismatch,
+            allow_einc_mismatch=args.allow_einc_mismatch, threads=args.threads,
         )
         out = scoring.write_outputs(result, args.out, config=scoring.config_mapping(args.config))
     except InputError as err:

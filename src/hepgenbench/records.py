@@ -697,7 +697,7 @@ class ExternalParams(Record):
 def external_samples(config: Mapping[str, Any], model: str, dataset: str) -> str | None:
     """The file of ``model``'s samples for ``dataset`` if ``model`` is external, else None.
     ``samples:`` is one path (for the model's one dataset) or ``{dataset: path}``."""
-    spec = config["models"][model] or {}
+    spec = config.get("models", {}).get(model) or {}
     if spec.get("family") != EXTERNAL:
         return None
     samples = spec["samples"]

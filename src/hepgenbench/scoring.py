@@ -295,6 +295,7 @@ def score_samples(
     train: EventSet | None = None,
     costs: Mapping[str, SampleCost | None] | None = None,
     progress: Any = None,
+    threads: int | None = None,
 ) -> ScoreResult:
     """Score each generated sample and the truth floor against truth A.
 
@@ -302,7 +303,9 @@ def score_samples(
     Every sample is brought to one size N, the smallest of them: larger ones are
     subsampled with the seed; when every size already agrees nothing is dropped, so a
     workflow's own truth halves and samples give the workflow's numbers. The metric seed
-    is the workflow's: ``derive_seed(seed, dataset, "evaluate")``.
+    is the workflow's: ``derive_seed(seed, dataset, "evaluate")``. ``threads`` (default: all
+    cores) bounds the numerical libraries' pools; the workflow's evaluate jobs run with one,
+    and only with as many does every digit of a BLAS sum come out the same.
     """
     options = evaluation or EvalOptions()
     if truth_b is None:
@@ -325,7 +328,7 @@ def score_samples(
 
     for name, sample in rows.items():
         log(f"scoring {name}: {len(sample)} events against {len(truth_a)} truth events")
-        with threadpool_limits(os.cpu_count() or 1):
+        with threadpool_limits(threads or os.cpu_count() or 1):
             metrics = evaluate_sample(truth_a, sample, train, options, seed=metric_seed,
                                       log_q_truth=truth_a.log_density if name == TRUTH else None)
         references = {"truth A": truth_a} if name == TRUTH else {"truth": truth_a, "truth B": truth_b}
@@ -458,7 +461,7 @@ def score(
 
 def score_files(truth, generated, kind=None, *, names=None, format=None, config=None, dataset=None, binning=None,
                 particle=None, truth_b=None, seed=None, evaluation=None, allow_einc_mismatch=False,
-                show_progress=None) -> ScoreResult:
+                show_progress=None, threads=None) -> ScoreResult:
     """:func:`score`'s work, returning the :class:`ScoreResult` (records, samples, warnings)."""
     if format is None and kind == "calo" and config is None:
         format = "calochallenge"
@@ -490,7 +493,8 @@ def score_files(truth, generated, kind=None, *, names=None, format=None, config=
             samples[name] = sample
             log(f"read {_label(item)} as {name!r}: {len(sample)} events")
             bar.update(1)
-        result = score_samples(truth_events, samples, truth_b_events, seed, spec.dataset, options, progress=bar)
+        result = score_samples(truth_events, samples, truth_b_events, seed, spec.dataset, options, progress=bar,
+                               threads=threads)
     result.warnings[:0] = warnings
     for warning in result.warnings:
         log(f"warning: {warning}")
