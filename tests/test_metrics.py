@@ -6,12 +6,13 @@ import math
 
 import numpy as np
 import pytest
-from scipy import linalg
+from scipy import linalg, stats
 from scipy.stats import wasserstein_distance
+from sklearn.metrics import roc_auc_score
 from threadpoolctl import threadpool_limits
 
 from hepgenbench.errors import InputError
-from hepgenbench.metrics.classifier import classifier_two_sample_test
+from hepgenbench.metrics.classifier import classifier_two_sample_test, grouped_auc
 from hepgenbench.metrics.histogram import histogram_divergences, separation_power
 from hepgenbench.metrics.likelihood import kl_exact, nll_per_dim
 from hepgenbench.metrics.memorisation import memorisation
@@ -215,6 +216,36 @@ def test_c2st_weights_point_at_the_feature_the_generator_gets_wrong():
     widths = {k: v["width_ratio"] for k, v in result.details["where_w_largest"].items()}
     assert max(widths, key=widths.get) == "b"
     assert result.value > 0.55
+
+
+def test_c2st_scores_each_group_on_the_held_out_predictions_at_the_analytic_auc():
+    # a grouping feature g ∈ {0, 1}; the generator is exact in group 0 and shifted by d = 0.6σ
+    # in group 1, where the best classifier's AUC is Φ(d/√2) for two unit Gaussians
+    rng = np.random.default_rng(0)
+    n, d = 8_000, 0.6
+    g_truth, g_gen = rng.integers(0, 2, n), rng.integers(0, 2, n)
+    truth = np.column_stack([g_truth, rng.normal(size=n)])
+    gen = np.column_stack([g_gen, rng.normal(size=n) + d * g_gen])
+    result = classifier_two_sample_test(truth, gen, folds=4, rng=0, groups=(g_truth, g_gen))
+    per_group = result.details["per_group"]
+    assert set(per_group) == {0, 1}
+    assert per_group[0]["auc"] == pytest.approx(0.5, abs=4 * per_group[0]["error"] + 0.01)
+    expected = float(stats.norm.cdf(d / np.sqrt(2)))
+    assert per_group[1]["auc"] == pytest.approx(expected, abs=4 * per_group[1]["error"] + 0.01)
+    assert per_group[1]["n_truth"] + per_group[0]["n_truth"] == n
+
+
+def test_grouped_auc_is_the_mean_of_per_fold_aucs():
+    rng = np.random.default_rng(1)
+    y = rng.integers(0, 2, 400)
+    p = np.clip(0.5 + 0.2 * (y - 0.5) + rng.normal(0, 0.2, 400), 0, 1)
+    group, fold = rng.integers(-1, 2, 400), rng.integers(0, 3, 400)
+    out = grouped_auc(p, y, group, fold)
+    assert set(out) == {0, 1}  # −1 is no group
+    for g in (0, 1):
+        aucs = [roc_auc_score(y[(group == g) & (fold == k)], p[(group == g) & (fold == k)]) for k in range(3)]
+        assert out[g]["auc"] == pytest.approx(np.mean(aucs))
+        assert out[g]["error"] == pytest.approx(np.std(aucs, ddof=1) / np.sqrt(3))
 
 
 def test_c2st_rejects_an_unknown_classifier():
