@@ -489,6 +489,8 @@ class EvalOptions(Record):
 
     n_bootstrap: PositiveInt = 10  #: bootstrap replicas of W1 and the histogram divergences
     n_bins: PositiveInt = 50  #: truth-quantile bins per feature for KL/JSD/separation power
+    #: events each W1 bootstrap replica resamples (m-out-of-n, spread scaled by √(m/n)); the value uses all
+    w1_bootstrap_events: PositiveInt = 20_000
     emd_subsample: PositiveInt = 1500  #: events per sample in each exact-EMD repeat (cost ∝ n²–n³)
     emd_repeats: PositiveInt = 3
     emd_num_itermax: PositiveInt = 1_000_000  #: network-simplex iteration cap; not converging is an error
