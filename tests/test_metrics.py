@@ -85,6 +85,9 @@ def test_sliced_wasserstein_of_a_shift_along_one_axis():
     truth, gen = gaussians(50_000, 2, 0), gaussians(50_000, 2, 1, shift=np.array([1.0, 0.0]))
     result = sliced_wasserstein(truth, gen, n_projections=100, rng=0, n_seeds=4)
     assert result.value == pytest.approx(2 / np.pi, abs=max(4 * result.error, 0.02))
+    capped = sliced_wasserstein(truth, gen, n_projections=100, rng=0, n_seeds=4, max_events=5_000)
+    assert capped.details["n_per_sample"] == 5_000
+    assert capped.value == pytest.approx(2 / np.pi, abs=max(4 * capped.error, 0.03))
 
 
 # ----------------------------------------------------------------------------- histograms

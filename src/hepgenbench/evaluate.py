@@ -109,7 +109,7 @@ def evaluate_sample(
                                    metric_seed(seed, "emd"), options.emd_num_itermax)
     if wanted("swd"):
         results["swd"] = sliced_wasserstein(truth.features, generated.features, options.swd_projections,
-                                            metric_seed(seed, "swd"), options.swd_seeds)
+                                            metric_seed(seed, "swd"), options.swd_seeds, options.swd_max_events)
 
     if wanted("c2st_auc"):
         t_in, labels, inputs_note = kind.classifier_inputs(truth)

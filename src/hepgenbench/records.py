@@ -496,6 +496,7 @@ class EvalOptions(Record):
     emd_num_itermax: PositiveInt = 1_000_000  #: network-simplex iteration cap; not converging is an error
     swd_projections: PositiveInt = 50  #: random directions per sliced-Wasserstein estimate
     swd_seeds: PositiveInt = 4  #: independent direction sets (their spread is the error)
+    swd_max_events: PositiveInt = 200_000  #: events per sample in the sliced W (subsampled beyond)
     #: "hgb" (gradient-boosted trees), "mlp", or "cc22": the CaloChallenge's network and protocol,
     #: on the scale of its published AUCs (hepgenbench.metrics.cc22)
     c2st_classifier: C2stClassifier = "hgb"
