@@ -80,7 +80,8 @@ def finite_rows(x: np.ndarray) -> np.ndarray:
     Raises:
         InputError: fewer than 2 finite rows are left (e.g. a diverged generator).
     """
-    finite = x[np.isfinite(x).all(axis=1)]
+    keep = np.isfinite(x).all(axis=1)
+    finite = x if keep.all() else x[keep]  # no copy of a clean sample: every metric calls this
     if len(finite) < 2:
         raise InputError(f"only {len(finite)} of {len(x)} events have finite features; a distance needs at least 2")
     return finite
