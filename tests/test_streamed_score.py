@@ -73,3 +73,51 @@ def test_streamed_classifier_is_the_in_memory_one_on_the_same_events(shower_file
     assert streamed.best_epoch == in_memory.best_epoch
     np.testing.assert_allclose(streamed.p_test, in_memory.p_test, atol=1e-6)
     assert streamed.auc == pytest.approx(in_memory.auc, abs=1e-6)
+
+
+#: the in-memory suite at its cheapest: these tests compare the two paths' entries, not the digits
+LIGHT_SUITE = {"n_bootstrap": 2, "n_bins": 10, "emd_subsample": 50, "emd_repeats": 2, "swd_projections": 5,
+               "swd_seeds": 2, "fpd_points": 2, "fpd_resamples": 2, "kpd_batches": 2, "kpd_batch_size": 100,
+               "c2st_folds": 2, "c2st_max_events": 150, "prdc_max_events": 100, "prdc_repeats": 2,
+               "cc22_width": 16, "cc22_epochs": 1, "cc22_batch_size": 100}
+HIGH_LEVEL = ("c2st_auc_high_level", "separation_power_high_level", "prdc_precision", "prdc_recall", "prdc_density",
+              "prdc_coverage", "per_energy_bin", "calo_response", "w1_observables_mean", "fpd", "kpd",
+              "unphysical_fraction", "duplicates")
+
+
+@pytest.mark.slow  # the report's figures and the in-memory suite: ~1 min on 2 idle cores
+def test_score_streams_through_the_cli_and_its_high_level_metrics_are_the_in_memory_ones(tmp_path):
+    """A memory budget below the files' voxels streams them (no --stream needed); the
+    metrics.json it writes holds every high-level entry exactly as the in-memory path computes
+    it for the same files and seed, the voxel classifier from disk, and each voxel-level
+    metric absent with its reason."""
+    import json
+
+    import yaml
+
+    from hepgenbench import cli
+    from hepgenbench.scoring import score_files
+    from hepgenbench.streamed_scoring import ABSENT, should_stream
+
+    config = tmp_path / "c.yaml"
+    config.write_text(yaml.safe_dump({"seed": 3, "datasets": {"showers": {"source": "calochallenge"}},
+                                      "evaluation": LIGHT_SUITE}))
+    truth = write_showers(tmp_path / "truth.h5", 300, 1)
+    gen = write_showers(tmp_path / "distorted.h5", 150, 3, scale=1.04, wider=1.2)
+    assert not should_stream([truth, gen], memory_budget_gb=1.0)  # 450 × 368 × 8 B × 4 ≈ 5 MB
+    assert should_stream([truth, gen], memory_budget_gb=0.004)
+    out = tmp_path / "out"
+    assert cli.main(["score", "--truth", truth, "--generated", gen, "--config", str(config), "--memory-budget", "0.004",
+                     "--out", str(out)]) == 0
+    streamed = json.loads((out / "metrics.json").read_text())
+    assert (out / "index.html").exists() and (out / "metrics.csv").exists()
+    in_memory = score_files(truth, [gen], config=str(config), stream=False)
+    for row in ("truth", "distorted"):
+        memory = in_memory.records[row].to_dict()["metrics"]
+        for key in HIGH_LEVEL:
+            assert streamed[row]["metrics"][key] == json.loads(json.dumps(memory[key])), (row, key)
+        for key in ABSENT:
+            assert streamed[row]["metrics"][key]["value"] is None and streamed[row]["metrics"][key]["skipped"]
+        voxel = streamed[row]["metrics"]["c2st_auc"]
+        assert voxel["classifier"] == "cc22" and voxel["streamed"]["max_rows_per_read"] <= voxel["streamed"]["block_rows"]
+    assert streamed["distorted"]["metrics"]["c2st_auc_high_level"]["value"] > 0.8
