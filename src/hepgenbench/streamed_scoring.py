@@ -64,6 +64,13 @@ ABSENT = {
 }
 
 
+def peak_rss_mb() -> float:
+    """This process's peak resident memory so far (MB)."""
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
 def memory_budget_bytes(memory_budget_gb: float | None = None) -> float:
     if memory_budget_gb is not None:
         return memory_budget_gb * 1e9
@@ -298,6 +305,7 @@ def score_streamed(truth_path: str, generated: Mapping[str, str], truth_b_path: 
                     f"the figures show {min(PLOT_SHOWERS, n)} showers per row")
     for name, seconds in timings.items():
         log(f"voxel classifier {name}: {len(seconds)} epoch(s), {np.mean(seconds):.1f} s per epoch")
+    log(f"streamed scoring done: peak RSS {peak_rss_mb():.0f} MB before the figures")
     result = ScoreResult(dataset, records, plot_truth, plot_samples, warnings, streamed=True,
                          voxel_epoch_seconds=timings)
     for warning in warnings:
