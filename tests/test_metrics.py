@@ -6,12 +6,13 @@ import math
 
 import numpy as np
 import pytest
-from scipy import linalg
+from scipy import linalg, stats
 from scipy.stats import wasserstein_distance
+from sklearn.metrics import roc_auc_score
 from threadpoolctl import threadpool_limits
 
 from hepgenbench.errors import InputError
-from hepgenbench.metrics.classifier import classifier_two_sample_test
+from hepgenbench.metrics.classifier import classifier_two_sample_test, grouped_auc
 from hepgenbench.metrics.histogram import histogram_divergences, separation_power
 from hepgenbench.metrics.likelihood import kl_exact, nll_per_dim
 from hepgenbench.metrics.memorisation import memorisation
@@ -84,6 +85,9 @@ def test_sliced_wasserstein_of_a_shift_along_one_axis():
     truth, gen = gaussians(50_000, 2, 0), gaussians(50_000, 2, 1, shift=np.array([1.0, 0.0]))
     result = sliced_wasserstein(truth, gen, n_projections=100, rng=0, n_seeds=4)
     assert result.value == pytest.approx(2 / np.pi, abs=max(4 * result.error, 0.02))
+    capped = sliced_wasserstein(truth, gen, n_projections=100, rng=0, n_seeds=4, max_events=5_000)
+    assert capped.details["n_per_sample"] == 5_000
+    assert capped.value == pytest.approx(2 / np.pi, abs=max(4 * capped.error, 0.03))
 
 
 # ----------------------------------------------------------------------------- histograms
@@ -217,6 +221,36 @@ def test_c2st_weights_point_at_the_feature_the_generator_gets_wrong():
     assert result.value > 0.55
 
 
+def test_c2st_scores_each_group_on_the_held_out_predictions_at_the_analytic_auc():
+    # a grouping feature g ∈ {0, 1}; the generator is exact in group 0 and shifted by d = 0.6σ
+    # in group 1, where the best classifier's AUC is Φ(d/√2) for two unit Gaussians
+    rng = np.random.default_rng(0)
+    n, d = 8_000, 0.6
+    g_truth, g_gen = rng.integers(0, 2, n), rng.integers(0, 2, n)
+    truth = np.column_stack([g_truth, rng.normal(size=n)])
+    gen = np.column_stack([g_gen, rng.normal(size=n) + d * g_gen])
+    result = classifier_two_sample_test(truth, gen, folds=4, rng=0, groups=(g_truth, g_gen))
+    per_group = result.details["per_group"]
+    assert set(per_group) == {0, 1}
+    assert per_group[0]["auc"] == pytest.approx(0.5, abs=4 * per_group[0]["error"] + 0.01)
+    expected = float(stats.norm.cdf(d / np.sqrt(2)))
+    assert per_group[1]["auc"] == pytest.approx(expected, abs=4 * per_group[1]["error"] + 0.01)
+    assert per_group[1]["n_truth"] + per_group[0]["n_truth"] == n
+
+
+def test_grouped_auc_is_the_mean_of_per_fold_aucs():
+    rng = np.random.default_rng(1)
+    y = rng.integers(0, 2, 400)
+    p = np.clip(0.5 + 0.2 * (y - 0.5) + rng.normal(0, 0.2, 400), 0, 1)
+    group, fold = rng.integers(-1, 2, 400), rng.integers(0, 3, 400)
+    out = grouped_auc(p, y, group, fold)
+    assert set(out) == {0, 1}  # −1 is no group
+    for g in (0, 1):
+        aucs = [roc_auc_score(y[(group == g) & (fold == k)], p[(group == g) & (fold == k)]) for k in range(3)]
+        assert out[g]["auc"] == pytest.approx(np.mean(aucs))
+        assert out[g]["error"] == pytest.approx(np.std(aucs, ddof=1) / np.sqrt(3))
+
+
 def test_c2st_rejects_an_unknown_classifier():
     with pytest.raises(InputError, match="c2st_classifier"):
         classifier_two_sample_test(gaussians(100, 1, 0), gaussians(100, 1, 1), classifier="svm")
@@ -311,6 +345,29 @@ def test_w1_bootstrap_error_matches_the_scatter_of_independent_samples():
               for s in range(30)]
     quoted = w1_per_feature(gaussians(5_000, 1, 100), gaussians(5_000, 1, 101, shift=0.5), n_boot=30, rng=0).error
     assert quoted == pytest.approx(np.std(values, ddof=1), rel=0.5)
+
+
+def test_w1_m_out_of_n_bootstrap_error_matches_the_scatter_of_independent_samples():
+    # replicas that resample 1,000 of 8,000 events, their spread scaled by √(m/n), must still
+    # describe a fresh pair of 8,000-event samples (unscaled they would be √8 too wide)
+    n, m = 8_000, 1_000
+    values = [w1_per_feature(gaussians(n, 1, 2 * s), gaussians(n, 1, 2 * s + 1, shift=0.5), n_boot=2).value
+              for s in range(40)]
+    quoted = [w1_per_feature(gaussians(n, 1, 100 + 2 * s), gaussians(n, 1, 101 + 2 * s, shift=0.5), n_boot=30,
+                             rng=s, bootstrap_events=m) for s in range(3)]
+    assert all(q.details["bootstrap_events"] == m for q in quoted)
+    assert np.mean([q.error for q in quoted]) == pytest.approx(np.std(values, ddof=1), rel=0.3)
+
+
+def test_w1_m_out_of_n_bootstrap_error_at_the_floor_is_the_full_bootstraps():
+    # Where the laws coincide every bootstrap of W1 is too wide (here by ~1.4x against the
+    # scatter of fresh samples: the estimator sits at its boundary); the m-out-of-n one must
+    # not be wider than the full bootstrap it replaces, nor much narrower.
+    n, m = 8_000, 1_000
+    pairs = [(gaussians(n, 1, 100 + 2 * s), gaussians(n, 1, 101 + 2 * s)) for s in range(4)]
+    full = np.mean([w1_per_feature(a, b, n_boot=30, rng=s).error for s, (a, b) in enumerate(pairs)])
+    subsampled = np.mean([w1_per_feature(a, b, n_boot=30, rng=s, bootstrap_events=m).error for s, (a, b) in enumerate(pairs)])
+    assert 0.7 * full < subsampled < 1.1 * full
 
 
 def test_c2st_with_the_mlp_separates_shifted_samples():

@@ -96,9 +96,11 @@ def evaluate_sample(
     gen_obs, _ = kind.observables(generated)
 
     if wanted("w1_mean"):
-        results["w1_mean"] = w1_per_feature(truth.features, generated.features, options.n_bootstrap, metric_seed(seed, "w1"), names)
+        results["w1_mean"] = w1_per_feature(truth.features, generated.features, options.n_bootstrap, metric_seed(seed, "w1"), names,
+                                            options.w1_bootstrap_events)
     if obs_names and wanted("w1_observables_mean"):
-        results["w1_observables_mean"] = w1_per_feature(truth_obs, gen_obs, options.n_bootstrap, metric_seed(seed, "w1_obs"), obs_names)
+        results["w1_observables_mean"] = w1_per_feature(truth_obs, gen_obs, options.n_bootstrap, metric_seed(seed, "w1_obs"),
+                                                        obs_names, options.w1_bootstrap_events)
     if wanted("jsd_mean", "kl_mean", "separation_power_mean"):
         results.update(histogram_divergences(truth.features, generated.features, options.n_bins, options.n_bootstrap,
                                              metric_seed(seed, "histogram"), names))
@@ -107,7 +109,7 @@ def evaluate_sample(
                                    metric_seed(seed, "emd"), options.emd_num_itermax)
     if wanted("swd"):
         results["swd"] = sliced_wasserstein(truth.features, generated.features, options.swd_projections,
-                                            metric_seed(seed, "swd"), options.swd_seeds)
+                                            metric_seed(seed, "swd"), options.swd_seeds, options.swd_max_events)
 
     if wanted("c2st_auc"):
         t_in, labels, inputs_note = kind.classifier_inputs(truth)

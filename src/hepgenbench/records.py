@@ -489,11 +489,14 @@ class EvalOptions(Record):
 
     n_bootstrap: PositiveInt = 10  #: bootstrap replicas of W1 and the histogram divergences
     n_bins: PositiveInt = 50  #: truth-quantile bins per feature for KL/JSD/separation power
+    #: events each W1 bootstrap replica resamples (m-out-of-n, spread scaled by √(m/n)); the value uses all
+    w1_bootstrap_events: PositiveInt = 20_000
     emd_subsample: PositiveInt = 1500  #: events per sample in each exact-EMD repeat (cost ∝ n²–n³)
     emd_repeats: PositiveInt = 3
     emd_num_itermax: PositiveInt = 1_000_000  #: network-simplex iteration cap; not converging is an error
     swd_projections: PositiveInt = 50  #: random directions per sliced-Wasserstein estimate
     swd_seeds: PositiveInt = 4  #: independent direction sets (their spread is the error)
+    swd_max_events: PositiveInt = 200_000  #: events per sample in the sliced W (subsampled beyond)
     #: "hgb" (gradient-boosted trees), "mlp", or "cc22": the CaloChallenge's network and protocol,
     #: on the scale of its published AUCs (hepgenbench.metrics.cc22)
     c2st_classifier: C2stClassifier = "hgb"

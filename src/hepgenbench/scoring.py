@@ -27,6 +27,7 @@ import shutil
 import sys
 import tempfile
 from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -320,8 +321,10 @@ def score_samples(
     subsampled with the seed; when every size already agrees nothing is dropped, so a
     workflow's own truth halves and samples give the workflow's numbers. The metric seed
     is the workflow's: ``derive_seed(seed, dataset, "evaluate")``. ``threads`` (default: all
-    cores) bounds the numerical libraries' pools; the workflow's evaluate jobs run with one,
-    and only with as many does every digit of a BLAS sum come out the same.
+    cores) is shared out: up to that many rows are scored at once, and the numerical
+    libraries' pools of each get the rest. The workflow's evaluate jobs run with a pool of
+    one; a row whose pool is one here too (``threads`` at most the number of rows) gives
+    the workflow's row to the last digit of every BLAS sum.
     """
     options = evaluation or EvalOptions()
     if truth_b is None:
@@ -337,18 +340,33 @@ def score_samples(
     samples = {name: subsample(g, n, derive_seed(seed, dataset, "score", name)) for name, g in generated.items()}
     metric_seed = derive_seed(seed, dataset, "evaluate")
     rows = {TRUTH: truth_b, **samples}
-    records, warnings = {}, []
     from threadpoolctl import threadpool_limits
 
     from hepgenbench.evaluate import evaluate_sample
 
-    for name, sample in rows.items():
-        log(f"scoring {name}: {len(sample)} events against {len(truth_a)} truth events")
-        with threadpool_limits(threads or os.cpu_count() or 1):
-            metrics = evaluate_sample(truth_a, sample, train, options, seed=metric_seed,
-                                      log_q_truth=truth_a.log_density if name == TRUTH else None)
+    def score_row(name: str) -> tuple[dict, str]:
+        log(f"scoring {name}: {len(rows[name])} events against {len(truth_a)} truth events")
+        metrics = evaluate_sample(truth_a, rows[name], train, options, seed=metric_seed,
+                                  log_q_truth=truth_a.log_density if name == TRUTH else None)
         references = {"truth A": truth_a} if name == TRUTH else {"truth": truth_a, "truth B": truth_b}
-        metrics["duplicates"], flag = copy_check(sample, references, metrics.get("c2st_auc"))
+        metrics["duplicates"], flag = copy_check(rows[name], references, metrics.get("c2st_auc"))
+        if progress is not None:
+            progress.update(1)
+        return metrics, flag
+
+    # Rows are scored side by side, each with an equal share of the cores: most of the
+    # suite is single-threaded numpy. Each row draws from its own seeds and its BLAS/OpenMP
+    # pools keep their size, so the numbers do not depend on how many run at once.
+    cores = threads or os.cpu_count() or 1
+    side_by_side = max(1, min(cores, len(rows)))
+    with threadpool_limits(max(1, cores // side_by_side)):
+        if side_by_side == 1:
+            scored = [score_row(name) for name in rows]
+        else:
+            with ThreadPoolExecutor(side_by_side) as pool:
+                scored = list(pool.map(score_row, rows))
+    records, warnings = {}, []
+    for (name, sample), (metrics, flag) in zip(rows.items(), scored):
         if flag:
             warnings.append(f"{name}: {flag}")
         records[name] = MetricsRecord(
@@ -357,8 +375,6 @@ def score_samples(
             status="flagged" if flag else "ok", status_detail=flag,
             cost=None if name == TRUTH else (costs or {}).get(name),
         )
-        if progress is not None:
-            progress.update(1)
     return ScoreResult(dataset, records, truth_a, samples, warnings)
 
 

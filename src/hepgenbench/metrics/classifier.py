@@ -59,6 +59,7 @@ def classifier_two_sample_test(
     max_events: int | None = None,
     feature_names: Sequence[str] | None = None,
     cc22: Mapping[str, Any] | None = None,
+    groups: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> MetricResult:
     """ROC AUC of a truth-vs-generated classifier on held-out folds, with classifier weights.
 
@@ -74,8 +75,19 @@ def classifier_two_sample_test(
       generated events with the largest (smallest) weight minus the mean of all generated
       events, in units of the feature's std. Large weights mark regions the generator
       under-populates; small weights the regions it over-populates (arXiv:2305.16774).
+    * ``per_group`` when ``groups`` (an integer label per truth and per generated event,
+      e.g. its incident-energy bin; −1 for none) is given: the AUC of each group's held-out
+      events, :func:`grouped_auc`. One classifier that sees the grouping variable scores every
+      group, instead of one classifier per group trained on a fraction of the events.
     """
     truth, gen = as_sample_pair(truth, gen)
+    if groups is not None:
+        truth_groups, gen_groups = (np.asarray(g).reshape(-1) for g in groups)
+        if (len(truth_groups), len(gen_groups)) != (len(truth), len(gen)):
+            raise InputError(f"C2ST groups: {len(truth_groups)} and {len(gen_groups)} labels for {len(truth)} truth "
+                             f"and {len(gen)} generated events")
+        truth_groups = truth_groups[np.isfinite(truth).all(axis=1)]
+        gen_groups = gen_groups[np.isfinite(gen).all(axis=1)]
     n_dropped = len(truth) + len(gen)
     truth, gen = finite_rows(truth), finite_rows(gen)
     n_dropped -= len(truth) + len(gen)
@@ -89,22 +101,27 @@ def classifier_two_sample_test(
     n = int(n)
     if n < 5 * folds:
         raise InputError(f"C2ST needs at least {5 * folds} finite events per class, got {n}")
-    truth = truth[np.sort(generator.choice(len(truth), n, replace=False))]
-    gen = gen[np.sort(generator.choice(len(gen), n, replace=False))]
+    truth_pick = np.sort(generator.choice(len(truth), n, replace=False))
+    gen_pick = np.sort(generator.choice(len(gen), n, replace=False))
+    truth, gen = truth[truth_pick], gen[gen_pick]
     x = np.vstack([truth, gen])
     y = np.concatenate([np.ones(n, dtype=int), np.zeros(n, dtype=int)])
+    group = None if groups is None else np.concatenate([truth_groups[truth_pick], gen_groups[gen_pick]])
 
     seed = int(generator.integers(0, 2**31 - 1))
     if classifier == "cc22":
-        return _cc22_test(x, y, gen, n, names, seed, n_dropped, cc22)
+        return _cc22_test(x, y, gen, n, names, seed, n_dropped, cc22, group)
     splitter = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed)
     p_out = np.empty(len(y))
+    fold_of = np.empty(len(y), dtype=int)
     aucs = []
     for fold, (train_idx, test_idx) in enumerate(splitter.split(x, y)):
         model = make_classifier(classifier, seed + fold).fit(x[train_idx], y[train_idx])
         p_out[test_idx] = model.predict_proba(x[test_idx])[:, 1]
+        fold_of[test_idx] = fold
         aucs.append(float(roc_auc_score(y[test_idx], p_out[test_idx])))
     aucs_arr = np.asarray(aucs)
+    per_group = {} if group is None else {"per_group": grouped_auc(p_out, y, group, fold_of)}
 
     return MetricResult(
         float(aucs_arr.mean()),
@@ -117,12 +134,40 @@ def classifier_two_sample_test(
             "n_per_class": n,
             "n_nonfinite_dropped": int(n_dropped),
             **weight_details(p_out, y, gen, names),
+            **per_group,
         },
     )
 
 
+def grouped_auc(p: np.ndarray, y: np.ndarray, group: np.ndarray, fold: np.ndarray | None = None,
+                min_per_class: int = 5) -> dict[int, dict[str, float]]:
+    """The AUC of held-out predictions ``p`` within each group (labels ``y``, 1 truth).
+
+    With ``fold`` (the k-fold each prediction was held out in) a group's value is the mean
+    of its per-fold AUCs and its error their standard deviation / √folds, as the C2ST's own;
+    without (one held-out split) the error is NaN. A fold, or a group, with fewer than
+    ``min_per_class`` events of either class is left out. Returns ``{group: {"auc", "error",
+    "n_truth", "n_generated"}}`` for each group ≥ 0 with a value.
+    """
+    fold = np.zeros(len(y), dtype=int) if fold is None else fold
+    out = {}
+    for g in np.unique(group[group >= 0]):
+        aucs = []
+        for k in np.unique(fold):
+            sel = (group == g) & (fold == k)
+            n_truth = int(y[sel].sum())
+            if min(n_truth, int(sel.sum()) - n_truth) >= min_per_class:
+                aucs.append(float(roc_auc_score(y[sel], p[sel])))
+        if aucs:
+            in_group = group == g
+            out[int(g)] = {"auc": float(np.mean(aucs)),
+                           "error": float(np.std(aucs, ddof=1) / np.sqrt(len(aucs))) if len(aucs) > 1 else float("nan"),
+                           "n_truth": int(y[in_group].sum()), "n_generated": int((y[in_group] == 0).sum())}
+    return out
+
+
 def _cc22_test(x: np.ndarray, y: np.ndarray, gen: np.ndarray, n: int, names: list[str], seed: int,
-               n_dropped: int, options: Mapping[str, Any] | None) -> MetricResult:
+               n_dropped: int, options: Mapping[str, Any] | None, group: np.ndarray | None = None) -> MetricResult:
     """The C2ST with the CaloChallenge's classifier and protocol (:mod:`hepgenbench.metrics.cc22`)."""
     from hepgenbench.metrics.cc22 import CC22Settings, cc22_fit_predict
 
@@ -149,6 +194,7 @@ def _cc22_test(x: np.ndarray, y: np.ndarray, gen: np.ndarray, n: int, names: lis
             "n_test": len(result.y_test),
             "n_nonfinite_dropped": int(n_dropped),
             **weight_details(result.p_test, result.y_test, gen_test, names),
+            **({} if group is None else {"per_group": grouped_auc(result.p_test, result.y_test, group[result.test_index])}),
         },
     )
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
+from scipy import sparse
 from scipy.special import rel_entr
 
 from hepgenbench.errors import InputError
@@ -50,12 +51,29 @@ def separation_power(p: np.ndarray, q: np.ndarray) -> np.ndarray:
     return 0.5 * np.divide((p - q) ** 2, total, out=np.zeros_like(total), where=total > 0).sum(axis=-1)
 
 
+#: nonzeros of one block of the one-hot bin matrix (bounds :func:`_histograms`' memory)
+ONE_HOT_BLOCK = 4_000_000
+
+
 def _histograms(bin_index: np.ndarray, n_bins: np.ndarray, weights: np.ndarray) -> list[np.ndarray]:
-    """Per feature, ``(B, n_bins_j)`` weighted counts for ``B`` weightings of the events."""
+    """Per feature, ``(B, n_bins_j)`` weighted counts for ``B`` weightings of the events;
+    ``bin_index`` is feature-major, ``(features, events)``.
+
+    Every weighting of every feature is one product ``weights @ one_hot``, with ``one_hot``
+    the sparse (events × all features' bins) indicator matrix, built for a block of features
+    at a time so that its memory stays bounded.
+    """
+    n_features, n = bin_index.shape
+    per_block = max(1, ONE_HOT_BLOCK // max(n, 1))
     out = []
-    for j, nb in enumerate(n_bins):
-        counts = np.stack([np.bincount(bin_index[:, j], weights=w, minlength=nb) for w in weights])
-        out.append(counts)
+    for first in range(0, n_features, per_block):
+        nb = n_bins[first:first + per_block]
+        offsets = np.concatenate([[0], np.cumsum(nb)[:-1]])
+        columns = (bin_index[first:first + per_block] + offsets[:, None]).T.ravel()  # event-major, as CSR rows
+        one_hot = sparse.csr_matrix((np.ones(len(columns)), columns, np.arange(0, len(columns) + 1, len(nb))),
+                                    shape=(n, int(nb.sum())))
+        counts = np.asarray((one_hot.T @ weights.T).T)
+        out.extend(np.split(counts, offsets[1:], axis=1))
     return out
 
 
@@ -87,10 +105,11 @@ def histogram_divergences(
         raise InputError(f"n_bins must be at least 2, got {n_bins}")
     names = feature_labels(feature_names, truth.shape[1])
     generator = np.random.default_rng(rng)
-    edges = [quantile_bin_edges(truth[:, j], n_bins) for j in range(truth.shape[1])]
+    truth_t, gen_t = np.ascontiguousarray(truth.T), np.ascontiguousarray(gen.T)  # feature-major: contiguous columns
+    edges = [quantile_bin_edges(column, n_bins) for column in truth_t]
     n_bins_used = np.array([len(e) + 1 for e in edges])
-    truth_bins = np.stack([np.searchsorted(e, truth[:, j], side="right") for j, e in enumerate(edges)], axis=1)
-    gen_bins = np.stack([np.searchsorted(e, gen[:, j], side="right") for j, e in enumerate(edges)], axis=1)
+    truth_bins = np.stack([np.searchsorted(e, column, side="right") for e, column in zip(edges, truth_t)])
+    gen_bins = np.stack([np.searchsorted(e, column, side="right") for e, column in zip(edges, gen_t)])
     # weighting 0 is the nominal sample, the rest are bootstrap multiplicities
     def multiplicities(n: int) -> np.ndarray:
         return np.vstack([np.ones(n)] + [np.bincount(generator.integers(0, n, n), minlength=n) for _ in range(n_boot)])
