@@ -188,7 +188,8 @@ def high_level_metrics(truth: StreamedFile, sample: StreamedFile, options: EvalO
 
     kind = kinds.get("calo")
     t, g, names = truth.features, sample.features, truth.names
-    results = {"w1_observables_mean": w1_per_feature(t, g, options.n_bootstrap, metric_seed(seed, "w1_obs"), names)}
+    results = {"w1_observables_mean": w1_per_feature(t, g, options.n_bootstrap, metric_seed(seed, "w1_obs"), names,
+                                                     options.w1_bootstrap_events)}
     results.update(kind.extra_metrics(truth.proxy(), sample.proxy(), t, g, names, options, seed))
     physics_t, physics_names = kind.physics_features(truth.proxy(), t, names)
     physics_g, _ = kind.physics_features(sample.proxy(), g, names)
