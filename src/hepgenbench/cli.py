@@ -85,6 +85,13 @@ def score_parser() -> argparse.ArgumentParser:
                         help="warn, rather than refuse, when a sample's incident energies differ from truth's")
     parser.add_argument("--threads", type=int,
                         help="threads of the metrics (default: all cores; 1 reproduces a workflow row to the last digit)")
+    parser.add_argument("--stream", action="store_true",
+                        help="CaloChallenge files: score without loading the voxels (default: when they would not fit "
+                             "in --memory-budget)")
+    parser.add_argument("--memory-budget", type=float, metavar="GB",
+                        help="memory the in-memory path may take before showers are streamed (default: half the RAM)")
+    parser.add_argument("--voxel-epochs", type=int, metavar="N",
+                        help="streamed: cap the voxel classifier's epochs (default: cc22_epochs, the challenge's 50)")
     parser.add_argument("--out", required=True, metavar="DIR", help="the output directory (written all or nothing)")
     return parser
 
@@ -103,6 +110,7 @@ def score_main(argv: list[str]) -> int:
             args.truth, args.generated, names=args.name, format=args.format, config=args.config,
             dataset=args.dataset, binning=args.binning, particle=args.particle, truth_b=args.truth_b, seed=args.seed,
             allow_einc_mismatch=args.allow_einc_mismatch, threads=args.threads,
+            stream=True if args.stream else None, memory_budget_gb=args.memory_budget, voxel_epochs=args.voxel_epochs,
         )
         out = scoring.write_outputs(result, args.out, config=scoring.config_mapping(args.config))
     except InputError as err:

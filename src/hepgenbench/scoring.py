@@ -259,8 +259,12 @@ class ScoreResult:
     dataset: str
     records: dict[str, MetricsRecord]
     truth_a: EventSet
-    samples: dict[str, EventSet]  # the generated samples at the scored size
+    samples: dict[str, EventSet]  # the generated samples at the scored size (streamed: those of the figures)
     warnings: list[str] = field(default_factory=list)
+    #: scored by :mod:`hepgenbench.streamed_scoring`, without loading the voxels
+    streamed: bool = False
+    #: streamed: seconds per epoch of each row's voxel classifier
+    voxel_epoch_seconds: dict[str, list[float]] = field(default_factory=dict)
 
     def frame(self):
         """The report's summary table (:func:`hepgenbench.report.summary_table`): one row
@@ -270,20 +274,32 @@ class ScoreResult:
         return summary_table(results_frame([r.to_dict() for r in self.records.values()]), self.dataset)
 
 
-def truth_halves(truth: EventSet, seed: int) -> tuple[EventSet, EventSet]:
-    """Truth cut into two equal, disjoint halves (whole events when it has an event key)."""
+def truth_half_indices(n: int, seed: int, event_key: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Sorted row indices of truth's two equal, disjoint halves (whole events with a key)."""
     from hepgenbench.split import grouped_permutation
 
-    n = len(truth)
-    perm, bounds = grouped_permutation(n, seed, truth.event_key, np.array([0, n // 2, 2 * (n // 2)]))
-    return truth.subset(np.sort(perm[bounds[0]:bounds[1]])), truth.subset(np.sort(perm[bounds[1]:bounds[2]]))
+    perm, bounds = grouped_permutation(n, seed, event_key, np.array([0, n // 2, 2 * (n // 2)]))
+    return np.sort(perm[bounds[0]:bounds[1]]), np.sort(perm[bounds[1]:bounds[2]])
+
+
+def truth_halves(truth: EventSet, seed: int) -> tuple[EventSet, EventSet]:
+    """Truth cut into two equal, disjoint halves (whole events when it has an event key)."""
+    a, b = truth_half_indices(len(truth), seed, truth.event_key)
+    return truth.subset(a), truth.subset(b)
+
+
+def subsample_indices(n_events: int, n: int, seed: int) -> np.ndarray:
+    """Sorted indices of ``n`` of ``n_events`` rows drawn without replacement, or all of them."""
+    if n_events <= n:
+        return np.arange(n_events)
+    return np.sort(np.random.default_rng(seed).choice(n_events, n, replace=False))
 
 
 def subsample(events: EventSet, n: int, seed: int) -> EventSet:
     """``n`` events of ``events`` drawn without replacement (in file order), or all of them."""
     if len(events) <= n:
         return events
-    return events.subset(np.sort(np.random.default_rng(seed).choice(len(events), n, replace=False)))
+    return events.subset(subsample_indices(len(events), n, seed))
 
 
 def score_samples(
@@ -371,9 +387,15 @@ def copy_check(sample: EventSet, references: Mapping[str, EventSet],
     the sample. The flag is :func:`auc_flag`, which names those counts as the likely cause,
     or, with a plausible AUC, a note of any copies found.
     """
-    hashes = row_hashes(sample.features, sample.condition)
-    reference = np.concatenate([row_hashes(r.features, r.condition) for r in references.values()])
-    copies = duplicate_counts(hashes, reference)
+    return copy_check_hashes(row_hashes(sample.features, sample.condition),
+                             {name: row_hashes(r.features, r.condition) for name, r in references.items()}, c2st)
+
+
+def copy_check_hashes(hashes: np.ndarray, references: Mapping[str, np.ndarray],
+                      c2st: Mapping[str, Any] | None) -> tuple[dict[str, Any], str]:
+    """:func:`copy_check` from the :func:`~hepgenbench.metrics.duplicates.row_hashes` of the
+    sample and of each reference (a streamed pass hashes chunk by chunk)."""
+    copies = duplicate_counts(hashes, np.concatenate(list(references.values())))
     against = " and ".join(references)
     entry = {"value": copies.fraction_copies, "error": None, **copies.to_dict(), "compared_with": against}
     text = (f"{copies.n_copies_of_reference} of its {copies.n_events} events are copies of {against}, "
@@ -477,8 +499,14 @@ def score(
 
 def score_files(truth, generated, kind=None, *, names=None, format=None, config=None, dataset=None, binning=None,
                 particle=None, truth_b=None, seed=None, evaluation=None, allow_einc_mismatch=False,
-                show_progress=None, threads=None) -> ScoreResult:
-    """:func:`score`'s work, returning the :class:`ScoreResult` (records, samples, warnings)."""
+                show_progress=None, threads=None, stream=None, memory_budget_gb=None, voxel_epochs=None) -> ScoreResult:
+    """:func:`score`'s work, returning the :class:`ScoreResult` (records, samples, warnings).
+
+    CaloChallenge files are scored without loading their voxels
+    (:mod:`hepgenbench.streamed_scoring`) when ``stream`` is True, or when it is None and
+    :func:`~hepgenbench.streamed_scoring.should_stream` says they would not fit in
+    ``memory_budget_gb``; ``voxel_epochs`` caps that path's voxel classifier.
+    """
     if format is None and kind == "calo" and config is None:
         format = "calochallenge"
     spec = reading_spec(format, config, dataset, binning, particle,
@@ -490,6 +518,20 @@ def score_files(truth, generated, kind=None, *, names=None, format=None, config=
     if evaluation is None:
         evaluation = (config_map or {}).get("evaluation")
     options = evaluation if isinstance(evaluation, EvalOptions) else EvalOptions.from_config(evaluation or {})
+    if stream is not False and spec.source in ("calochallenge", "calo"):
+        from hepgenbench import streamed_scoring
+
+        files = [truth, *named.values(), *([truth_b] if truth_b is not None else [])]
+        if all(isinstance(f, (str, os.PathLike)) for f in files) and (
+                stream or streamed_scoring.should_stream(files, memory_budget_gb)):
+            return streamed_scoring.score_streamed(
+                str(truth), {k: str(v) for k, v in named.items()}, None if truth_b is None else str(truth_b), spec,
+                seed, options, allow_einc_mismatch=allow_einc_mismatch, show_progress=show_progress, threads=threads,
+                voxel_epochs=voxel_epochs)
+        if stream:
+            raise InputError("--stream scores CaloChallenge files given as paths, not in-memory samples")
+    elif stream:
+        raise InputError(f"--stream scores CaloChallenge files (calo showers); these are read as {spec.source!r}")
 
     from tqdm.auto import tqdm
 

@@ -202,6 +202,8 @@ class StreamedFeatures:
     e_inc: np.ndarray
     n_dropped_nonfinite: int
     chunk_rows: int
+    #: the file's row of each feature row (the showers kept)
+    rows: np.ndarray | None = None
 
 
 def open_showers(path: str | os.PathLike, geometry: CaloGeometry,
@@ -281,4 +283,4 @@ def stream_high_level_features(
             features[start:stop][good] = hlf(chunk, e_chunk)
             for acc in accumulators:
                 acc.update(chunk, e_chunk)
-    return StreamedFeatures(features[keep], hlf.names, e_inc[keep], int((~keep).sum()), rows)
+    return StreamedFeatures(features[keep], hlf.names, e_inc[keep], int((~keep).sum()), rows, np.flatnonzero(keep))

@@ -582,14 +582,15 @@ def calo_transforms(representation: str, readout_threshold_mev: float,
 def read_calochallenge(
     path: str | os.PathLike, nan_policy: str = "refuse", readout_threshold_mev: float = READOUT_THRESHOLD_MEV,
     representation: str = "shares", geometry: CaloGeometry = DS1_PHOTONS, binning: str | None = None,
+    rows: np.ndarray | None = None,
 ) -> EventSet:
     """Read a CaloChallenge file (``incident_energies``, ``showers``, MeV) in ``geometry``.
 
     Features are the voxels ``v000``…; the condition is ``E_inc``. Their transforms are
     :func:`calo_transforms` of ``representation``. A voxel count other than the geometry's
     is an :class:`InputError` naming both and the file (``binning`` names the geometry).
-    The whole file is loaded; :func:`hepgenbench.data.calo_features.stream_high_level_features`
-    reads one in chunks.
+    The whole file is loaded, or only the showers at the increasing indices ``rows``;
+    :func:`hepgenbench.data.calo_features.stream_high_level_features` reads one in chunks.
     """
     from hepgenbench.data.calo_features import open_showers
 
@@ -597,8 +598,8 @@ def read_calochallenge(
     resolve_files([path])
     f, showers, e_inc = open_showers(path, geometry, binning)
     with f:
-        showers = np.asarray(showers[()], dtype=np.float64)
-    e_inc = e_inc.reshape(-1, 1)
+        showers = np.asarray(showers[()] if rows is None else showers[np.asarray(rows)], dtype=np.float64)
+    e_inc = (e_inc if rows is None else e_inc[np.asarray(rows)]).reshape(-1, 1)
     names = voxel_names(geometry)
     n_voxels = geometry.n_voxels
     showers, e_inc, n_bad = _apply_nan_policy(showers, e_inc, nan_policy, path, names + ["E_inc"],

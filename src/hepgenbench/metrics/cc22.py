@@ -23,7 +23,10 @@ retrainings instead.
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from typing import Protocol
 
 import numpy as np
 import torch
@@ -88,66 +91,152 @@ def _device(requested: str) -> torch.device:
     return select_device(requested)
 
 
+def split_pooled(n_events: int, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The challenge's one 60/20/20 split of ``n_events`` pooled events: positions of the
+    train, test and validation events, from a permutation seeded by ``seed``."""
+    order = np.random.default_rng(seed).permutation(n_events)
+    n_train, n_test = int(SPLIT[0] * n_events), int(SPLIT[1] * n_events)
+    return order[:n_train], order[n_train:n_train + n_test], order[n_train + n_test:]
+
+
+#: the parts of the split, by name
+PARTS = ("train", "test", "val")
+
+
+class CC22Data(Protocol):
+    """The pooled events of one split, standardised, handed out in minibatches.
+
+    :func:`cc22_train` asks only for these, so the in-memory path (:class:`InMemoryData`)
+    and the one that reads showers from disk (:mod:`hepgenbench.metrics.streamed_c2st`)
+    train, calibrate and score with the same code.
+    """
+
+    def labels(self, part: str) -> np.ndarray:
+        """Labels (1 truth, 0 generated) of the part's events, in the part's order."""
+
+    def batches(self, part: str, order: np.ndarray, batch_size: int,
+                device: torch.device) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        """Standardised inputs (float32) and labels of the part's events at positions
+        ``order[i:i + batch_size]``, for i = 0, batch_size, …, in that order."""
+
+
+class InMemoryData:
+    """:class:`CC22Data` of an in-memory ``(x, y)``: each part standardised with the training
+    part's mean and standard deviation and held as tensors on the device."""
+
+    def __init__(self, x: np.ndarray, y: np.ndarray, parts: dict[str, np.ndarray], device: torch.device):
+        mean, std = x[parts["train"]].mean(axis=0), x[parts["train"]].std(axis=0)
+        std = np.where(std > 0, std, 1.0)
+        self._y = {name: y[idx] for name, idx in parts.items()}
+        self._tensors = {
+            name: (torch.as_tensor((x[idx] - mean) / std, dtype=torch.float32, device=device),
+                   torch.as_tensor(y[idx], dtype=torch.float32, device=device))
+            for name, idx in parts.items()
+        }
+
+    def labels(self, part: str) -> np.ndarray:
+        return self._y[part]
+
+    def batches(self, part, order, batch_size, device):
+        x, y = self._tensors[part]
+        order = torch.as_tensor(order, device=device)
+        for batch in order.split(batch_size):
+            yield x[batch], y[batch]
+
+
+@dataclass(frozen=True)
+class CC22Fit:
+    """The calibrated classifier's outputs on the test part (before any bookkeeping of indices)."""
+
+    auc: float
+    auc_error: float
+    jsd_bits: float
+    auc_uncalibrated: float
+    best_epoch: int
+    p_test: np.ndarray
+    y_test: np.ndarray
+    #: seconds of each epoch (training and the validation loss)
+    epoch_seconds: list[float]
+
+
+#: called after every epoch with (epoch, validation loss, seconds of the epoch)
+EpochCallback = Callable[[int, float, float], None]
+
+
+def cc22_train(data: CC22Data, n_inputs: int, settings: CC22Settings, seed: int, device: torch.device,
+               on_epoch: EpochCallback | None = None) -> CC22Fit:
+    """Train the challenge's network on ``data``'s train part, keep the epoch of lowest
+    validation loss, calibrate on the validation part and score the test part.
+
+    Minibatches are consecutive slices of a seeded permutation of the train part per epoch,
+    so any :class:`CC22Data` holding the same events trains the same network.
+    """
+    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+        torch.manual_seed(seed)
+        net = cc22_network(n_inputs, settings.width).to(device)
+    optimiser = torch.optim.Adam(net.parameters(), lr=settings.learning_rate)
+    loss_fn = nn.BCEWithLogitsLoss()
+    shuffle = torch.Generator().manual_seed(seed)
+    sizes = {part: len(data.labels(part)) for part in PARTS}
+    y_val = torch.as_tensor(data.labels("val"), dtype=torch.float32, device=device)
+
+    def logits(part: str) -> torch.Tensor:
+        with torch.no_grad():
+            return torch.cat([net(x) for x, _ in data.batches(part, np.arange(sizes[part]), settings.batch_size,
+                                                                device)])[:, 0]
+
+    best_loss, best_epoch, best_state, seconds = np.inf, -1, None, []
+    for epoch in range(settings.epochs):
+        start = time.perf_counter()
+        net.train()
+        order = torch.randperm(sizes["train"], generator=shuffle).numpy()
+        for x, y in data.batches("train", order, settings.batch_size, device):
+            optimiser.zero_grad()
+            loss_fn(net(x)[:, 0], y).backward()
+            optimiser.step()
+        net.eval()
+        val_loss = float(loss_fn(logits("val"), y_val))
+        if val_loss < best_loss:
+            best_loss, best_epoch = val_loss, epoch
+            best_state = {k: v.detach().clone() for k, v in net.state_dict().items()}
+        seconds.append(time.perf_counter() - start)
+        if on_epoch is not None:
+            on_epoch(epoch, val_loss, seconds[-1])
+    net.load_state_dict(best_state)
+    net.eval()
+    p_val = torch.sigmoid(logits("val")).cpu().numpy()
+    p_test_raw = torch.sigmoid(logits("test")).cpu().numpy()
+    return calibrated_scores(p_val, data.labels("val"), p_test_raw, data.labels("test"), best_epoch, seconds)
+
+
+def calibrated_scores(p_val: np.ndarray, y_val: np.ndarray, p_test_raw: np.ndarray, y_test: np.ndarray,
+                      best_epoch: int, epoch_seconds: list[float]) -> CC22Fit:
+    """Isotonic calibration fitted on the validation part, then the test part's AUC and JSD."""
+    calibration = IsotonicRegression(y_min=0.0, y_max=1.0, out_of_bounds="clip").fit(p_val, y_val)
+    # An isotonic fit is 0 or 1 beyond the validation events of one class; kept within the
+    # validation split's resolution, one such test event costs log(n_val) in the BCE, not ∞.
+    floor = 1.0 / (len(y_val) + 2)
+    p_test = np.clip(calibration.predict(p_test_raw), floor, 1 - floor)
+    auc = float(roc_auc_score(y_test, p_test))
+    bce = float(-np.mean(y_test * np.log(p_test) + (1 - y_test) * np.log1p(-p_test)))
+    n_pos = int(y_test.sum())
+    return CC22Fit(auc=auc, auc_error=hanley_mcneil_error(auc, n_pos, len(y_test) - n_pos),
+                   jsd_bits=(np.log(2.0) - bce) / np.log(2.0), auc_uncalibrated=float(roc_auc_score(y_test, p_test_raw)),
+                   best_epoch=best_epoch, p_test=p_test, y_test=y_test, epoch_seconds=epoch_seconds)
+
+
 def cc22_fit_predict(x: np.ndarray, y: np.ndarray, settings: CC22Settings, seed: int) -> CC22Result:
     """Train the challenge's classifier on 60% of ``(x, y)`` and score the test 20%.
 
     ``x``: pooled inputs ``(N, D)``; ``y``: 1 for truth, 0 for generated. Threads are
     torch's (the evaluate stage sets them from the rule's ``threads``).
     """
-    rng = np.random.default_rng(seed)
-    order = rng.permutation(len(y))
-    n_train, n_test = int(SPLIT[0] * len(y)), int(SPLIT[1] * len(y))
-    train, test, val = order[:n_train], order[n_train:n_train + n_test], order[n_train + n_test:]
-    mean, std = x[train].mean(axis=0), x[train].std(axis=0)
-    std = np.where(std > 0, std, 1.0)
+    train, test, val = split_pooled(len(y), seed)
     device = _device(settings.device)
-
-    def tensor(idx: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
-        return (torch.as_tensor((x[idx] - mean) / std, dtype=torch.float32, device=device),
-                torch.as_tensor(y[idx], dtype=torch.float32, device=device))
-
-    (x_tr, y_tr), (x_va, y_va) = tensor(train), tensor(val)
-    x_te = tensor(test)[0]
-    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
-        torch.manual_seed(seed)
-        net = cc22_network(x.shape[1], settings.width).to(device)
-    optimiser = torch.optim.Adam(net.parameters(), lr=settings.learning_rate)
-    loss_fn = nn.BCEWithLogitsLoss()
-    shuffle = torch.Generator().manual_seed(seed)
-
-    def logits(inputs: torch.Tensor) -> torch.Tensor:
-        with torch.no_grad():
-            return torch.cat([net(inputs[i:i + settings.batch_size]) for i in range(0, len(inputs), settings.batch_size)])[:, 0]
-
-    best_loss, best_epoch, best_state = np.inf, -1, None
-    for epoch in range(settings.epochs):
-        net.train()
-        for batch in torch.randperm(len(y_tr), generator=shuffle).split(settings.batch_size):
-            batch = batch.to(device)
-            optimiser.zero_grad()
-            loss_fn(net(x_tr[batch])[:, 0], y_tr[batch]).backward()
-            optimiser.step()
-        net.eval()
-        val_loss = float(loss_fn(logits(x_va), y_va))
-        if val_loss < best_loss:
-            best_loss, best_epoch = val_loss, epoch
-            best_state = {k: v.detach().clone() for k, v in net.state_dict().items()}
-    net.load_state_dict(best_state)
-    net.eval()
-    p_val = torch.sigmoid(logits(x_va)).cpu().numpy()
-    p_test_raw = torch.sigmoid(logits(x_te)).cpu().numpy()
-    calibration = IsotonicRegression(y_min=0.0, y_max=1.0, out_of_bounds="clip").fit(p_val, y[val])
-    # An isotonic fit is 0 or 1 beyond the validation events of one class; kept within the
-    # validation split's resolution, one such test event costs log(n_val) in the BCE, not ∞.
-    floor = 1.0 / (len(val) + 2)
-    p_test = np.clip(calibration.predict(p_test_raw), floor, 1 - floor)
-    y_test = y[test]
-    auc = float(roc_auc_score(y_test, p_test))
-    bce = float(-np.mean(y_test * np.log(p_test) + (1 - y_test) * np.log1p(-p_test)))
-    n_pos = int(y_test.sum())
+    fit = cc22_train(InMemoryData(x, y, {"train": train, "test": test, "val": val}, device), x.shape[1], settings,
+                     seed, device)
     return CC22Result(
-        auc=auc, auc_error=hanley_mcneil_error(auc, n_pos, len(y_test) - n_pos),
-        jsd_bits=(np.log(2.0) - bce) / np.log(2.0), auc_uncalibrated=float(roc_auc_score(y_test, p_test_raw)),
-        best_epoch=best_epoch, epochs=settings.epochs, p_test=p_test, y_test=y_test, test_index=test,
+        auc=fit.auc, auc_error=fit.auc_error, jsd_bits=fit.jsd_bits, auc_uncalibrated=fit.auc_uncalibrated,
+        best_epoch=fit.best_epoch, epochs=settings.epochs, p_test=fit.p_test, y_test=fit.y_test, test_index=test,
         device=str(device),
     )
