@@ -240,3 +240,18 @@ def test_gflash_showers_in_the_ds2_layout_through_the_stages(tmp_path):
     # axially symmetric: the centre in x and y sits near the axis compared with the 42 mm layer
     assert abs(col["ECy_layer10"].mean()) < 3.0 and abs(col["ECx_layer10"].mean()) < 3.0
 
+
+
+def test_per_layer_figures_draw_at_most_nine_layers_evenly_in_depth():
+    from hepgenbench.data.calo_geometry import BUILTIN_GEOMETRIES
+    from hepgenbench.plotting.calo import MAX_LAYER_PANELS, panel_layers
+
+    ds1 = BUILTIN_GEOMETRIES["ds1-photons"].layers
+    assert panel_layers(ds1) == (list(ds1), "")
+    ds2 = BUILTIN_GEOMETRIES["ds2"].layers
+    shown, note = panel_layers(ds2)
+    assert len(ds2) == 45 and len(shown) == MAX_LAYER_PANELS
+    assert shown[0] is ds2[0] and shown[-1] is ds2[-1]
+    gaps = np.diff([ds2.index(layer) for layer in shown])
+    assert gaps.max() - gaps.min() <= 1  # evenly spread
+    assert "of 45 are drawn" in note and str(shown[4].layer_id) in note

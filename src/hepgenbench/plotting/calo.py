@@ -19,7 +19,7 @@ showers show.
 from __future__ import annotations
 
 import zlib
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -79,6 +79,23 @@ def _style_layer_axes(axes, layers: tuple[CaloLayer, ...], xlabel: str, ylabel: 
     axes[-1].legend(fontsize="xx-small")
 
 
+#: most layers drawn as panels of one figure (datasets 2 and 3 have 45): evenly in depth beyond
+MAX_LAYER_PANELS = 9
+
+
+def panel_layers(layers: Sequence[CaloLayer]) -> tuple[list[CaloLayer], str]:
+    """The layers a per-layer figure draws, and a caption note when they are not all of them.
+
+    At most :data:`MAX_LAYER_PANELS`, spread evenly from the first to the last: a figure of
+    45 layer panels is 200 inches wide and needs gigabytes to draw."""
+    layers = list(layers)
+    if len(layers) <= MAX_LAYER_PANELS:
+        return layers, ""
+    picked = [layers[i] for i in np.unique(np.linspace(0, len(layers) - 1, MAX_LAYER_PANELS).round().astype(int))]
+    return picked, (f" Layers {', '.join(str(layer.layer_id) for layer in picked)} of {len(layers)} are drawn, "
+                    "evenly in depth.")
+
+
 def _line_style(name: str, colors: Mapping[str, str]) -> dict:
     return {"color": TRUTH_COLOR, "lw": 2} if name == "truth" else {"color": colors[name], "lw": 1.2}
 
@@ -86,7 +103,7 @@ def _line_style(name: str, colors: Mapping[str, str]) -> dict:
 def radial_profiles(dataset: str, geometry: CaloGeometry, sets: Mapping[str, EventSet],
                     colors: Mapping[str, str], out: Path) -> PlotRecord:
     """Mean energy per radial bin, summed over α, in each layer."""
-    layers = geometry.layers
+    layers, note = panel_layers(geometry.layers)
     fig, axes = plt.subplots(1, len(layers), figsize=(4.5 * len(layers), 4.5), constrained_layout=True)
     for ax, layer in zip(np.atleast_1d(axes), layers):
         edges = np.asarray(layer.r_edges)
@@ -98,14 +115,14 @@ def radial_profiles(dataset: str, geometry: CaloGeometry, sets: Mapping[str, Eve
     png, pdf = save_figure(fig, out / "calo" / "radial_profiles.png")
     return PlotRecord(
         png, pdf, "calo", f"{dataset}: average radial shower profile",
-        "Mean energy per radial bin (summed over angle) in each layer, truth against every model.",
+        "Mean energy per radial bin (summed over angle) in each layer, truth against every model." + note,
     )  # fmt: skip
 
 
 def average_shower(dataset: str, geometry: CaloGeometry, sets: Mapping[str, EventSet], out: Path) -> PlotRecord:
     """Mean voxel energy of the angularly binned layers in the (α, r) plane, one column per sample."""
     # Only layers binned in angle have an (α, r) image; the others are in the radial profiles.
-    shown = [layer for layer in geometry.layers if layer.n_alpha > 1] or list(geometry.layers[:1])
+    shown, note = panel_layers([layer for layer in geometry.layers if layer.n_alpha > 1] or list(geometry.layers[:1]))
     means = {(name, l.layer_id): np.nanmean(l.energies(ev.features), axis=0) for name, ev in sets.items() for l in shown}
     fig, axes = plt.subplots(
         len(shown), len(sets), figsize=(3.2 * len(sets), 3.4 * len(shown)),
@@ -131,7 +148,7 @@ def average_shower(dataset: str, geometry: CaloGeometry, sets: Mapping[str, Even
     return PlotRecord(
         png, pdf, "calo", f"{dataset}: average shower in (α, r)",
         "Mean voxel energy of the angularly binned layers, drawn in the (α, r) plane with radius on a "
-        "log(1 + r/mm) scale; one column per sample, same colour scale per row.",
+        "log(1 + r/mm) scale; one column per sample, same colour scale per row." + note,
     )  # fmt: skip
 
 
@@ -156,7 +173,7 @@ def layer_energy_vs_einc(dataset: str, geometry: CaloGeometry, sets: Mapping[str
                          out: Path) -> PlotRecord:
     """Mean energy per layer in each incident-energy bin, at the bin's value (discrete) or
     its geometric centre; showers outside truth's bins are left out."""
-    layers = geometry.layers
+    layers, note = panel_layers(geometry.layers)
     fig, axes = plt.subplots(1, len(layers), figsize=(4.5 * len(layers), 4.5), constrained_layout=True)
     centres = bins.centres
     for name, events in sets.items():
@@ -175,7 +192,7 @@ def layer_energy_vs_einc(dataset: str, geometry: CaloGeometry, sets: Mapping[str
     return PlotRecord(
         png, pdf, "calo", f"{dataset}: mean layer energy vs incident energy",
         f"Mean energy deposited in each layer as a function of the incident energy: {binning}, "
-        "the bins of the scores per incident energy.",
+        "the bins of the scores per incident energy." + note,
     )  # fmt: skip
 
 
@@ -280,7 +297,7 @@ def shower_gallery(dataset: str, geometry: CaloGeometry, sets: Mapping[str, Even
     a rerun shows the same ones. One colour scale per column (layer), shared by every row.
     """
     seed = zlib.crc32(dataset.encode())
-    layers = geometry.layers
+    layers, note = panel_layers(geometry.layers)
     records = []
     for i, picks in gallery_picks(e_inc, bins, n_showers, seed):
         rows = [(name, k) for name in sets for k in picks[name]]
@@ -324,6 +341,6 @@ def shower_gallery(dataset: str, geometry: CaloGeometry, sets: Mapping[str, Even
             f"Up to {n_showers} showers per sample drawn at random (seeded) with {energy}: a row per shower, "
             "a column per layer, each layer in the (α, r) plane with radius on a log(1 + r/mm) scale, empty "
             "voxels white; one colour scale per layer. Look for speckle, missing cores and identical copies, "
-            "which the average shower hides.",
+            "which the average shower hides." + note,
         ))  # fmt: skip
     return records
