@@ -57,7 +57,10 @@ SCRIPTS = [
     Script("calo", "bench_calo.py", [], ["--events", "3000", "--budget", "3", "--seeds", "1"]),
     Script("calochallenge", "bench_calochallenge.py", [], ["--n", "2000", "--scaling-n", "500", "--pool", "100"]),
     Script("score", "bench_score.py", [], ["--calo-n", "1000,3000", "--events-n", "10000,30000"]),
+    Script("stream_score", "bench_stream_score.py", [], ["--layout", "ds2", "--n", "600", "--pool", "100"]),
 ]
+#: `hepgenbench score` targets: (sample, N generated, seconds)
+SCORE_TARGETS = {"calo": (100_000, 90.0), "events": (1_000_000, 60.0)}
 
 
 # --------------------------------------------------------------------------- machine
@@ -182,7 +185,7 @@ def quality(results: Path) -> dict:
         q["calo_families"] = {m: _calo_figures(r) for m, r in sorted({**calo, "truth": records.get(("calo", "truth"))}.items()) if r}
     q["diverged"] = sorted(f"{d}/{m}" for (d, m), r in records.items() if r.get("status") == "diverged")
     q["not_ok"] = sorted(f"{d}/{m}: {r.get('status')}" for (d, m), r in records.items() if r.get("status") not in ("ok", "diverged"))
-    q["costs"] = {f"{d}/{m}": {**r.get("cost", {}), **{k: r.get("training", {}).get(k) for k in ("epochs", "best_epoch", "stopped_because")}}
+    q["costs"] = {f"{d}/{m}": {**(r.get("cost") or {}), **{k: (r.get("training") or {}).get(k) for k in ("epochs", "best_epoch", "stopped_because")}}
                   for (d, m), r in records.items() if m != "truth"}
     for key, dataset in (("zmumu_best_c2st", "zmumu"), ("calo_best_c2st_high_level", "calo")):
         if q.get(key):
@@ -195,7 +198,7 @@ def _calo_figures(record: dict) -> dict:
     bins = record["metrics"].get("per_energy_bin", {}).get("bins", [])
     return {"hl_auc": value(record, "c2st_auc_high_level"), "voxel_auc": value(record, "c2st_auc"), "fpd": value(record, "fpd"),
             "auc_by_energy": [[b["e_inc_low"], b["c2st_auc"]] for b in bins if "c2st_auc" in b],
-            "stopped_because": record.get("training", {}).get("stopped_because"), "epochs": record.get("training", {}).get("epochs")}
+            "stopped_because": (record.get("training") or {}).get("stopped_because"), "epochs": (record.get("training") or {}).get("epochs")}
 
 
 def calo_table(q: dict | None) -> list[str]:
@@ -296,6 +299,25 @@ def speed_rows(data: dict | None, models: dict | None, metrics: dict | None, e2e
                     f"voxels ({cc['file_gb']:.1f} GB each), streamed: wall (s) / peak RSS (MB) | {cc['suite_seconds']:.0f} / "
                     f"{cc['peak_rss_mb']:.0f} | ≤ {cc['target_seconds']:.0f} / ≤ {cc['target_rss_mb']:.0f} | "
                     f"{verdict(cc['suite_seconds'] <= cc['target_seconds'] and cc['peak_rss_mb'] <= cc['target_rss_mb'])} |")
+    rows += score_rows(load("score"), load("stream_score"))
+    return rows
+
+
+def score_rows(score: dict | None, stream: dict | None) -> list[str]:
+    """`hepgenbench score`'s targets: the suite on 1e5 showers and on 1e6 events, and a ds3 pair streamed."""
+    rows = []
+    labels = {"calo": "ds1-photon showers (368 voxels), full suite", "events": "events × 10 features, full suite"}
+    for key, (n, seconds) in SCORE_TARGETS.items():
+        for r in (score or {}).get(key, []):
+            if r["n"] == n:
+                exponent = score.get(f"{key}_exponent")
+                rows.append(f"| `hepgenbench score`, {labels[key]}, {n:,} vs {n:,} (s; peak RSS {r['peak_rss_mb']:.0f} MB"
+                            + (f"; time ∝ N^{exponent:.2f}" if exponent is not None else "") + f") | {r['score_s']:.0f} | "
+                            f"≤ {seconds:.0f} | {verdict(r['score_s'] <= seconds)} |")
+    if stream:
+        rows.append(f"| `hepgenbench score --stream`, {stream['layout']} pair {stream['n']:,} × {stream['n_voxels']:,} voxels "
+                    f"({stream['file_gb']:.1f} GB each), voxel classifier {stream['voxel_epochs']} epoch: peak RSS (MB) | "
+                    f"{stream['peak_rss_mb']:.0f} | ≤ {stream['target_rss_mb']:.0f} | {verdict(stream['peak_rss_mb'] <= stream['target_rss_mb'])} |")
     return rows
 
 
@@ -356,12 +378,32 @@ def miss_notes(models: dict | None, e2e: dict | None, memory: dict | None, q: di
                    if nsf.get("sample_largest_all_cores") else "."))
     if e2e and e2e["run"]["wall_s"] > 180:
         run = e2e["run"]
+        lower = run.get("makespan_lower_bound_s", 0.0)
+        stages = sorted((run.get("per_stage") or {}).items(), key=lambda kv: -kv[1]["own_s"])
+        if lower > 180:  # the jobs' own work, not the machine, sets the floor
+            notes.append(
+                f"- **quick config end to end** {run['wall_s']:.0f} s (load average {run.get('load_before', float('nan')):.1f} "
+                f"before): its jobs' own time, {run['sum_own_s']:.0f} s over 2 cores with a critical path of "
+                f"{run['critical_path_s']:.0f} s, puts the shortest possible makespan at {lower:.0f} s, above the target "
+                "whatever the load. By stage: " + ", ".join(f"{k} {v['own_s']:.0f} s" for k, v in stages[:6])
+                + ". The truth null, the budget checkpoints, the generation-cost timing in `sample` and the physics "
+                "and single-shower figures in `plots` came with the confidence and CaloChallenge work; reaching 3 minutes "
+                "again means a lighter quick config for those stages (fewer null replicas, one checkpoint fraction), "
+                "which the tests of those stages would then need to allow.")
+        else:
+            notes.append(
+                f"- **quick config end to end** {run['wall_s']:.0f} s with load average {run.get('load_before', float('nan')):.1f} "
+                f"before the run on 2 cores; its jobs used {run.get('benchmarked_cpu_s', float('nan')):.0f} s of CPU "
+                f"(÷ 2 cores = {run.get('benchmarked_cpu_s', float('nan')) / 2:.0f} s), against {run['sum_own_s']:.0f} s of "
+                "job wall time: the other processes on the machine, not Snakemake (overhead above), stretched it. "
+                "Re-run on an idle machine to judge the 3-minute target.")
+    if e2e and e2e["run"].get("overhead_fraction", 0.0) > 0.05 and e2e["run"].get("scontrol_s"):
+        run = e2e["run"]
         notes.append(
-            f"- **quick config end to end** {run['wall_s']:.0f} s with load average {run.get('load_before', float('nan')):.1f} "
-            f"before the run on 2 cores; its jobs used {run.get('benchmarked_cpu_s', float('nan')):.0f} s of CPU "
-            f"(÷ 2 cores = {run.get('benchmarked_cpu_s', float('nan')) / 2:.0f} s), against {run['sum_own_s']:.0f} s of "
-            "job wall time: the other processes on the machine, not Snakemake (overhead above), stretched it. "
-            "Re-run on an idle machine to judge the 3-minute target.")
+            f"- **Snakemake overhead on the quick run** {100 * run['overhead_fraction']:.1f} %: {run['startup_s']:.0f} s before "
+            f"the first job, of which {run['scontrol_s']:.0f} s is `scontrol show config`, which the Slurm executor plugin "
+            "runs at every Snakemake start when a Slurm client is installed (this machine has the CI's single-node "
+            "Slurm). Without a Slurm client the call fails at once.")
     if memory and memory["limited"]["returncode"] != 0:
         p = memory["profile"]
         notes.append(
@@ -532,6 +574,7 @@ def write_results(info: dict, q: dict | None, timings: dict[str, float], command
         *section("calo", "VAE decoders and priors on the calo showers (bench_calo.py)"),
         *section("calochallenge", "CaloChallenge high-level pass at full size (bench_calochallenge.py)"),
         *section("score", "Scoring samples made anywhere (bench_score.py)"),
+        *section("stream_score", "Scoring files larger than memory (bench_stream_score.py)"),
         "## Script run times",
         "",
         ", ".join(f"{k} {v:.0f} s" for k, v in timings.items()) or "(not recorded)",
