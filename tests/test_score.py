@@ -100,6 +100,16 @@ def test_events_shifted_peak_is_caught_and_same_law_is_not(dimuon_files):
     assert "pull_mass" in shifted.metrics["z_lineshape"]["flagged"]
 
 
+def test_rows_scored_side_by_side_equal_rows_scored_one_at_a_time(dimuon_files):
+    # three rows on three threads, each with a BLAS pool of one, against one row at a time
+    files = [dimuon_files["same"], dimuon_files["shifted"]]
+    one = score_files(dimuon_files["truth"], files, config=dimuon_files["config"], threads=1)
+    three = score_files(dimuon_files["truth"], files, config=dimuon_files["config"], threads=3)
+    assert list(one.records) == list(three.records) == ["truth", "same", "shifted"]
+    for name in one.records:
+        assert json.dumps(one.records[name].to_dict(), sort_keys=True) == json.dumps(three.records[name].to_dict(), sort_keys=True)
+
+
 def test_cli_writes_the_report_and_the_same_seed_gives_identical_metrics(dimuon_files, tmp_path, capsys):
     args = ["score", "--truth", dimuon_files["truth"], "--generated", dimuon_files["same"], "--generated",
             dimuon_files["shifted"], "--name", "mine", "--name", "shifted_by_3GeV", "--config", dimuon_files["config"]]
@@ -283,3 +293,33 @@ def test_dataset_3_files_are_read_in_its_binning_and_refused_in_another(calochal
     with pytest.raises(InputError, match="40500 voxels") as err:
         reading_spec("calochallenge").read(tmp_path / "ds3.h5", "generated")
     assert str(tmp_path / "ds3.h5") in str(err.value) and "368" in str(err.value)
+
+
+def test_dataset_3_scores_streamed_from_its_binning_xml(calochallenge_files, tmp_path):
+    """`hepgenbench score --binning binning_dataset_3.xml`, as a dataset-3 user runs it
+    (streamed: its files do not fit in memory at the challenge's size): a file from truth's
+    law sits within the floor, a distorted one does not, and the voxel classifier trained
+    from disk reads the distorted one too. (FPD on its high-level features needs a few
+    hundred showers per row.)"""
+    from hepgenbench.data.calo import detector_for
+    from hepgenbench.data.calo_geometry import CaloGeometry
+
+    xml = str(calochallenge_files / "binning_dataset_3.xml")
+    detector = detector_for(CaloGeometry.from_xml(xml))
+    wider = dataclasses.replace(detector, medium=dataclasses.replace(
+        detector.medium, moliere_radius_mm=detector.medium.moliere_radius_mm * 1.2))
+    n, quiet = 600, {"log": lambda *_: None, "dtype": "float32"}
+    light = {**LIGHT, "prdc_max_events": 200, "kpd_batch_size": 200, "fpd_points": 2, "fpd_resamples": 2,
+             "cc22_width": 32, "cc22_epochs": 3, "cc22_batch_size": 100}
+    simulate_showers(tmp_path / "truth.h5", 2 * n, 1, detector=detector, **quiet)
+    simulate_showers(tmp_path / "same.h5", n, 2, detector=detector, **quiet)
+    simulate_showers(tmp_path / "distorted.h5", n, 3, detector=wider, **quiet)
+    with h5py.File(tmp_path / "distorted.h5", "r+") as f:
+        f["showers"][...] = f["showers"][()] * 1.04
+    result = score_files(str(tmp_path / "truth.h5"), [str(tmp_path / "same.h5"), str(tmp_path / "distorted.h5")],
+                         kind="calo", binning=xml, evaluation=light, seed=5, stream=True)
+    floor, same, distorted = (result.records[k] for k in ("truth", "same", "distorted"))
+    assert same.metrics["c2st_auc"]["streamed"]["block_rows"] > 0  # the voxel classifier read from disk
+    assert within_floor(same, floor, "c2st_auc_high_level")
+    assert not within_floor(distorted, floor, "c2st_auc_high_level")
+    assert distorted.metrics["c2st_auc"]["value"] > same.metrics["c2st_auc"]["value"]
