@@ -253,28 +253,35 @@ def test_auc_null_sigma_matches_the_spread_of_independent_samples():
     assert np.std(aucs) == pytest.approx(auc_null_sigma(n), rel=0.06)
 
 
+def write_truth_same_distorted(xml: str, directory, n: int = 600) -> tuple[str, list[str]]:
+    """GFlash showers in the layout of a challenge binning XML: a truth file of 2n, n of the same
+    law, and n with a 20 % wider Molière radius and 4 % more energy. FPD on a layout's few
+    hundred high-level features needs a few hundred showers per row."""
+    from hepgenbench.data.calo import detector_for
+    from hepgenbench.data.calo_geometry import CaloGeometry
+
+    detector = detector_for(CaloGeometry.from_xml(xml))
+    wider = dataclasses.replace(detector, medium=dataclasses.replace(
+        detector.medium, moliere_radius_mm=detector.medium.moliere_radius_mm * 1.2))
+    quiet = {"log": lambda *_: None, "dtype": "float32"}
+    simulate_showers(directory / "truth.h5", 2 * n, 1, detector=detector, **quiet)
+    simulate_showers(directory / "same.h5", n, 2, detector=detector, **quiet)
+    simulate_showers(directory / "distorted.h5", n, 3, detector=wider, **quiet)
+    with h5py.File(directory / "distorted.h5", "r+") as f:
+        f["showers"][...] = f["showers"][()] * 1.04
+    return str(directory / "truth.h5"), [str(directory / "same.h5"), str(directory / "distorted.h5")]
+
+
 def test_dataset_2_scores_from_its_binning_xml(calochallenge_files, tmp_path):
     """`hepgenbench score --binning binning_dataset_2.xml` on challenge-format files: a file
     from truth's law sits within the floor, a distorted one does not. (FPD on its 271
     high-level features needs a few hundred showers per row.)"""
-    from hepgenbench.data.calo import detector_for
-    from hepgenbench.data.calo_geometry import CaloGeometry
-
     xml = str(calochallenge_files / "binning_dataset_2.xml")
-    detector = detector_for(CaloGeometry.from_xml(xml))
-    wider = dataclasses.replace(detector, medium=dataclasses.replace(
-        detector.medium, moliere_radius_mm=detector.medium.moliere_radius_mm * 1.2))
-    n, quiet = 600, {"log": lambda *_: None, "dtype": "float32"}
     # 6,480 voxels: the voxel-level metrics on few events and coarse histograms
     light = {**LIGHT, "c2st_max_events": 300, "emd_subsample": 100, "n_bins": 20, "n_bootstrap": 2,
              "prdc_max_events": 200, "kpd_batch_size": 200, "fpd_points": 2, "fpd_resamples": 2}
-    simulate_showers(tmp_path / "truth.h5", 2 * n, 1, detector=detector, **quiet)
-    simulate_showers(tmp_path / "same.h5", n, 2, detector=detector, **quiet)
-    simulate_showers(tmp_path / "distorted.h5", n, 3, detector=wider, **quiet)
-    with h5py.File(tmp_path / "distorted.h5", "r+") as f:
-        f["showers"][...] = f["showers"][()] * 1.04
-    result = score_files(str(tmp_path / "truth.h5"), [str(tmp_path / "same.h5"), str(tmp_path / "distorted.h5")],
-                         kind="calo", binning=xml, evaluation=light, seed=5)
+    truth, files = write_truth_same_distorted(xml, tmp_path)
+    result = score_files(truth, files, kind="calo", binning=xml, evaluation=light, seed=5)
     floor, same, distorted = (result.records[k] for k in ("truth", "same", "distorted"))
     assert within_floor(same, floor, "c2st_auc_high_level")
     assert not within_floor(distorted, floor, "c2st_auc_high_level")
@@ -301,23 +308,11 @@ def test_dataset_3_scores_streamed_from_its_binning_xml(calochallenge_files, tmp
     law sits within the floor, a distorted one does not, and the voxel classifier trained
     from disk reads the distorted one too. (FPD on its high-level features needs a few
     hundred showers per row.)"""
-    from hepgenbench.data.calo import detector_for
-    from hepgenbench.data.calo_geometry import CaloGeometry
-
     xml = str(calochallenge_files / "binning_dataset_3.xml")
-    detector = detector_for(CaloGeometry.from_xml(xml))
-    wider = dataclasses.replace(detector, medium=dataclasses.replace(
-        detector.medium, moliere_radius_mm=detector.medium.moliere_radius_mm * 1.2))
-    n, quiet = 600, {"log": lambda *_: None, "dtype": "float32"}
     light = {**LIGHT, "prdc_max_events": 200, "kpd_batch_size": 200, "fpd_points": 2, "fpd_resamples": 2,
              "cc22_width": 32, "cc22_epochs": 3, "cc22_batch_size": 100}
-    simulate_showers(tmp_path / "truth.h5", 2 * n, 1, detector=detector, **quiet)
-    simulate_showers(tmp_path / "same.h5", n, 2, detector=detector, **quiet)
-    simulate_showers(tmp_path / "distorted.h5", n, 3, detector=wider, **quiet)
-    with h5py.File(tmp_path / "distorted.h5", "r+") as f:
-        f["showers"][...] = f["showers"][()] * 1.04
-    result = score_files(str(tmp_path / "truth.h5"), [str(tmp_path / "same.h5"), str(tmp_path / "distorted.h5")],
-                         kind="calo", binning=xml, evaluation=light, seed=5, stream=True)
+    truth, files = write_truth_same_distorted(xml, tmp_path)
+    result = score_files(truth, files, kind="calo", binning=xml, evaluation=light, seed=5, stream=True)
     floor, same, distorted = (result.records[k] for k in ("truth", "same", "distorted"))
     assert same.metrics["c2st_auc"]["streamed"]["block_rows"] > 0  # the voxel classifier read from disk
     assert within_floor(same, floor, "c2st_auc_high_level")

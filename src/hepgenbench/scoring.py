@@ -302,6 +302,15 @@ def subsample(events: EventSet, n: int, seed: int) -> EventSet:
     return events.subset(subsample_indices(len(events), n, seed))
 
 
+def common_size(n_truth_a: int, n_truth_b: int, n_samples: Sequence[int]) -> int:
+    """The one N every row is scored at: the smallest of truth's halves and the samples."""
+    n = min(n_truth_a, n_truth_b, *n_samples)
+    if n < 10:
+        raise InputError(f"only {n} events to score at: truth halves hold {n_truth_a} and {n_truth_b}, the "
+                         f"samples {list(n_samples)}; at least 10 are needed")
+    return n
+
+
 def score_samples(
     truth: EventSet,
     generated: Mapping[str, EventSet],
@@ -331,10 +340,7 @@ def score_samples(
         truth_a, truth_b = truth_halves(truth, derive_seed(seed, dataset, "score", "halves"))
     else:
         truth_a = truth
-    n = min(len(truth_a), len(truth_b), *(len(g) for g in generated.values()))
-    if n < 10:
-        raise InputError(f"only {n} events to score at: truth halves hold {len(truth_a)} and {len(truth_b)}, the "
-                         f"samples {[len(g) for g in generated.values()]}; at least 10 are needed")
+    n = common_size(len(truth_a), len(truth_b), [len(g) for g in generated.values()])
     truth_a = subsample(truth_a, n, derive_seed(seed, dataset, "score", "truth_a"))
     truth_b = subsample(truth_b, n, derive_seed(seed, dataset, "score", "truth_b"))
     samples = {name: subsample(g, n, derive_seed(seed, dataset, "score", name)) for name, g in generated.items()}

@@ -236,7 +236,14 @@ def score_streamed(truth_path: str, generated: Mapping[str, str], truth_b_path: 
     from hepgenbench.data.calo_geometry import READOUT_THRESHOLD_MEV
     from hepgenbench.data.readers import read_calochallenge
     from hepgenbench.kinds.calo import dataset_geometry
-    from hepgenbench.scoring import TRUTH, ScoreResult, copy_check_hashes, subsample_indices, truth_half_indices
+    from hepgenbench.scoring import (
+        TRUTH,
+        ScoreResult,
+        common_size,
+        copy_check_hashes,
+        subsample_indices,
+        truth_half_indices,
+    )
 
     dataset = spec.dataset
     disable = (not sys.stderr.isatty()) if show_progress is None else not show_progress
@@ -261,10 +268,7 @@ def score_streamed(truth_path: str, generated: Mapping[str, str], truth_b_path: 
             truth_a, truth_b = truth.take(a), truth.take(b)
         else:
             truth_a = truth
-        n = min(len(truth_a), len(truth_b), *(len(f) for f in files.values()))
-        if n < 10:
-            raise InputError(f"only {n} events to score at: truth halves hold {len(truth_a)} and {len(truth_b)}, the "
-                             f"samples {[len(f) for f in files.values()]}; at least 10 are needed")
+        n = common_size(len(truth_a), len(truth_b), [len(f) for f in files.values()])
 
         def at_n(f: StreamedFile, label: str) -> StreamedFile:
             return f.take(subsample_indices(len(f), n, derive_seed(seed, dataset, "score", label)))
