@@ -50,16 +50,18 @@ def test_no_read_holds_more_rows_than_a_block(shower_files, block_rows):
     standardisation holds at most one block of rows, and every epoch reads each row it needs."""
     fit = fit_streamed(rows(shower_files["truth"]), rows(shower_files["same"]), settings(block_rows, epochs=2), seed=1)
     assert fit.block_rows == block_rows
-    assert 0 < fit.stats.max_rows_per_read <= block_rows
+    assert 0 < fit.stats.max_rows_per_read <= fit.read_rows <= block_rows
     n_pool = 2 * N
     train, val, test = int(0.6 * n_pool), n_pool - int(0.6 * n_pool) - int(0.2 * n_pool), int(0.2 * n_pool)
     # standardisation (train) + each epoch (train, val) + the kept network on val and test
     assert fit.stats.rows_read == train + 2 * (train + val) + val + test
 
 
-def test_streamed_classifier_is_the_in_memory_one_on_the_same_events(shower_files):
+@pytest.mark.parametrize("block_rows", [BLOCK_ROWS, 30])
+def test_streamed_classifier_is_the_in_memory_one_on_the_same_events(shower_files, block_rows):
     """The same split, minibatches and calibration as cc22_fit_predict on the pooled inputs in
-    memory: every calibrated test probability agrees."""
+    memory: every calibrated test probability agrees, also when block_bytes holds fewer rows
+    than a minibatch (30 of 100: each block of minibatches is read in pieces, as for dataset 3)."""
     def inputs(path):
         with h5py.File(path) as f:
             x, e = f["showers"][()].astype(np.float64), f["incident_energies"][()].reshape(-1)
@@ -69,7 +71,9 @@ def test_streamed_classifier_is_the_in_memory_one_on_the_same_events(shower_file
     x = np.vstack([inputs(truth), inputs(gen)])
     y = np.r_[np.ones(N, dtype=int), np.zeros(N, dtype=int)]
     in_memory = cc22_fit_predict(x, y, TINY, 11)
-    streamed = fit_streamed(rows(truth), rows(gen), settings(), 11).fit
+    fit = fit_streamed(rows(truth), rows(gen), settings(block_rows), 11)
+    assert fit.read_rows == block_rows and fit.stats.max_rows_per_read <= block_rows
+    streamed = fit.fit
     assert streamed.best_epoch == in_memory.best_epoch
     np.testing.assert_allclose(streamed.p_test, in_memory.p_test, atol=1e-6)
     assert streamed.auc == pytest.approx(in_memory.auc, abs=1e-6)
