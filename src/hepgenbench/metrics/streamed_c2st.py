@@ -39,7 +39,7 @@ from hepgenbench.metrics.base import MetricResult
 from hepgenbench.metrics.cc22 import PARTS, CC22Fit, CC22Settings, _device, cc22_train, split_pooled
 
 #: memory of one block of classifier inputs (float64, before the cast), the streamed part of the peak
-DEFAULT_BLOCK_BYTES = 128 * 2**20
+DEFAULT_BLOCK_BYTES = 64 * 2**20
 #: the note stored with the metric, as the in-memory voxel C2ST stores its inputs' description
 INPUTS = "log1p(1e3 E_voxel/E_inc) and log10 E_inc"
 
@@ -134,8 +134,10 @@ class StreamedShowers:
             self.stats.reads += 1
             e = e_inc[rows[order]]
             x = np.empty((len(rows), self.n_inputs))
-            np.divide(np.clip(raw, 0.0, None, dtype=np.float64), e[:, None], out=x[:, :-1])
+            x[:, :-1] = raw  # in place from here on: no float64 temporary of the block
             del raw
+            np.clip(x[:, :-1], 0.0, None, out=x[:, :-1])
+            x[:, :-1] /= e[:, None]
             x[:, :-1] *= 1e3
             np.log1p(x[:, :-1], out=x[:, :-1])
             x[:, -1] = np.log10(e)
