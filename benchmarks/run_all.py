@@ -404,6 +404,14 @@ def miss_notes(models: dict | None, e2e: dict | None, memory: dict | None, q: di
             f"the first job, of which {run['scontrol_s']:.0f} s is `scontrol show config`, which the Slurm executor plugin "
             "runs at every Snakemake start when a Slurm client is installed (this machine has the CI's single-node "
             "Slurm). Without a Slurm client the call fails at once.")
+    if (stream := load("stream_score")) and stream["peak_rss_mb"] > stream["target_rss_mb"]:
+        notes.append(
+            f"- **streamed {stream['layout']} score** peak RSS {stream['peak_rss_mb']:.0f} MB, of which "
+            f"{stream['scoring_peak_rss_mb'] or float('nan'):.0f} MB before the report's figures. The scoring's share is the "
+            "challenge's voxel network: its 40,501 × 2,048 input layer with gradients and Adam's moments is 1.3 GB, plus "
+            "Adam's temporaries and the best epoch's copy (0.3 GB each); fused Adam, the best weights on disk, or the "
+            "GPU the evaluate rule asks for would bring it under. The figures' share is drawn from 500 showers per row "
+            "and was not profiled.")
     if memory and memory["limited"]["returncode"] != 0:
         p = memory["profile"]
         notes.append(
