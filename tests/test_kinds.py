@@ -152,8 +152,14 @@ def test_truth_passes_its_own_physics_checks(example):
     truth, other = sets["truth_a"], sets["truth_b"]
     result = unphysical_fraction(other.features, kind_name, other.feature_names, truth=truth.features,
                                  condition=other.condition, truth_condition=truth.condition)
-    # truth B may lie outside truth A's E_tot/E_inc range by chance (a handful of events)
-    assert result.value <= 3.0 / len(other), result.details["by_reason"]
+    by_reason = result.details["by_reason"]
+    # Only a range check can flag truth B by chance. For exchangeable halves the number K of
+    # B's events beyond A's [min, max] is distribution-free, P(K ≥ k) ≈ (k + 2)/2^(k+1) over
+    # both tails (each tail's top k all from B: 2^-k), so 12 or more has probability 0.2 %;
+    # 4 or more already 19 %, which is why a bound of 3 failed once the showers changed.
+    by_chance = {"etot_over_einc_outside_truth"}
+    assert all(n == 0 for reason, n in by_reason.items() if reason not in by_chance), by_reason
+    assert sum(by_reason.get(reason, 0) for reason in by_chance) <= 11, by_reason
     garbage = np.full_like(other.features, np.nan)
     assert unphysical_fraction(garbage, kind_name, other.feature_names).value == 1.0
 
