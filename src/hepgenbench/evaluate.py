@@ -42,6 +42,21 @@ def metric_seed(seed: int, name: str) -> np.random.Generator:
     return np.random.default_rng([seed, zlib.crc32(name.encode())])
 
 
+def physics_distances(physics_truth: np.ndarray, physics_gen: np.ndarray, physics_names: list[str],
+                      options: EvalOptions, seed: int, keys: Collection[str] = ("fpd", "kpd")) -> dict[str, MetricResult]:
+    """FPD and KPD on the kind's physics features, each from its own random stream, with the
+    features named in its details (the in-memory suite and the streamed score both call this)."""
+    results = {}
+    if "fpd" in keys:
+        results["fpd"] = fpd(physics_truth, physics_gen, options.fpd_min_samples, options.fpd_max_samples,
+                             options.fpd_points, options.fpd_resamples, metric_seed(seed, "fpd"))
+    if "kpd" in keys:
+        results["kpd"] = kpd(physics_truth, physics_gen, options.kpd_batch_size, options.kpd_batches, metric_seed(seed, "kpd"))
+    for result in results.values():
+        result.details["features"] = physics_names
+    return results
+
+
 def evaluate_sample(
     truth: EventSet,
     generated: EventSet,
@@ -125,13 +140,8 @@ def evaluate_sample(
     if wanted("fpd", "kpd"):
         physics_truth, physics_names = kind.physics_features(truth, truth_obs, obs_names)
         physics_gen, _ = kind.physics_features(generated, gen_obs, obs_names)
-    if wanted("fpd"):
-        results["fpd"] = fpd(physics_truth, physics_gen, options.fpd_min_samples, options.fpd_max_samples,
-                             options.fpd_points, options.fpd_resamples, metric_seed(seed, "fpd"))
-        results["fpd"].details["features"] = physics_names
-    if wanted("kpd"):
-        results["kpd"] = kpd(physics_truth, physics_gen, options.kpd_batch_size, options.kpd_batches, metric_seed(seed, "kpd"))
-        results["kpd"].details["features"] = physics_names
+        results.update(physics_distances(physics_truth, physics_gen, physics_names, options, seed,
+                                         [key for key in ("fpd", "kpd") if wanted(key)]))
 
     if log_q_truth is not None:
         log_q = np.asarray(log_q_truth, dtype=np.float64).reshape(-1)

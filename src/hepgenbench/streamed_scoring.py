@@ -181,8 +181,7 @@ def high_level_metrics(truth: StreamedFile, sample: StreamedFile, options: EvalO
     """Every metric of :func:`hepgenbench.evaluate.evaluate_sample` that reads only the high-level
     features, E_inc and E_tot, called as it calls them (same arguments, same random streams)."""
     from hepgenbench import kinds
-    from hepgenbench.evaluate import metric_seed
-    from hepgenbench.metrics.physics_distance import fpd, kpd
+    from hepgenbench.evaluate import metric_seed, physics_distances
     from hepgenbench.metrics.sanity import unphysical_fraction
     from hepgenbench.metrics.wasserstein import w1_per_feature
 
@@ -193,11 +192,7 @@ def high_level_metrics(truth: StreamedFile, sample: StreamedFile, options: EvalO
     results.update(kind.extra_metrics(truth.proxy(), sample.proxy(), t, g, names, options, seed))
     physics_t, physics_names = kind.physics_features(truth.proxy(), t, names)
     physics_g, _ = kind.physics_features(sample.proxy(), g, names)
-    results["fpd"] = fpd(physics_t, physics_g, options.fpd_min_samples, options.fpd_max_samples, options.fpd_points,
-                         options.fpd_resamples, metric_seed(seed, "fpd"))
-    results["fpd"].details["features"] = physics_names
-    results["kpd"] = kpd(physics_t, physics_g, options.kpd_batch_size, options.kpd_batches, metric_seed(seed, "kpd"))
-    results["kpd"].details["features"] = physics_names
+    results.update(physics_distances(physics_t, physics_g, physics_names, options, seed))
     results["unphysical_fraction"] = unphysical_fraction(
         sample.e_tot[:, None], kind, ["E_tot"], truth=truth.e_tot[:, None], condition=sample.e_inc[:, None],
         truth_condition=truth.e_inc[:, None])

@@ -264,17 +264,12 @@ class Calo(DatasetKind):
                                        high_level.details["classifier"], options, seed)
         if per_bin is not None:
             out["per_energy_bin"] = per_bin
-        out["calo_response"] = self._response(truth, generated, options, seed)
-        return out
-
-    def _response(self, truth: EventSet, generated: EventSet, options: EvalOptions, seed: int) -> MetricResult:
-        """Response and resolution against E_inc, fitted as a/√E ⊕ b ⊕ c/E, for truth and
-        the sample (:mod:`hepgenbench.physics.calo_response`), in the energy bins of the scores."""
         from hepgenbench.physics.calo_response import calo_response_metric
 
-        e_truth, e_gen = self.incident_energy(truth), self.incident_energy(generated)
-        return calo_response_metric(truth.features.sum(axis=1), e_truth, generated.features.sum(axis=1), e_gen,
-                                    EnergyBins.from_truth(e_truth, options.energy_bins), seed)
+        # response and resolution against E_inc, fitted as a/√E ⊕ b ⊕ c/E, in the bins of the scores
+        out["calo_response"] = calo_response_metric(truth.features.sum(axis=1), e_truth, generated.features.sum(axis=1),
+                                                    e_gen, bins, seed)
+        return out
 
     @staticmethod
     def _per_energy_bin(bins: EnergyBins, e_truth: np.ndarray, e_gen: np.ndarray, truth_obs: np.ndarray,
