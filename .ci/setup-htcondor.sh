@@ -142,6 +142,12 @@ fi
 # ---- The host paths a job needs, at the same place inside the chroot ---------------------
 bind() {  # bind DIR (with its submounts, e.g. /dev/shm for joblib) onto the same path inside, once
   mkdir -p "$CHROOT$1"
+  # A bind left by an earlier run whose directory was deleted and made again (a fresh
+  # clone at the same path) still shows the deleted one: a file made in the new clone
+  # (its .venv) would be missing inside. Such a stale bind is undone and made again.
+  if mountpoint -q "$CHROOT$1" && [ "$(stat -c %d:%i "$1")" != "$(stat -c %d:%i "$CHROOT$1")" ]; then
+    umount -l "$CHROOT$1"
+  fi
   mountpoint -q "$CHROOT$1" || mount --rbind "$1" "$CHROOT$1"
 }
 mountpoint -q "$CHROOT/proc" || mount -t proc proc "$CHROOT/proc"
