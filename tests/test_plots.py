@@ -133,7 +133,7 @@ def test_overlay_shows_the_models_closest_to_truth(tmp_path):
     rng = np.random.default_rng(8)
     truth = _zmumu(rng)
     samples = {"vae": _zmumu(rng), "gan": _zmumu(rng, mass_shift=5.0), "maf": _zmumu(rng), "nsf": _zmumu(rng)}
-    records = make_dataset_plots("z", truth, samples, {}, {}, str(tmp_path), _zmumu_observables)
+    records = make_dataset_plots("z", truth, samples, {}, {}, str(tmp_path), _zmumu_observables, groups=["features"])
     pt = next(r for r in records if r.kind == "feature" and r.title == "z: mu1_pt [GeV]")
     shown = pt.caption.split("χ²/ndf (")[1].split(")")[0].split(", ")
     # The GAN's leading muon is 5 GeV (one σ) too hard: it is left out of the overlay of three.
@@ -150,6 +150,18 @@ def test_file_names_are_deterministic(tmp_path):
     assert [r.path_png for r in a] == [r.path_png for r in b]
     # No temporary files are left beside the figures.
     assert not [p for p in tmp_path.rglob("*") if ".tmp" in p.name]
+
+
+def test_figure_groups_draw_what_they_name_and_nothing_else(tmp_path):
+    rng = np.random.default_rng(2)
+    truth, samples = _zmumu(rng), {"vae": _zmumu(rng), "maf": _zmumu(rng)}
+    every = make_dataset_plots("z", truth, samples, {}, {}, str(tmp_path / "all"), _zmumu_observables)
+    for group, record_kinds in (("features", {"feature", "feature_per_model"}), ("correlations", {"correlation"})):
+        only = make_dataset_plots("z", truth, samples, {}, {}, str(tmp_path / group), _zmumu_observables, groups=[group])
+        assert {r.kind for r in only} == record_kinds
+        assert [Path(r.path_png).name for r in only] == [Path(r.path_png).name for r in every if r.kind in record_kinds]
+    with pytest.raises(ValueError, match="unknown figure groups.*'showers'"):
+        make_dataset_plots("z", truth, samples, {}, {}, str(tmp_path), _zmumu_observables, groups=["showers"])
 
 
 def _calo(rng: np.random.Generator, spread: float = 1.0) -> EventSet:
@@ -229,7 +241,7 @@ def test_scores_per_incident_energy_are_read_from_the_real_evaluation(scored_sho
     np.testing.assert_allclose(read.e_inc, expected_e)
     assert (read.auc > EnergyBinScores.from_metrics(metrics["truth"]).auc).all()  # 30 % too hot at every energy
 
-    records = make_dataset_plots("calo", truth, samples, metrics, {}, str(tmp_path))
+    records = make_dataset_plots("calo", truth, samples, metrics, {}, str(tmp_path), groups=["kind"])
     per_bin = [r for r in records if Path(r.path_png).name == "per_energy_bin.png"]
     assert len(per_bin) == 1 and per_bin[0].kind == "calo"
     _assert_png_pdf(per_bin[0])
@@ -243,12 +255,12 @@ def test_layer_energy_figure_uses_the_bins_of_the_scores(scored_showers, tmp_pat
     bins = scored_energy_bins(metrics)
     assert bins == kind.energy_bins(truth, max_bins=4)
     assert [b["e_inc_low"] for b in metrics["hot"]["metrics"]["per_energy_bin"]["bins"]] == list(bins.low)
-    records = make_dataset_plots("calo", truth, samples, metrics, {}, str(tmp_path))
+    records = make_dataset_plots("calo", truth, samples, metrics, {}, str(tmp_path), groups=["kind"])
     caption = next(r.caption for r in records if Path(r.path_png).name == "layer_energy_vs_einc.png")
     expected = "one point per discrete incident energy" if bins.discrete else f"{len(bins)} equal-population bins"
     assert expected in caption
     # without scores, the kind's rule on truth with the evaluation's default bin count
-    unscored = make_dataset_plots("calo", truth, samples, {}, {}, str(tmp_path / "unscored"))
+    unscored = make_dataset_plots("calo", truth, samples, {}, {}, str(tmp_path / "unscored"), groups=["kind"])
     caption = next(r.caption for r in unscored if Path(r.path_png).name == "layer_energy_vs_einc.png")
     default = kind.energy_bins(truth)
     assert ("one point per discrete" if default.discrete else f"{len(default)} equal-population bins") in caption
@@ -257,7 +269,7 @@ def test_layer_energy_figure_uses_the_bins_of_the_scores(scored_showers, tmp_pat
 def test_calo_plots_without_per_energy_scores_skip_only_that_figure(tmp_path):
     rng = np.random.default_rng(4)
     truth = _calo(rng)
-    records = make_dataset_plots("calo", truth, {"cfm": _calo(rng)}, {}, {}, str(tmp_path), _calo_observables)
+    records = make_dataset_plots("calo", truth, {"cfm": _calo(rng)}, {}, {}, str(tmp_path), _calo_observables, groups=["kind"])
     names = sorted(Path(r.path_png).name for r in records if r.kind == "calo")
     # and single showers at 256 MeV, 32.8 GeV and 4.19 TeV, the lowest, middle and highest of 15 energies
     assert names == ["average_shower.png", "layer_energy_vs_einc.png", "radial_profiles.png",

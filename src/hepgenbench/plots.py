@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import csv
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -58,6 +58,12 @@ DPI = 72
 TRUTH_COLOR = "black"
 
 
+#: The figures of a dataset, by group: one overlay (and per-model panels) per derived
+#: observable and per feature (when few), correlation differences per model, the training
+#: curves, the kind's own figures (e.g. showers), the classifier's weights and the cost.
+FIGURE_GROUPS = ("observables", "features", "correlations", "training", "kind", "classifier", "cost")
+
+
 def make_dataset_plots(
     dataset: str,
     truth: EventSet,
@@ -66,8 +72,9 @@ def make_dataset_plots(
     training_csvs: Mapping[str, str],
     outdir: str,
     observables: ObservableFn | None = None,
+    groups: Collection[str] = FIGURE_GROUPS,
 ) -> list[PlotRecord]:
-    """Draw every figure of one dataset under ``outdir`` and return their records.
+    """Draw the figures of one dataset under ``outdir`` and return their records.
 
     Args:
         dataset: the dataset name, for titles.
@@ -78,10 +85,14 @@ def make_dataset_plots(
         outdir: the dataset's plot directory.
         observables: the derived-observable function; by default truth's kind's
             (:meth:`hepgenbench.kinds.DatasetKind.observables`).
+        groups: which of :data:`FIGURE_GROUPS` to draw (all by default).
 
     The kind of ``truth`` labels the observables' axes and draws its own figures
     (:meth:`~hepgenbench.kinds.DatasetKind.observable_axes`, ``extra_plots``).
     """
+    unknown = set(groups) - set(FIGURE_GROUPS)
+    if unknown:
+        raise ValueError(f"unknown figure groups {sorted(unknown)}; expected some of {FIGURE_GROUPS}")
     kind = kinds.get(truth.kind)
     if observables is None:
         observables = kind.observables
@@ -104,23 +115,26 @@ def make_dataset_plots(
             raise InputError(f"kind '{kind.name}' gave {len(axes)} axis labels for the {len(obs_names)} "
                              f"observables {list(obs_names)}; expected one (label, unit) each")
         obs_columns = [Column(n, label, unit) for n, (label, unit) in zip(obs_names, axes)]
-        records += _column_histograms(dataset, "observable", truth_obs, obs_columns, sample_obs, colors, out)
-        if truth.n_features <= MAX_FEATURE_PLOTS:
+        if "observables" in groups:
+            records += _column_histograms(dataset, "observable", truth_obs, obs_columns, sample_obs, colors, out)
+        if "features" in groups and truth.n_features <= MAX_FEATURE_PLOTS:
             columns = [Column(n, n, u) for n, u in zip(truth.feature_names, truth.units)]
             sample_feats = {m: ev.features for m, ev in samples.items()}
             records += _column_histograms(dataset, "feature", truth.features, columns, sample_feats, colors, out)
-        corr_truth, corr_names = _correlation_columns(truth, truth_obs, obs_names)
-        for model in models:
-            corr_model, _ = _correlation_columns(samples[model], sample_obs[model], obs_names)
-            records.append(_correlation_plot(dataset, model, corr_truth, corr_model, corr_names, out))
-        if training_csvs:
+        if "correlations" in groups:
+            corr_truth, corr_names = _correlation_columns(truth, truth_obs, obs_names)
+            for model in models:
+                corr_model, _ = _correlation_columns(samples[model], sample_obs[model], obs_names)
+                records.append(_correlation_plot(dataset, model, corr_truth, corr_model, corr_names, out))
+        if "training" in groups and training_csvs:
             records.append(_training_plot(dataset, training_csvs, colors, out))
-        records += kind.extra_plots(KindPlotInputs(dataset, truth, samples, metrics, truth_obs, obs_names, sample_obs,
-                                                   colors, out))  # fmt: skip
-        weights = _classifier_weight_plot(dataset, metrics, models, colors, out)
+        if "kind" in groups:
+            records += kind.extra_plots(KindPlotInputs(dataset, truth, samples, metrics, truth_obs, obs_names, sample_obs,
+                                                       colors, out))  # fmt: skip
+        weights = _classifier_weight_plot(dataset, metrics, models, colors, out) if "classifier" in groups else None
         if weights is not None:
             records.append(weights)
-        cost = _cost_plot(dataset, metrics, models, colors, out)
+        cost = _cost_plot(dataset, metrics, models, colors, out) if "cost" in groups else None
         if cost is not None:
             records.append(cost)
     return records
