@@ -7,6 +7,7 @@ import os
 import shutil
 import subprocess
 import sys
+from collections.abc import Mapping
 from html.parser import HTMLParser
 from pathlib import Path
 
@@ -17,9 +18,11 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def run_snakemake(workdir: Path, *args: str, timeout: float = 900, check: bool = False) -> subprocess.CompletedProcess:
-    """``python -m snakemake`` in ``workdir`` with the venv's CLI on PATH."""
-    env = dict(os.environ)
+def run_snakemake(workdir: Path, *args: str, timeout: float = 900, check: bool = False,
+                  env: Mapping[str, str] | None = None) -> subprocess.CompletedProcess:
+    """``python -m snakemake`` in ``workdir`` with the venv's CLI on PATH; ``env`` is set over
+    this process's environment (which is left as it is: several runs may go at once)."""
+    env = {**os.environ, **(env or {})}
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
     env.setdefault("CONDOR_CONFIG", "/dev/null")
     proc = subprocess.run(

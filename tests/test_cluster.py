@@ -33,6 +33,8 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import SimpleNamespace
@@ -366,15 +368,19 @@ def cluster_absent(problem: str, setup: str) -> None:
     pytest.skip(f"{problem}: run {setup} as root to get a single-node cluster")
 
 
+def slurm_problem() -> str | None:
+    """Why the Slurm cluster of .ci/setup-slurm.sh cannot run jobs here, or None."""
+    if shutil.which("sinfo") is None or shutil.which("sbatch") is None:
+        return "Slurm's sinfo/sbatch are not on PATH"
+    proc = subprocess.run(["sinfo", "-h", "-o", "%a %t"], capture_output=True, text=True)
+    if proc.returncode != 0 or "up" not in proc.stdout:
+        return f"no Slurm partition is up (sinfo: {proc.stdout.strip() or proc.stderr.strip()})"
+    return None
+
+
 def require_slurm() -> None:
     """The Slurm cluster of .ci/setup-slurm.sh is up (else see cluster_absent)."""
-    problem = None
-    if shutil.which("sinfo") is None or shutil.which("sbatch") is None:
-        problem = "Slurm's sinfo/sbatch are not on PATH"
-    else:
-        proc = subprocess.run(["sinfo", "-h", "-o", "%a %t"], capture_output=True, text=True)
-        if proc.returncode != 0 or "up" not in proc.stdout:
-            problem = f"no Slurm partition is up (sinfo: {proc.stdout.strip() or proc.stderr.strip()})"
+    problem = slurm_problem()
     if problem is not None:
         cluster_absent(problem, ".ci/setup-slurm.sh")
 
@@ -475,18 +481,14 @@ def reproducible_config(workdir: Path) -> str:
     return "config/cluster.yaml"
 
 
-@pytest.fixture(scope="module")
-def local_run(tmp_path_factory) -> Path:
+def run_locally(workdir: Path) -> Path:
     """The reference: the same benchmark run locally with the same seed."""
-    workdir = copy_workflow(tmp_path_factory.mktemp("cluster-local") / "wf")
     run_snakemake(workdir, "--cores", "2", "--configfile", reproducible_config(workdir), timeout=1200, check=True)
     return workdir
 
 
-@pytest.fixture(scope="module")
-def slurm_run(tmp_path_factory) -> ClusterRun:
-    require_slurm()
-    workdir = copy_workflow(tmp_path_factory.mktemp("cluster-slurm") / "wf")
+def run_on_slurm(workdir: Path) -> ClusterRun:
+    """The benchmark through the Slurm profile, a recording sbatch on PATH and one training job scancelled."""
     profile = ["--profile", str(PROFILES / "slurm")]
     config = ["--configfile", reproducible_config(workdir)]
     planned = planned_jobs(workdir, *profile, *config)
@@ -507,21 +509,14 @@ def slurm_run(tmp_path_factory) -> ClusterRun:
         cancellation = cancel_one_training_job(workdir, sbatch_log, planned, done)
 
     watcher = threading.Thread(target=watch, daemon=True)
-    old_env = {k: os.environ.get(k) for k in env}
-    os.environ.update(env)  # run_snakemake passes os.environ on
     try:
         watcher.start()
         start = time.monotonic()
-        proc = run_snakemake(workdir, *profile, *config, *TEST_CLUSTER_FLAGS, timeout=1800)
+        proc = run_snakemake(workdir, *profile, *config, *TEST_CLUSTER_FLAGS, timeout=1800, env=env)
         wall = time.monotonic() - start
     finally:
         done.set()
         watcher.join()
-        for k, v in old_env.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
     assert proc.returncode == 0, f"Slurm run failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-6000:]}"
     print(f"\nquick benchmark on Slurm: {wall:.0f} s wall, {len(sbatch_log.read_text().splitlines())} sbatch calls")
     calls = [SbatchCall(shlex.split(line)) for line in sbatch_log.read_text().splitlines()]
@@ -647,22 +642,25 @@ def in_pool(*command: str, user: str = HTCONDOR_USER, check: bool = False, timeo
                           capture_output=True, text=True, timeout=timeout, check=check)  # fmt: skip
 
 
+def htcondor_problem() -> str | None:
+    """Why the pool of .ci/setup-htcondor.sh cannot run this venv's jobs here, or None."""
+    if os.geteuid() != 0:
+        return "the HTCondor pool runs in a chroot, and only root can enter it"
+    if not (HTCONDOR_CHROOT / "usr" / "sbin" / "condor_master").exists():
+        return f"there is no HTCondor chroot at {HTCONDOR_CHROOT}"
+    proc = in_pool("condor_status", "-af", "Name")
+    if proc.returncode != 0 or not proc.stdout.strip():
+        return f"no HTCondor slot is up in {HTCONDOR_CHROOT} (condor_status: {proc.stdout.strip() or proc.stderr.strip()})"
+    needed = [sys.prefix, sys.base_prefix, *filter(None, os.environ.get("PYTHONPATH", "").split(os.pathsep))]
+    hidden = [p for p in needed if not (HTCONDOR_CHROOT / Path(p).resolve().relative_to("/")).exists()]
+    if hidden:
+        return f"the pool's chroot does not see {', '.join(hidden)} (.ci/setup-htcondor.sh {' '.join(hidden)} shares them)"
+    return None
+
+
 def require_htcondor() -> None:
     """The pool of .ci/setup-htcondor.sh is up and sees this venv (else see cluster_absent)."""
-    problem = None
-    if os.geteuid() != 0:
-        problem = "the HTCondor pool runs in a chroot, and only root can enter it"
-    elif not (HTCONDOR_CHROOT / "usr" / "sbin" / "condor_master").exists():
-        problem = f"there is no HTCondor chroot at {HTCONDOR_CHROOT}"
-    else:
-        proc = in_pool("condor_status", "-af", "Name")
-        if proc.returncode != 0 or not proc.stdout.strip():
-            problem = f"no HTCondor slot is up in {HTCONDOR_CHROOT} (condor_status: {proc.stdout.strip() or proc.stderr.strip()})"
-        else:
-            needed = [sys.prefix, sys.base_prefix, *filter(None, os.environ.get("PYTHONPATH", "").split(os.pathsep))]
-            hidden = [p for p in needed if not (HTCONDOR_CHROOT / Path(p).resolve().relative_to("/")).exists()]
-            if hidden:
-                problem = f"the pool's chroot does not see {', '.join(hidden)} (.ci/setup-htcondor.sh {' '.join(hidden)} shares them)"
+    problem = htcondor_problem()
     if problem is not None:
         cluster_absent(problem, ".ci/setup-htcondor.sh")
 
@@ -724,9 +722,8 @@ def remove_one_training_job(workdir: Path, iwd: str, done: threading.Event) -> R
     return Removal()
 
 
-@pytest.fixture(scope="module")
-def htcondor_run() -> CondorRun:
-    require_htcondor()
+def run_on_htcondor() -> CondorRun:
+    """The benchmark submitted to the pool from inside its chroot, one training job condor_rm'd."""
     home = HTCONDOR_CHROOT / "home" / HTCONDOR_USER
     for earlier in home.glob("pytest-*"):  # the last run's directory is kept until the next
         shutil.rmtree(earlier)
@@ -770,6 +767,51 @@ def htcondor_run() -> CondorRun:
         time.sleep(1)
     print(f"\nquick benchmark on HTCondor: {wall:.0f} s wall, {len(submitted)} jobs submitted")
     return CondorRun(workdir, proc, wall, planned, local_rules, history, removal)
+
+
+# The three runs of the reproducible config are started together, each in a thread, when
+# the first test needs one: each leaves the CPUs idle much of the time (job start-up, status
+# checks every 2 s, the DAG's narrow layers), so side by side they take far less than in turn.
+# Only the runs whose cluster is up are started; a test of a missing cluster skips (or, in
+# CI, fails) in its own fixture, as before.
+
+
+@pytest.fixture(scope="module")
+def started_runs(tmp_path_factory) -> Iterator[dict[str, Future]]:
+    local = copy_workflow(tmp_path_factory.mktemp("cluster-local") / "wf")
+    slurm = copy_workflow(tmp_path_factory.mktemp("cluster-slurm") / "wf") if slurm_problem() is None else None
+    with ThreadPoolExecutor(max_workers=3, thread_name_prefix="cluster-run") as pool:
+        runs = {"local": pool.submit(run_locally, local)}
+        if slurm is not None:
+            runs["slurm"] = pool.submit(run_on_slurm, slurm)
+        if htcondor_problem() is None:
+            runs["htcondor"] = pool.submit(run_on_htcondor)
+        yield runs
+
+
+def started(request: pytest.FixtureRequest, name: str):
+    """The result of the run ``name`` of :func:`started_runs`, waiting for it."""
+    runs = request.getfixturevalue("started_runs")
+    if name not in runs:
+        pytest.fail(f"the {name} run was not started: its cluster was not up when the runs began")
+    return runs[name].result()
+
+
+@pytest.fixture(scope="module")
+def local_run(request) -> Path:
+    return started(request, "local")
+
+
+@pytest.fixture(scope="module")
+def slurm_run(request) -> ClusterRun:
+    require_slurm()
+    return started(request, "slurm")
+
+
+@pytest.fixture(scope="module")
+def htcondor_run(request) -> CondorRun:
+    require_htcondor()
+    return started(request, "htcondor")
 
 
 @pytest.mark.htcondor
