@@ -5,6 +5,7 @@ replicas show their spread. Each test runs the real workflow on a small phase-sp
 from __future__ import annotations
 
 import csv
+import json
 import os
 import re
 import signal
@@ -71,7 +72,10 @@ def test_killed_run_resumes_from_checkpoint(tmp_path, sig):
 
     if sig == signal.SIGKILL:  # nobody released the lock
         run_snakemake(wf, "--unlock", *args, check=True)
-    run_snakemake(wf, *args, "--rerun-incomplete", check=True, timeout=900)
+    # Resumed as far as the killed model's scores: the stages after them (the truth null, the
+    # budget check, figures, report) do not depend on how its training was interrupted.
+    metrics = "results/phasespace/metrics/realnvp.json"
+    run_snakemake(wf, metrics, *args, "--rerun-incomplete", check=True, timeout=900)  # before --configfile
 
     for path, mtime in finished.items():
         assert path.stat().st_mtime_ns == mtime, f"{path} was redone"
@@ -81,7 +85,7 @@ def test_killed_run_resumes_from_checkpoint(tmp_path, sig):
     assert resumed and int(resumed.group(1)) >= 3, log[:2000]
     epochs = [int(r["epoch"]) for r in csv.DictReader((base / "models/realnvp/training.csv").open())]
     assert epochs == list(range(1, 41)), "the resumed log must continue the killed one, not restart"
-    assert (wf / "results/report/index.html").exists()
+    assert json.loads((wf / metrics).read_text())["metrics"]["c2st_auc"]["value"] is not None
     assert not (base / "models/realnvp/checkpoint.pt").exists(), "checkpoint left behind after success"
 
 
