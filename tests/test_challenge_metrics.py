@@ -51,6 +51,44 @@ def test_cc22_is_seeded():
     assert runs[0].value == runs[1].value and runs[0].details["log_w_hist"] == runs[1].details["log_w_hist"]
 
 
+def test_cc22_steps_adam_in_place_and_keeps_the_best_weights_on_disk(monkeypatch):
+    """The streamed classifier's memory on dataset 3 is the weights, gradients and Adam's
+    moments: the optimiser is fused (no per-step temporaries the size of a weight) and the
+    best epoch's weights are a file, read back bit for bit at the end."""
+    import torch
+
+    from hepgenbench.metrics import cc22
+
+    made, kept, losses = [], [], []
+    real_adam = cc22.adam
+    monkeypatch.setattr(cc22, "adam", lambda *a: made.append(real_adam(*a)) or made[-1])
+
+    class Spy(cc22.BestWeights):
+        def keep(self, net, epoch):
+            super().keep(net, epoch)
+            assert not any(isinstance(v, (torch.Tensor, dict)) for v in vars(self).values())  # nothing held
+            kept.append((epoch, {k: v.clone() for k, v in net.state_dict().items()}))
+
+        def restore(self, net):
+            for v in net.parameters():
+                v.data.zero_()  # what the best weights must overwrite
+            super().restore(net)
+            assert self.epoch == kept[-1][0]
+            for k, v in net.state_dict().items():
+                assert torch.equal(v, kept[-1][1][k]), k
+
+    monkeypatch.setattr(cc22, "BestWeights", Spy)
+    x = np.vstack([gaussians(300, 3, 1), gaussians(300, 3, 2, shift=0.5)])
+    y = np.r_[np.ones(300), np.zeros(300)]
+    train, test, val = cc22.split_pooled(len(y), 5)
+    device = torch.device("cpu")
+    fit = cc22.cc22_train(cc22.InMemoryData(x, y, {"train": train, "test": test, "val": val}, device), 3,
+                          cc22.CC22Settings(**TINY_CC22), 5, device, lambda epoch, loss, s: losses.append(loss))
+    assert made[0].defaults["fused"] is True
+    assert fit.best_epoch == int(np.argmin(losses)) == kept[-1][0]
+    assert [e for e, _ in kept] == [e for e in range(len(losses)) if losses[e] < min(losses[:e], default=np.inf)]
+
+
 def test_cc22_is_an_evaluation_option_with_the_challenge_defaults():
     options = EvalOptions.from_config({"c2st_classifier": "cc22", "cc22_epochs": 3})
     assert options.cc22 == {"width": 2048, "epochs": 3, "batch_size": 1000, "learning_rate": 2e-4}

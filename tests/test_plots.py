@@ -12,16 +12,19 @@ import csv
 import dataclasses
 from pathlib import Path
 
+import matplotlib.pyplot as plt
 import numpy as np
 import pytest
 from PIL import Image
 
 from hepgenbench import kinds, stages
-from hepgenbench.data.calo_geometry import DS1_PHOTONS
+from hepgenbench.data.calo_geometry import DS1_PHOTONS, DS2
 from hepgenbench.errors import InputError
 from hepgenbench.io import EventSet, read_events
 from hepgenbench.kinds import validate_dataset
 from hepgenbench.plots import (
+    MAX_CORRELATION_LABELS,
+    MAX_CORRELATION_PANEL_INCHES,
     Column,
     PlotRecord,
     chi2_ndf,
@@ -381,6 +384,36 @@ def test_correlation_matrix_recovers_an_analytic_correlation():
     c = correlation_matrix(x)
     assert c[0, 1] == pytest.approx(rho, abs=0.005)
     assert c[2, 0] == 0.0 and np.isfinite(c).all()
+
+
+def test_a_correlation_figure_of_many_observables_stays_bounded(tmp_path, monkeypatch):
+    """A dataset-2 shower has 271 high-level observables: the figure keeps every cell of the
+    271 × 271 matrices but not 0.35 inch per column (a 98-inch panel took 6 GB to draw), and
+    labels at most MAX_CORRELATION_LABELS columns per axis."""
+    import hepgenbench.plots as plots
+
+    rng = np.random.default_rng(2)
+    showers = rng.exponential(1.0, (40, DS2.n_voxels)) * (rng.random((40, DS2.n_voxels)) < 0.3)
+    events = EventSet(showers, DS2.voxel_names(), kind="calo", condition=np.full((40, 1), 1e4),
+                      condition_names=["E_inc"], meta={"calo_layers": DS2.to_meta()})
+    obs, names = kinds.get("calo").observables(events)
+    assert len(names) == 271
+    drawn = {}
+
+    def measure(fig, png_path):  # the figure as it would be saved, without spending the time to draw it
+        drawn["inches"] = tuple(fig.get_size_inches())
+        drawn["cells"] = [im.get_array().shape for ax in fig.axes for im in ax.get_images()]
+        drawn["labels"] = [len(ax.get_xticklabels()) for ax in fig.axes if ax.get_images()]
+        plt.close(fig)
+        return str(png_path), str(png_path.with_suffix(".pdf"))
+
+    monkeypatch.setattr(plots, "save_figure", measure)
+    record = plots._correlation_plot("ds2", "model", obs, obs[::-1], names, tmp_path)
+    width, height = drawn["inches"]
+    assert width <= 3 * MAX_CORRELATION_PANEL_INCHES and height <= MAX_CORRELATION_PANEL_INCHES
+    assert drawn["cells"] == [(271, 271)] * 3
+    assert drawn["labels"] == [len(range(0, 271, 7))] * 3 and max(drawn["labels"]) <= MAX_CORRELATION_LABELS
+    assert "One column in 7 of the 271 is labelled" in record.caption
 
 
 def test_histogram_edges_use_integer_bins_for_counts():

@@ -462,24 +462,40 @@ def _correlation_plot(
 ) -> PlotRecord:
     c_truth, c_model = correlation_matrix(truth), correlation_matrix(generated)
     diff = c_model - c_truth
-    size = max(6.0, 0.35 * len(names) + 3)
+    size, step = correlation_panel_layout(len(names))
     fig, axes = plt.subplots(1, 3, figsize=(3 * size, size), constrained_layout=True)
     panels = [(c_truth, "truth", "RdBu_r", 1.0), (c_model, model, "RdBu_r", 1.0)]
     panels.append((diff, f"{model} − truth", "PuOr_r", max(0.05, float(np.abs(diff).max()))))
+    ticks = np.arange(0, len(names), step)
     for ax, (mat, title, cmap, vmax) in zip(axes, panels):
-        im = ax.imshow(mat, cmap=cmap, vmin=-vmax, vmax=vmax)
+        im = ax.imshow(mat, cmap=cmap, vmin=-vmax, vmax=vmax, interpolation="nearest")
         ax.set_title(title, fontsize="medium")
-        ticks = np.arange(len(names))
-        ax.set_xticks(ticks, names, rotation=90, fontsize="xx-small")
-        ax.set_yticks(ticks, names, fontsize="xx-small")
+        ax.set_xticks(ticks, [names[i] for i in ticks], rotation=90, fontsize="xx-small")
+        ax.set_yticks(ticks, [names[i] for i in ticks], fontsize="xx-small")
         ax.minorticks_off()
         fig.colorbar(im, ax=ax, shrink=0.8)
     png, pdf = save_figure(fig, out / "correlations" / f"{safe_name(model)}.png")
+    labelled = "" if step == 1 else f" One column in {step} of the {len(names)} is labelled."
     return PlotRecord(
         png, pdf, "correlation", f"{dataset}: correlations, {model}",
         f"Pearson correlation matrices of truth and {model}, and their difference "
-        f"(largest |Δρ| = {np.abs(diff).max():.3f}).",
+        f"(largest |Δρ| = {np.abs(diff).max():.3f}).{labelled}",
     )  # fmt: skip
+
+
+#: the side of one correlation panel, at most (inches): its memory and drawing time grow as
+#: the side squared, and 271 columns (a dataset-2 or -3 shower's high-level features) at a
+#: readable 0.35 inch each made a 98-inch panel that took 6 GB and 6 minutes to draw
+MAX_CORRELATION_PANEL_INCHES = 16.0
+#: tick labels per correlation panel axis, at most; beyond, every k-th column is labelled
+MAX_CORRELATION_LABELS = 40
+
+
+def correlation_panel_layout(n_columns: int) -> tuple[float, int]:
+    """The side of a correlation panel (inches) and the step between labelled columns for
+    ``n_columns`` columns: 0.35 inch per column up to :data:`MAX_CORRELATION_PANEL_INCHES`."""
+    size = min(MAX_CORRELATION_PANEL_INCHES, max(6.0, 0.35 * n_columns + 3))
+    return size, max(1, -(-n_columns // MAX_CORRELATION_LABELS))
 
 
 def read_training_csv(path: str) -> dict[str, np.ndarray]:

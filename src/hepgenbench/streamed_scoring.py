@@ -270,6 +270,9 @@ def score_streamed(truth_path: str, generated: Mapping[str, str], truth_b_path: 
 
         truth_a, truth_b = at_n(truth_a, "truth_a"), at_n(truth_b, "truth_b")
         samples = {name: at_n(f, name) for name, f in files.items()}
+        # only the rows scored are kept: each whole file's table (5·10⁴ × 271 float64 on dataset 3,
+        # 108 MB) would otherwise sit beside the voxel classifier
+        del truth, files
         metric_seed_ = derive_seed(seed, dataset, "evaluate")
         records = {}
         for name, sample in {TRUTH: truth_b, **samples}.items():
