@@ -80,7 +80,9 @@ def test_training_set_excludes_the_energy_left_out(run, monkeypatch):
     assert pre.conditions[0].mean == pytest.approx(logs.mean(), rel=1e-9)
 
 
-def test_models_are_scored_at_the_energy_left_out(run):
+@pytest.fixture(scope="module")
+def scored(run):
+    """The vae's row and the truth row, written by the train, sample and evaluate stages."""
     work, f, data = run
     if not (work / "model.pt").exists():
         stages.train({**data, "transform": f["transform"]}, {"model": f["model"], "log_csv": f["log_csv"]},
@@ -90,6 +92,11 @@ def test_models_are_scored_at_the_energy_left_out(run):
     stages.evaluate({**data, "sample": f["sample"]}, {"metrics": f["metrics"]},
                     EvaluateParams.from_config(CONFIG, "showers", "vae"), 1)
     stages.evaluate(data, {"metrics": f["truth"]}, EvaluateParams.from_config(CONFIG, "showers"), 1)
+    return run
+
+
+def test_models_are_scored_at_the_energy_left_out(scored):
+    work, f, data = scored
     sets = stages.load_split_events(f["events"], f["split"])
     at_a, at_b = ((sets[name].condition[:, 0] == LEFT_OUT).sum() for name in ("truth_a", "truth_b"))
     assert min(at_a, at_b) >= 50
@@ -111,3 +118,34 @@ def test_a_model_cannot_leave_out_its_own_energy():
     config = {**CONFIG, "models": {"vae": {"training": {"leave_out_energy": 4096.0}}}}
     with pytest.raises(InputError, match="models.vae.training.leave_out_energy: the energy left out is a dataset's"):
         TrainParams.from_config(config, "showers", "vae")
+
+
+def test_the_report_shows_the_scores_at_the_energy_left_out(scored, tmp_path):
+    """The report's table is built from the evaluate stage's files: each cell is the metric's
+    value ± error, and the verdict compares the model with truth B's floor."""
+    from conftest import ReportPage
+
+    from hepgenbench.report import build_report, within_noise_floor
+
+    work, f, data = scored
+    build_report([f["metrics"], f["truth"]], [], {"seed": CONFIG["seed"]}, str(tmp_path),
+                 provenance={"git_commit": "x", "packages": {}})
+    page = ReportPage()
+    page.feed((tmp_path / "index.html").read_text())
+    table = page.frame("heldoutenergy-showers")
+    assert list(table.index) == ["truth B (noise floor)", "vae"]
+    vae, floor = (MetricsRecord.read(f[k]).metrics["held_out_energy_auc"] for k in ("metrics", "truth"))
+    for row, score in (("vae", vae), ("truth B (noise floor)", floor)):
+        assert table.at[row, "showers (truth A / sample)"] == f"{score['n_truth']} / {score['n_generated']}"
+        for column, key, error_key in (("voxel AUC", "value", "error"),
+                                       ("high-level AUC", "auc_high_level", "auc_high_level_error")):
+            value, *error = (float(x) for x in table.at[row, column].split(" ± "))  # no error shown when it is 0
+            assert value == pytest.approx(score[key], abs=5e-4 + score[error_key] / 10)
+            assert (error or [0.0])[0] == pytest.approx(score[error_key], rel=0.05, abs=5e-4)
+    ok = [within_noise_floor(vae[k], vae[e], floor[k], floor[e], "half")
+          for k, e in (("value", "error"), ("auc_high_level", "auc_high_level_error"))]
+    off = [what for what, good in zip(("voxels", "high-level"), ok, strict=True) if not good]
+    assert table.at["vae", "verdict"] == (("beyond the floor: " + ", ".join(off)) if off else "within the floor")
+    # one epoch of a vae at the energy it never saw: its showers are told apart there
+    assert vae["value"] > floor["value"] + 2 * max(vae["error"], floor["error"])
+    assert "### Interpolation: the incident energy left out of training" in (tmp_path / "report.md").read_text()

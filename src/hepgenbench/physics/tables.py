@@ -3,7 +3,8 @@
 Which tables a dataset gets follows from the metrics its records hold, whatever its kind's
 name: ``z_lineshape`` gives the Z line-shape table, ``calo_response`` the response and
 resolution table and the bias per energy, ``unweighting_vs_vegas`` the unweighting table
-with its VEGAS row. The truth record (truth B scored against truth A) supplies the
+with its VEGAS row, ``held_out_energy_auc`` (leave-one-energy-out) the table of the scores at
+the energy the models never saw. The truth record (truth B scored against truth A) supplies the
 reference rows: the fit of truth A, and truth B's own figures, the noise floor of the pulls
 and biases at this sample size.
 """
@@ -217,9 +218,64 @@ def unweighting_table(dataset: str, entries: list[dict]) -> PhysicsTable | None:
     return table
 
 
+# ---------------------------------------------------------------- leave-one-energy-out
+
+
+def _auc_within_floor(block: Mapping, floor: Mapping | None, value_key: str, error_key: str) -> bool | None:
+    from hepgenbench.report import within_noise_floor
+
+    value, truth_value = finite_or_none(block.get(value_key)), finite_or_none((floor or {}).get(value_key))
+    if value is None or truth_value is None:
+        return None
+    return within_noise_floor(value, block.get(error_key) or 0.0, truth_value, floor.get(error_key) or 0.0, "half")
+
+
+def _held_out_cells(block: Mapping, floor: Mapping | None) -> list[str]:
+    counts = f"{block.get('n_truth', '—')} / {block.get('n_generated', '—')}"
+    if block.get("skipped"):
+        return [counts, "—", "—", block["skipped"]]
+    verdicts = [_auc_within_floor(block, floor, "value", "error"),
+                _auc_within_floor(block, floor, "auc_high_level", "auc_high_level_error")]  # fmt: skip
+    if None in verdicts:
+        verdict = "—"
+    else:
+        off = [what for what, ok in zip(("voxels", "high-level"), verdicts, strict=True) if not ok]
+        verdict = ("beyond the floor: " + ", ".join(off)) if off else "within the floor"
+    return [counts, _ve(block.get("value"), block.get("error")),
+            _ve(block.get("auc_high_level"), block.get("auc_high_level_error")), verdict]  # fmt: skip
+
+
+def held_out_energy_table(dataset: str, entries: list[dict]) -> PhysicsTable | None:
+    """The C2ST AUCs at the incident energy left out of training, against truth B's there."""
+    truth, models = _ordered(entries)
+    blocks = {e["model"]: b for e in entries if (b := _metric(e, "held_out_energy_auc"))}
+    if not blocks:
+        return None
+    floor = blocks.get(TRUTH)
+    energy = finite_or_none(next(iter(blocks.values())).get("energy_mev"))
+    table = PhysicsTable(
+        f"heldoutenergy-{dataset}", "Interpolation: the incident energy left out of training",
+        ["sample", "showers (truth A / sample)", "voxel AUC", "high-level AUC", "verdict"],
+        note=f"The conditional models trained without the showers at E_inc = {_fixed(None if energy is None else energy / 1e3, '.4g')} GeV "
+             "(training.leave_out_energy) and generated showers there, conditioned on truth A's energies. Each AUC is "
+             "the C2ST of those showers against truth A's at that energy, on the voxels and on the high-level "
+             "features. Truth B's row, an independent truth sample at the same energy, is the noise floor: a model is "
+             "within it when its AUC's distance from 0.5 is at most truth B's + 2σ (σ combining both errors), as the "
+             "ranking's floor column has it.")  # fmt: skip
+    for e in ([truth] if truth is not None else []) + models:
+        if e["model"] in blocks:
+            block = blocks[e["model"]]
+            if e["model"] == TRUTH:
+                cells = _held_out_cells(block, None)
+                table.add("truth B (noise floor)", cells if block.get("skipped") else cells[:-1] + [""], css=TRUTH)
+            else:
+                table.add(e["model"], _held_out_cells(block, floor))
+    return table
+
+
 #: the table builders, in the order the section shows them
 BUILDERS: tuple[Callable[[str, list[dict]], PhysicsTable | list[PhysicsTable] | None], ...] = (
-    lineshape_table, calo_tables, unweighting_table)
+    lineshape_table, calo_tables, unweighting_table, held_out_energy_table)
 
 
 def physics_tables(dataset: str, entries: list[dict]) -> list[PhysicsTable]:
