@@ -87,7 +87,18 @@ MIXTURE_SHORTFALLS = {
     "gan": "AUC 0.786 (mode fractions 0.24-0.27) after 60, 100 or 150 epochs: the sliced-Wasserstein "
            "validation keeps epoch 22",
     "wgan": "AUC 0.943 after 60 epochs, 0.814 after 150 (68 s)",
+    # Trained from the density, the IAF's forward KL is estimated on its own draws: a mode
+    # that q thins out gets few draws, hence little gradient, and can stay starved. Whether
+    # it does depends on the seed and on the CPU's floating point: seed 0 learnt all four
+    # modes on the Intel Xeon of 2026-12-06, and one of seeds 0-5 (seed 5) did on an AMD
+    # EPYC on 2026-12-07. So this family's check runs seeds 0-5 and must fail on one of them.
+    "iaf": "on an AMD EPYC, seeds 0-5: AUC 0.621, 0.628, 0.641, 0.600, 0.659, 0.594, weakest mode 0.18, 0.18, "
+           "0.07, 0.24, 0.12, 0.23 (seed 5 passes); "
+           "also tried there, each failing in 1-4 of seeds 0-3: 40 epochs, lr 2e-3, lr 5e-4 x 40 epochs, "
+           "batch 4096, 8 transforms, 8 transforms at batch 4096 or 128 units, the spline transform",
 }
+#: The families whose mixture check runs over these training seeds (one failing is a failure).
+SEED_SPREAD = {"iaf": range(6)}
 
 
 #: Hyperparameters of the condition check only.
@@ -258,24 +269,28 @@ def test_card_describes_the_class(name):
 _TRAINED: dict[str, Generator] = {}
 
 
-def trained_on_the_mixture(name: str) -> Generator:
-    """The family trained on the mixture (from its density when it trains on one); cached,
-    so that the density check reuses the model the learning check trained."""
-    if name in _TRAINED:
-        return _TRAINED[name]
+def train_on_the_mixture(name: str, seed: int = 0) -> Generator:
+    """The family trained on the mixture (from its density when it trains on one)."""
     cls, r = FAMILIES[name], recipe(name)
-    torch.manual_seed(0)
+    torch.manual_seed(seed)
     model = make(name, 2)
-    settings = TrainSettings(seed=0, patience=10**6, **r.settings)
+    settings = TrainSettings(seed=seed, patience=10**6, **r.settings)
     if cls.trains_on_density:
         log = fit_density(model, mixture_log_density, settings, log=QUIET)
     else:
-        rng = np.random.default_rng(0)
+        rng = np.random.default_rng(seed)
         shift = space_shift(name)
         log = fit(model, mixture(8000, rng) + shift, mixture(2000, rng) + shift, settings=settings, log=QUIET)
     assert not log.diverged, f"{name} diverged: {log.divergence_reason}"
-    _TRAINED[name] = model
     return model
+
+
+def trained_on_the_mixture(name: str) -> Generator:
+    """:func:`train_on_the_mixture` at seed 0, cached, so that the density check reuses the
+    model the learning check trained."""
+    if name not in _TRAINED:
+        _TRAINED[name] = train_on_the_mixture(name)
+    return _TRAINED[name]
 
 
 @pytest.mark.slow
@@ -286,9 +301,10 @@ def test_family_learns_a_four_mode_mixture(name):
     torch.manual_seed(0)
     untrained_ok, untrained = learns_the_mixture(draw(make(name, 2), N_EVAL) - shift, truth)
     assert not untrained_ok, f"the untrained {name} should fail the check ({untrained})"
-    model = trained_on_the_mixture(name)
-    ok, verdict = learns_the_mixture(draw(model, N_EVAL) - shift, truth)
-    assert ok, f"{name} did not learn the mixture: {verdict}"
+    for seed in SEED_SPREAD.get(name, [0]):
+        model = trained_on_the_mixture(name) if seed == 0 else train_on_the_mixture(name, seed)
+        ok, verdict = learns_the_mixture(draw(model, N_EVAL) - shift, truth)
+        assert ok, f"{name} did not learn the mixture at training seed {seed}: {verdict}"
 
 
 def mass_on_a_grid(model: Generator, shift: float = 0.0, half_width: float = 7.0, step: float = 0.1) -> float:
