@@ -221,28 +221,22 @@ def unweighting_table(dataset: str, entries: list[dict]) -> PhysicsTable | None:
 # ---------------------------------------------------------------- leave-one-energy-out
 
 
-def _auc_within_floor(block: Mapping, floor: Mapping | None, value_key: str, error_key: str) -> bool | None:
+#: the two AUCs of ``held_out_energy_auc``: (name in the verdict, value key, error key)
+_HELD_OUT_AUCS = (("voxels", "value", "error"), ("high-level", "auc_high_level", "auc_high_level_error"))
+
+
+def _held_out_verdict(block: Mapping, floor: Mapping | None) -> str:
+    """Whether each AUC is within truth B's floor, as the ranking's floor column decides it."""
     from hepgenbench.report import within_noise_floor
 
-    value, truth_value = finite_or_none(block.get(value_key)), finite_or_none((floor or {}).get(value_key))
-    if value is None or truth_value is None:
-        return None
-    return within_noise_floor(value, block.get(error_key) or 0.0, truth_value, floor.get(error_key) or 0.0, "half")
-
-
-def _held_out_cells(block: Mapping, floor: Mapping | None) -> list[str]:
-    counts = f"{block.get('n_truth', '—')} / {block.get('n_generated', '—')}"
-    if block.get("skipped"):
-        return [counts, "—", "—", block["skipped"]]
-    verdicts = [_auc_within_floor(block, floor, "value", "error"),
-                _auc_within_floor(block, floor, "auc_high_level", "auc_high_level_error")]  # fmt: skip
-    if None in verdicts:
-        verdict = "—"
-    else:
-        off = [what for what, ok in zip(("voxels", "high-level"), verdicts, strict=True) if not ok]
-        verdict = ("beyond the floor: " + ", ".join(off)) if off else "within the floor"
-    return [counts, _ve(block.get("value"), block.get("error")),
-            _ve(block.get("auc_high_level"), block.get("auc_high_level_error")), verdict]  # fmt: skip
+    off = []
+    for what, key, error_key in _HELD_OUT_AUCS:
+        value, truth_value = finite_or_none(block.get(key)), finite_or_none((floor or {}).get(key))
+        if value is None or truth_value is None:
+            return "—"
+        if not within_noise_floor(value, block.get(error_key) or 0.0, truth_value, floor.get(error_key) or 0.0, "half"):
+            off.append(what)
+    return ("beyond the floor: " + ", ".join(off)) if off else "within the floor"
 
 
 def held_out_energy_table(dataset: str, entries: list[dict]) -> PhysicsTable | None:
@@ -253,23 +247,27 @@ def held_out_energy_table(dataset: str, entries: list[dict]) -> PhysicsTable | N
         return None
     floor = blocks.get(TRUTH)
     energy = finite_or_none(next(iter(blocks.values())).get("energy_mev"))
+    energy_gev = _fixed(None if energy is None else energy / 1e3, ".4g")
     table = PhysicsTable(
         f"heldoutenergy-{dataset}", "Interpolation: the incident energy left out of training",
         ["sample", "showers (truth A / sample)", "voxel AUC", "high-level AUC", "verdict"],
-        note=f"The conditional models trained without the showers at E_inc = {_fixed(None if energy is None else energy / 1e3, '.4g')} GeV "
+        note=f"The conditional models trained without the showers at E_inc = {energy_gev} GeV "
              "(training.leave_out_energy) and generated showers there, conditioned on truth A's energies. Each AUC is "
              "the C2ST of those showers against truth A's at that energy, on the voxels and on the high-level "
              "features. Truth B's row, an independent truth sample at the same energy, is the noise floor: a model is "
              "within it when its AUC's distance from 0.5 is at most truth B's + 2σ (σ combining both errors), as the "
              "ranking's floor column has it.")  # fmt: skip
     for e in ([truth] if truth is not None else []) + models:
-        if e["model"] in blocks:
-            block = blocks[e["model"]]
-            if e["model"] == TRUTH:
-                cells = _held_out_cells(block, None)
-                table.add("truth B (noise floor)", cells if block.get("skipped") else cells[:-1] + [""], css=TRUTH)
-            else:
-                table.add(e["model"], _held_out_cells(block, floor))
+        if e["model"] not in blocks:
+            continue
+        block, is_truth = blocks[e["model"]], e["model"] == TRUTH
+        counts = f"{block.get('n_truth', '—')} / {block.get('n_generated', '—')}"
+        if block.get("skipped"):
+            cells = [counts, "—", "—", block["skipped"]]
+        else:
+            cells = [counts, *(_ve(block.get(key), block.get(error_key)) for _, key, error_key in _HELD_OUT_AUCS),
+                     "" if is_truth else _held_out_verdict(block, floor)]
+        table.add("truth B (noise floor)" if is_truth else e["model"], cells, css=TRUTH if is_truth else "model")
     return table
 
 
